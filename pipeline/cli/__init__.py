@@ -1,0 +1,1 @@
+"""The ``fmcg`` command line: thin wiring over the pipeline's stages and the local runtime."""

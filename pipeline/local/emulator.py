@@ -1,0 +1,150 @@
+"""The embedded AWS emulator: moto in server mode on 127.0.0.1, as a background process.
+
+Everything talks to it over HTTP through the standard ``AWS_ENDPOINT_URL``, exactly as it
+would talk to AWS. It binds loopback only and picks a free port.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.session
+from botocore.config import Config
+
+from pipeline.errors import ConfigurationError, TransientError
+
+HOST = "127.0.0.1"
+REGION = "us-east-1"
+#: The emulator accepts any credentials; these make sure no real ones are ever picked up.
+LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def local_environment(endpoint_url: str) -> dict[str, str]:
+    """Environment variables that point any AWS SDK at the emulator."""
+    return {
+        "AWS_ENDPOINT_URL": endpoint_url,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        **LOCAL_CREDENTIALS,
+        # Never read the user's profiles: a typo must not reach a real account.
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+
+
+class EndpointSession(boto3.session.Session):
+    """A boto3 session whose clients and resources all go to one endpoint URL."""
+
+    def __init__(self, endpoint_url: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.endpoint_url = endpoint_url
+
+    def client(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        kwargs.setdefault("endpoint_url", self.endpoint_url)
+        return super().client(*args, **kwargs)
+
+    def resource(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        kwargs.setdefault("endpoint_url", self.endpoint_url)
+        return super().resource(*args, **kwargs)
+
+
+def aws_session(endpoint_url: str | None) -> boto3.session.Session:
+    """A boto3 session whose clients all go to ``endpoint_url`` (AWS when ``None``).
+
+    Uses botocore's standard retry mode, so throttling and 5xx are retried with backoff.
+    """
+    core = botocore.session.Session()
+    core.set_default_client_config(Config(retries={"mode": "standard", "max_attempts": 5}))
+    if endpoint_url is None:
+        return boto3.session.Session(botocore_session=core)
+    return EndpointSession(
+        endpoint_url,
+        botocore_session=core,
+        region_name=REGION,
+        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
+def wait_ready(endpoint_url: str, timeout_s: float = 30.0) -> None:
+    """Block until the emulator answers HTTP, or raise :class:`TransientError`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{endpoint_url}/moto-api/data.json", timeout=2):
+                return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.1)
+    raise TransientError(f"emulator at {endpoint_url} did not become ready in {timeout_s}s")
+
+
+def start_server(log_path: Path | None = None, port: int | None = None) -> tuple[int, str]:
+    """Start ``moto.server`` on 127.0.0.1 in its own session; return (pid, endpoint_url)."""
+    port = port or free_port()
+    endpoint_url = f"http://{HOST}:{port}"
+    log: Any = log_path.open("ab") if log_path else subprocess.DEVNULL
+    env = {**os.environ, **LOCAL_CREDENTIALS}
+    proc = subprocess.Popen(  # noqa: S603 - fixed argv, our own interpreter
+        [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        wait_ready(endpoint_url)
+    except TransientError:
+        proc.kill()
+        raise
+    return proc.pid, endpoint_url
+
+
+def stop_server(pid: int, timeout_s: float = 10.0) -> None:
+    """Stop the emulator process (TERM, then KILL)."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not is_running(pid):
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+
+
+def is_running(pid: int) -> bool:
+    """Whether ``pid`` is alive (and not a zombie we started)."""
+    try:
+        waited, _ = os.waitpid(pid, os.WNOHANG)
+        if waited == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError as e:
+        raise ConfigurationError(f"process {pid} belongs to someone else") from e
+    return True

@@ -1,0 +1,298 @@
+"""Provision the embedded emulator from ``infra/template.yaml`` and nothing else.
+
+Each supported resource type has one small function that creates it through the AWS API
+(so the emulator is driven exactly as AWS would be) and returns its ``Ref`` value and the
+attributes ``Fn::GetAtt`` may ask for. Resources that have no local counterpart (IAM roles,
+functions, the API, VPC, alarms) are recorded as not emulated: functions run in-process
+through ``fmcg local invoke`` and the local poller instead.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from pipeline.errors import ConfigurationError
+from pipeline.local.template import (
+    DEFAULT_TEMPLATE,
+    ResolveContext,
+    Unresolved,
+    load_template,
+    parameter_defaults,
+    resolve,
+)
+
+Provisioned = tuple[str, dict[str, str]]
+Creator = Callable[[boto3.session.Session, str, dict[str, Any], "ResolveContext"], Provisioned]
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One template resource as it exists locally."""
+
+    logical_id: str
+    type: str
+    ref: str
+    attributes: dict[str, str]
+    emulated: bool
+
+
+def _arn(service: str, ctx: ResolveContext, resource: str) -> str:
+    return f"arn:aws:{service}:{ctx.region}:{ctx.account_id}:{resource}"
+
+
+def _kinesis_stream(s: boto3.session.Session, lid: str, p: dict[str, Any], ctx: ResolveContext
+                    ) -> Provisioned:
+    name = p["Name"]
+    kinesis = s.client("kinesis")
+    kinesis.create_stream(StreamName=name, ShardCount=int(p.get("ShardCount", 1)))
+    kinesis.get_waiter("stream_exists").wait(
+        StreamName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 100}
+    )
+    if "RetentionPeriodHours" in p and int(p["RetentionPeriodHours"]) > 24:
+        kinesis.increase_stream_retention_period(
+            StreamName=name, RetentionPeriodHours=int(p["RetentionPeriodHours"])
+        )
+    arn = _arn("kinesis", ctx, f"stream/{name}")
+    return name, {"Arn": arn}
+
+
+def _s3_bucket(s: boto3.session.Session, lid: str, p: dict[str, Any], ctx: ResolveContext
+               ) -> Provisioned:
+    name = p["BucketName"]
+    s3 = s.client("s3")
+    s3.create_bucket(Bucket=name)
+    if "BucketEncryption" in p:
+        s3.put_bucket_encryption(
+            Bucket=name,
+            ServerSideEncryptionConfiguration=p["BucketEncryption"][
+                "ServerSideEncryptionConfiguration"
+            ] and {"Rules": [
+                {"ApplyServerSideEncryptionByDefault": r["ServerSideEncryptionByDefault"]}
+                for r in p["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+            ]},
+        )
+    if "PublicAccessBlockConfiguration" in p:
+        s3.put_public_access_block(
+            Bucket=name, PublicAccessBlockConfiguration=p["PublicAccessBlockConfiguration"]
+        )
+    return name, {"Arn": f"arn:aws:s3:::{name}", "DomainName": f"{name}.s3.amazonaws.com"}
+
+
+def _dynamodb_table(s: boto3.session.Session, lid: str, p: dict[str, Any], ctx: ResolveContext
+                    ) -> Provisioned:
+    name = p["TableName"]
+    ddb = s.client("dynamodb")
+    kwargs: dict[str, Any] = {
+        "TableName": name,
+        "AttributeDefinitions": p["AttributeDefinitions"],
+        "KeySchema": p["KeySchema"],
+        "BillingMode": p.get("BillingMode", "PAY_PER_REQUEST"),
+    }
+    if "GlobalSecondaryIndexes" in p:
+        kwargs["GlobalSecondaryIndexes"] = p["GlobalSecondaryIndexes"]
+    if p.get("SSESpecification", {}).get("SSEEnabled"):
+        kwargs["SSESpecification"] = {"Enabled": True}
+    arn = ddb.create_table(**kwargs)["TableDescription"]["TableArn"]
+    ttl = p.get("TimeToLiveSpecification")
+    if ttl and ttl.get("Enabled"):
+        ddb.update_time_to_live(
+            TableName=name,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]},
+        )
+    pitr = p.get("PointInTimeRecoverySpecification", {})
+    if pitr.get("PointInTimeRecoveryEnabled"):
+        ddb.update_continuous_backups(
+            TableName=name,
+            PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+        )
+    return name, {"Arn": arn}
+
+
+def _sqs_queue(s: boto3.session.Session, lid: str, p: dict[str, Any], ctx: ResolveContext
+               ) -> Provisioned:
+    name = p["QueueName"]
+    attributes = {
+        k: str(p[k]) for k in ("MessageRetentionPeriod", "VisibilityTimeout") if k in p
+    }
+    url = s.client("sqs").create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+    return url, {"Arn": _arn("sqs", ctx, name), "QueueName": name, "QueueUrl": url}
+
+
+def _sns_topic(s: boto3.session.Session, lid: str, p: dict[str, Any], ctx: ResolveContext
+               ) -> Provisioned:
+    name = p["TopicName"]
+    sns = s.client("sns")
+    arn = sns.create_topic(Name=name)["TopicArn"]
+    for sub in p.get("Subscription", []):
+        sns.subscribe(TopicArn=arn, Protocol=sub["Protocol"], Endpoint=sub["Endpoint"])
+    return arn, {"TopicName": name, "TopicArn": arn}
+
+
+def _glue_database(s: boto3.session.Session, lid: str, p: dict[str, Any], ctx: ResolveContext
+                   ) -> Provisioned:
+    database_input = p["DatabaseInput"]
+    s.client("glue").create_database(DatabaseInput=database_input)
+    return database_input["Name"], {}
+
+
+def _glue_table(s: boto3.session.Session, lid: str, p: dict[str, Any], ctx: ResolveContext
+                ) -> Provisioned:
+    table_input = p["TableInput"]
+    s.client("glue").create_table(DatabaseName=p["DatabaseName"], TableInput=table_input)
+    return table_input["Name"], {}
+
+
+def _glue_job(s: boto3.session.Session, lid: str, p: dict[str, Any], ctx: ResolveContext
+              ) -> Provisioned:
+    s.client("glue").create_job(
+        Name=p["Name"], Role=p["Role"], Command=p["Command"],
+        DefaultArguments=p.get("DefaultArguments", {}),
+    )
+    return p["Name"], {}
+
+
+def _user_pool(s: boto3.session.Session, lid: str, p: dict[str, Any], ctx: ResolveContext
+               ) -> Provisioned:
+    kwargs: dict[str, Any] = {"PoolName": p["UserPoolName"]}
+    if "Policies" in p:
+        kwargs["Policies"] = p["Policies"]
+    if "AdminCreateUserConfig" in p:
+        kwargs["AdminCreateUserConfig"] = p["AdminCreateUserConfig"]
+    pool = s.client("cognito-idp").create_user_pool(**kwargs)["UserPool"]
+    provider = f"cognito-idp.{ctx.region}.amazonaws.com/{pool['Id']}"
+    return pool["Id"], {"Arn": pool["Arn"], "ProviderName": provider,
+                        "ProviderURL": f"https://{provider}"}
+
+
+def _user_pool_client(s: boto3.session.Session, lid: str, p: dict[str, Any],
+                      ctx: ResolveContext) -> Provisioned:
+    client = s.client("cognito-idp").create_user_pool_client(
+        UserPoolId=p["UserPoolId"],
+        ClientName=p["ClientName"],
+        GenerateSecret=bool(p.get("GenerateSecret", False)),
+        ExplicitAuthFlows=p.get("ExplicitAuthFlows", []),
+    )["UserPoolClient"]
+    return client["ClientId"], {}
+
+
+def _user_pool_group(s: boto3.session.Session, lid: str, p: dict[str, Any],
+                     ctx: ResolveContext) -> Provisioned:
+    s.client("cognito-idp").create_group(
+        GroupName=p["GroupName"], UserPoolId=p["UserPoolId"],
+        Description=p.get("Description", ""),
+    )
+    return p["GroupName"], {}
+
+
+def _athena_workgroup(s: boto3.session.Session, lid: str, p: dict[str, Any],
+                      ctx: ResolveContext) -> Provisioned:
+    config = p.get("WorkGroupConfiguration", {})
+    s.client("athena").create_work_group(
+        Name=p["Name"],
+        Configuration={"ResultConfiguration": config.get("ResultConfiguration", {})},
+    )
+    return p["Name"], {}
+
+
+def _athena_named_query(s: boto3.session.Session, lid: str, p: dict[str, Any],
+                        ctx: ResolveContext) -> Provisioned:
+    kwargs = {"Name": p["Name"], "Database": p["Database"], "QueryString": p["QueryString"]}
+    if "WorkGroup" in p:
+        kwargs["WorkGroup"] = p["WorkGroup"]
+    if "Description" in p:
+        kwargs["Description"] = p["Description"]
+    query_id = s.client("athena").create_named_query(**kwargs)["NamedQueryId"]
+    return query_id, {"NamedQueryId": query_id}
+
+
+CREATORS: dict[str, Creator] = {
+    "AWS::Kinesis::Stream": _kinesis_stream,
+    "AWS::S3::Bucket": _s3_bucket,
+    "AWS::DynamoDB::Table": _dynamodb_table,
+    "AWS::SQS::Queue": _sqs_queue,
+    "AWS::SNS::Topic": _sns_topic,
+    "AWS::Glue::Database": _glue_database,
+    "AWS::Glue::Table": _glue_table,
+    "AWS::Glue::Job": _glue_job,
+    "AWS::Cognito::UserPool": _user_pool,
+    "AWS::Cognito::UserPoolClient": _user_pool_client,
+    "AWS::Cognito::UserPoolGroup": _user_pool_group,
+    "AWS::Athena::WorkGroup": _athena_workgroup,
+    "AWS::Athena::NamedQuery": _athena_named_query,
+}
+
+
+def _placeholder(logical_id: str, resource_type: str, ctx: ResolveContext) -> Provisioned:
+    """Ref and attributes of a resource with no local counterpart (a role, a function)."""
+    arn = _arn(resource_type.split("::")[1].lower(), ctx, f"local/{logical_id}")
+    return logical_id, {"Arn": arn}
+
+
+def provision(
+    session: boto3.session.Session,
+    *,
+    stack_name: str,
+    template_path: Path | str = DEFAULT_TEMPLATE,
+    parameters: dict[str, Any] | None = None,
+) -> tuple[ResolveContext, dict[str, Resource]]:
+    """Create every emulated resource of the template, dependencies first."""
+    template = load_template(template_path)
+    ctx = ResolveContext(
+        stack_name=stack_name,
+        parameters={**parameter_defaults(template), **(parameters or {})},
+        region=session.region_name or "us-east-1",
+    )
+    pending = dict(template["Resources"])
+    done: dict[str, Resource] = {}
+    # Non-emulated resources resolve to placeholders up front so that emulated ones may
+    # reference them (a Glue job's role ARN, say).
+    for logical_id, spec in list(pending.items()):
+        if spec["Type"] not in CREATORS:
+            ref, attrs = _placeholder(logical_id, spec["Type"], ctx)
+            ctx.refs[logical_id], ctx.attributes[logical_id] = ref, attrs
+            done[logical_id] = Resource(logical_id, spec["Type"], ref, attrs, emulated=False)
+            del pending[logical_id]
+    while pending:
+        progressed = False
+        for logical_id, spec in list(pending.items()):
+            try:
+                props = resolve(spec.get("Properties", {}), ctx)
+            except Unresolved:
+                continue
+            ref, attrs = CREATORS[spec["Type"]](session, logical_id, props, ctx)
+            ctx.refs[logical_id], ctx.attributes[logical_id] = ref, attrs
+            done[logical_id] = Resource(logical_id, spec["Type"], ref, attrs, emulated=True)
+            del pending[logical_id]
+            progressed = True
+        if not progressed:
+            raise ConfigurationError(
+                "template references that cannot be resolved: " + ", ".join(sorted(pending))
+            )
+    return ctx, done
+
+
+def function_environment(
+    template: dict[str, Any], ctx: ResolveContext, logical_id: str
+) -> dict[str, str]:
+    """The environment variables the template gives one function (Globals merged in)."""
+    resources = template["Resources"]
+    if logical_id not in resources:
+        raise ConfigurationError(f"no resource {logical_id} in the template")
+    global_vars = (
+        template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+    )
+    own = resources[logical_id].get("Properties", {}).get("Environment", {}).get("Variables", {})
+    return {k: str(v) for k, v in resolve({**global_vars, **own}, ctx).items()}
+
+
+def dumps_resources(resources: dict[str, Resource]) -> str:
+    """JSON for the state file."""
+    return json.dumps(
+        {lid: r.__dict__ for lid, r in resources.items()}, indent=2, sort_keys=True
+    )

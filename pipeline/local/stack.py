@@ -1,0 +1,146 @@
+"""A provisioned local stack: names from the template, a state file, the environment.
+
+``fmcg local up`` writes the state file; every other ``fmcg`` command reads it to find the
+emulator and the resource names, so nothing keeps a second list of names.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from pipeline.errors import ConfigurationError
+from pipeline.local.emulator import aws_session, local_environment
+from pipeline.local.provision import Resource, function_environment, provision
+from pipeline.local.template import DEFAULT_TEMPLATE, ResolveContext, load_template, resolve
+
+STATE_DIR_VARIABLE = "FMCG_HOME"
+DEFAULT_STACK_NAME = "fmcg"
+
+
+def state_dir() -> Path:
+    """Where ``fmcg local`` keeps its state file and logs (``$FMCG_HOME`` or ``./.fmcg``)."""
+    return Path(os.environ.get(STATE_DIR_VARIABLE, ".fmcg")).resolve()
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).upper()
+
+
+@dataclass
+class LocalStack:
+    """The resources of one template provisioned on one emulator."""
+
+    endpoint_url: str
+    stack_name: str
+    template_path: str
+    parameters: dict[str, Any]
+    resources: dict[str, Resource]
+    pid: int | None = None
+    _template: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def create(
+        cls,
+        endpoint_url: str,
+        *,
+        stack_name: str = DEFAULT_STACK_NAME,
+        template_path: Path | str = DEFAULT_TEMPLATE,
+        parameters: dict[str, Any] | None = None,
+        pid: int | None = None,
+    ) -> LocalStack:
+        """Provision every resource of the template on the emulator at ``endpoint_url``."""
+        ctx, resources = provision(
+            aws_session(endpoint_url),
+            stack_name=stack_name,
+            template_path=template_path,
+            parameters=parameters,
+        )
+        return cls(endpoint_url, stack_name, str(Path(template_path).resolve()),
+                   ctx.parameters, resources, pid)
+
+    # ------------------------------------------------------------------ names
+    @property
+    def template(self) -> dict[str, Any]:
+        if self._template is None:
+            self._template = load_template(self.template_path)
+        return self._template
+
+    def context(self) -> ResolveContext:
+        return ResolveContext(
+            stack_name=self.stack_name,
+            parameters=dict(self.parameters),
+            refs={lid: r.ref for lid, r in self.resources.items()},
+            attributes={lid: dict(r.attributes) for lid, r in self.resources.items()},
+        )
+
+    def ref(self, logical_id: str) -> str:
+        """The ``Ref`` value of a resource (a name, a URL or an id)."""
+        if logical_id not in self.resources:
+            raise ConfigurationError(f"no resource {logical_id} in {self.template_path}")
+        return self.resources[logical_id].ref
+
+    def function_environment(self, logical_id: str) -> dict[str, str]:
+        """The variables the template sets on ``logical_id``, resolved to local names."""
+        return function_environment(self.template, self.context(), logical_id)
+
+    def job_arguments(self, logical_id: str) -> dict[str, str]:
+        """A Glue job's ``DefaultArguments`` resolved to local names (``--name`` keys)."""
+        props = self.template["Resources"][logical_id]["Properties"]
+        args = resolve(props.get("DefaultArguments", {}), self.context())
+        return {k: str(v) for k, v in args.items()}
+
+    def job_script(self, logical_id: str) -> Path:
+        """The local path of a Glue job's script (``Command.ScriptLocation``)."""
+        location = self.template["Resources"][logical_id]["Properties"]["Command"][
+            "ScriptLocation"
+        ]
+        return (Path(self.template_path).parent / location).resolve()
+
+    def names(self) -> dict[str, str]:
+        """Every name the project uses: the functions' variables and the outputs."""
+        ctx = self.context()
+        names: dict[str, str] = {}
+        for logical_id, spec in self.template["Resources"].items():
+            if spec["Type"] == "AWS::Serverless::Function":
+                env = function_environment(self.template, ctx, logical_id)
+                names.update({k: v for k, v in env.items() if not k.startswith("POWERTOOLS")})
+        for output, spec in self.template.get("Outputs", {}).items():
+            names[_snake(output)] = str(resolve(spec["Value"], ctx))
+        return dict(sorted(names.items()))
+
+    def environment(self) -> dict[str, str]:
+        """What ``fmcg local status`` exports: the endpoint, credentials and every name."""
+        return {**local_environment(self.endpoint_url), **self.names()}
+
+    def session(self) -> boto3.session.Session:
+        return aws_session(self.endpoint_url)
+
+    # ------------------------------------------------------------------ state
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        body = {
+            "endpoint_url": self.endpoint_url,
+            "stack_name": self.stack_name,
+            "template_path": self.template_path,
+            "parameters": self.parameters,
+            "pid": self.pid,
+            "resources": {lid: r.__dict__ for lid, r in self.resources.items()},
+        }
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(body, indent=2, sort_keys=True))
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> LocalStack:
+        if not path.is_file():
+            raise ConfigurationError(f"no local stack: {path} is missing (run `fmcg local up`)")
+        body = json.loads(path.read_text())
+        resources = {lid: Resource(**r) for lid, r in body.pop("resources").items()}
+        return cls(resources=resources, **body)
