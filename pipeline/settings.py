@@ -8,10 +8,13 @@ the same code runs on AWS and on the embedded emulator: only values differ.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pipeline.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 SALES_STREAM_NAME = "SALES_STREAM_NAME"
 RAW_BUCKET = "RAW_BUCKET"

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 from pipeline.local.emulator import local_environment, start_server, stop_server
 from pipeline.local.stack import LocalStack
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 
 @pytest.fixture(scope="session")

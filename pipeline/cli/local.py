@@ -14,7 +14,9 @@ from pipeline.local.emulator import is_running, start_server, stop_server
 from pipeline.local.stack import DEFAULT_STACK_NAME, LocalStack, state_dir
 from pipeline.local.template import DEFAULT_TEMPLATE
 
-app = typer.Typer(help="The embedded AWS emulator (moto server on 127.0.0.1).", no_args_is_help=True)
+app = typer.Typer(
+    help="The embedded AWS emulator (moto server on 127.0.0.1).", no_args_is_help=True
+)
 
 
 def state_file() -> Path:

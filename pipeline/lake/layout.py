@@ -7,8 +7,10 @@ instead of adding a duplicate.
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from datetime import date, datetime
 
 RAW_SALES_PREFIX: Final = "sales/"
 QUARANTINE_PREFIX: Final = "quarantine/"
@@ -21,7 +23,8 @@ def _day_path(day: date) -> str:
 
 def raw_key(shard_id: str, first_sequence: str, last_sequence: str, arrival: datetime) -> str:
     """``sales/YYYY/MM/DD/<shardId>-<firstSeq>-<lastSeq>.json`` by arrival date."""
-    return f"{RAW_SALES_PREFIX}{_day_path(arrival.date())}/{shard_id}-{first_sequence}-{last_sequence}.json"
+    day = _day_path(arrival.date())
+    return f"{RAW_SALES_PREFIX}{day}/{shard_id}-{first_sequence}-{last_sequence}.json"
 
 
 def quarantine_key(

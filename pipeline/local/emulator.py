@@ -14,14 +14,16 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import botocore.session
 from botocore.config import Config
 
 from pipeline.errors import ConfigurationError, TransientError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 HOST = "127.0.0.1"
 REGION = "us-east-1"

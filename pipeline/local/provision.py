@@ -12,8 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 
@@ -26,6 +25,9 @@ from pipeline.local.template import (
     parameter_defaults,
     resolve,
 )
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 Provisioned = tuple[str, dict[str, str]]
 Creator = Callable[[boto3.session.Session, str, dict[str, Any], "ResolveContext"], Provisioned]
@@ -52,7 +54,7 @@ def _kinesis_stream(s: boto3.session.Session, lid: str, p: dict[str, Any], ctx: 
     kinesis = s.client("kinesis")
     kinesis.create_stream(StreamName=name, ShardCount=int(p.get("ShardCount", 1)))
     kinesis.get_waiter("stream_exists").wait(
-        StreamName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 100}
+        StreamName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30}
     )
     if "RetentionPeriodHours" in p and int(p["RetentionPeriodHours"]) > 24:
         kinesis.increase_stream_retention_period(
@@ -68,15 +70,11 @@ def _s3_bucket(s: boto3.session.Session, lid: str, p: dict[str, Any], ctx: Resol
     s3 = s.client("s3")
     s3.create_bucket(Bucket=name)
     if "BucketEncryption" in p:
-        s3.put_bucket_encryption(
-            Bucket=name,
-            ServerSideEncryptionConfiguration=p["BucketEncryption"][
-                "ServerSideEncryptionConfiguration"
-            ] and {"Rules": [
-                {"ApplyServerSideEncryptionByDefault": r["ServerSideEncryptionByDefault"]}
-                for r in p["BucketEncryption"]["ServerSideEncryptionConfiguration"]
-            ]},
-        )
+        rules: Any = [
+            {"ApplyServerSideEncryptionByDefault": r["ServerSideEncryptionByDefault"]}
+            for r in p["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+        ]
+        s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})
     if "PublicAccessBlockConfiguration" in p:
         s3.put_public_access_block(
             Bucket=name, PublicAccessBlockConfiguration=p["PublicAccessBlockConfiguration"]
@@ -117,7 +115,7 @@ def _dynamodb_table(s: boto3.session.Session, lid: str, p: dict[str, Any], ctx: 
 def _sqs_queue(s: boto3.session.Session, lid: str, p: dict[str, Any], ctx: ResolveContext
                ) -> Provisioned:
     name = p["QueueName"]
-    attributes = {
+    attributes: Any = {
         k: str(p[k]) for k in ("MessageRetentionPeriod", "VisibilityTimeout") if k in p
     }
     url = s.client("sqs").create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]

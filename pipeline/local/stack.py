@@ -11,14 +11,15 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import boto3
+from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import ConfigurationError
 from pipeline.local.emulator import aws_session, local_environment
 from pipeline.local.provision import Resource, function_environment, provision
 from pipeline.local.template import DEFAULT_TEMPLATE, ResolveContext, load_template, resolve
+
+if TYPE_CHECKING:
+    import boto3
 
 STATE_DIR_VARIABLE = "FMCG_HOME"
 DEFAULT_STACK_NAME = "fmcg"
@@ -98,9 +99,9 @@ class LocalStack:
 
     def job_script(self, logical_id: str) -> Path:
         """The local path of a Glue job's script (``Command.ScriptLocation``)."""
-        location = self.template["Resources"][logical_id]["Properties"]["Command"][
-            "ScriptLocation"
-        ]
+        location = str(
+            self.template["Resources"][logical_id]["Properties"]["Command"]["ScriptLocation"]
+        )
         return (Path(self.template_path).parent / location).resolve()
 
     def names(self) -> dict[str, str]:

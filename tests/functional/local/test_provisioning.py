@@ -1,0 +1,117 @@
+"""Provisioning the emulator from infra/template.yaml, and only from it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+from pipeline.local.stack import LocalStack
+from pipeline.local.template import DEFAULT_TEMPLATE
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def test_given_template_when_provisioned_then_every_declared_resource_exists(stack) -> None:
+    session = stack.session()
+    stream = session.client("kinesis").describe_stream_summary(
+        StreamName=stack.ref("SalesStream")
+    )["StreamDescriptionSummary"]
+    assert stream["OpenShardCount"] == int(stack.parameters["ShardCount"])
+    buckets = {b["Name"] for b in session.client("s3").list_buckets()["Buckets"]}
+    assert {stack.ref("RawBucket"), stack.ref("CuratedBucket")} <= buckets
+    ddb = session.client("dynamodb")
+    table = ddb.describe_table(TableName=stack.ref("ForecastTable"))["Table"]
+    assert [k["AttributeName"] for k in table["KeySchema"]] == ["PK", "SK"]
+    ttl = ddb.describe_time_to_live(TableName=stack.ref("ForecastTable"))
+    assert ttl["TimeToLiveDescription"]["AttributeName"] == "ttl"
+    glue = session.client("glue")
+    assert glue.get_database(Name=stack.ref("LakeDatabase"))["Database"]["Name"]
+    sales = glue.get_table(DatabaseName=stack.ref("LakeDatabase"), Name="sales")["Table"]
+    assert [k["Name"] for k in sales["PartitionKeys"]] == ["year", "month", "day"]
+    assert sales["Parameters"]["projection.enabled"] == "true"
+    groups = session.client("cognito-idp").list_groups(UserPoolId=stack.ref("UserPool"))
+    assert {g["GroupName"] for g in groups["Groups"]} >= {
+        "AdminGroup", "PlannerGroup", "ViewerGroup"
+    }
+    assert session.client("sqs").get_queue_url(
+        QueueName=stack.resources["IngestFailureQueue"].attributes["QueueName"]
+    )["QueueUrl"] == stack.ref("IngestFailureQueue")
+
+
+def test_given_a_renamed_resource_in_a_template_copy_when_provisioned_then_the_name_follows(
+    emulator_url: str, tmp_path: Path
+) -> None:
+    original = DEFAULT_TEMPLATE.read_text()
+    assert 'Name: !Sub "${AWS::StackName}-sales"' in original
+    renamed = original.replace(
+        'Name: !Sub "${AWS::StackName}-sales"', 'Name: !Sub "${AWS::StackName}-till-rolls"'
+    ).replace(
+        'TableName: !Sub "${AWS::StackName}-forecasts"',
+        'TableName: !Sub "${AWS::StackName}-demand-plan"',
+    )
+    copy = tmp_path / "infra" / "template.yaml"
+    copy.parent.mkdir()
+    copy.write_text(renamed)
+    name = f"r{uuid.uuid4().hex[:8]}"
+
+    stack = LocalStack.create(emulator_url, stack_name=name, template_path=copy)
+
+    assert stack.ref("SalesStream") == f"{name}-till-rolls"
+    assert stack.ref("ForecastTable") == f"{name}-demand-plan"
+    streams = stack.session().client("kinesis").list_streams()["StreamNames"]
+    assert f"{name}-till-rolls" in streams and f"{name}-sales" not in streams
+    assert stack.names()["FORECAST_TABLE"] == f"{name}-demand-plan"
+
+
+def test_given_a_parameter_override_when_provisioned_then_it_is_honoured(emulator_url) -> None:
+    stack = LocalStack.create(
+        emulator_url, stack_name=f"p{uuid.uuid4().hex[:8]}", parameters={"ShardCount": 1}
+    )
+    shards = stack.session().client("kinesis").list_shards(StreamName=stack.ref("SalesStream"))
+    assert len(shards["Shards"]) == 1
+
+
+def test_given_function_env_in_template_then_local_values_are_the_provisioned_names(stack) -> None:
+    env = stack.function_environment("IngestStreamFunction")
+    assert env["RAW_BUCKET"] == stack.ref("RawBucket")
+    assert stack.function_environment("GetForecastFunction")["FORECAST_TABLE"] == stack.ref(
+        "ForecastTable"
+    )
+
+
+def test_given_state_file_when_saved_and_loaded_then_stack_round_trips(stack, tmp_path) -> None:
+    path = tmp_path / "local.json"
+    stack.save(path)
+    loaded = LocalStack.load(path)
+    assert loaded.names() == stack.names()
+    assert json.loads(path.read_text())["endpoint_url"] == stack.endpoint_url
+
+
+def test_given_cli_when_up_status_down_then_exports_and_cleans_up(tmp_path) -> None:
+    env = {"FMCG_HOME": str(tmp_path / "state"), "PATH": "/usr/bin:/bin"}
+    fmcg = [sys.executable, "-m", "pipeline.cli.main"]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*fmcg, *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=120
+        )
+
+    try:
+        assert run("local", "up").returncode == 0
+        status = run("local", "status")
+        assert status.returncode == 0, status.stderr
+        exports = dict(
+            line.removeprefix("export ").split("=", 1) for line in status.stdout.splitlines()
+        )
+        assert exports["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
+        assert exports["SALES_STREAM_NAME"] == "fmcg-sales"
+        assert exports["RAW_BUCKET"] == "fmcg-raw-123456789012-us-east-1"
+    finally:
+        down = run("local", "down")
+    assert down.returncode == 0
+    after = run("local", "status")
+    assert after.returncode == 1
+    assert "no local stack" in after.stderr
