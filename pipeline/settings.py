@@ -71,6 +71,7 @@ class ApiSettings:
     forecast_table: str
     orders_table: str | None = None
     user_pool_id: str | None = None
+    raw_bucket: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ApiSettings:
@@ -79,4 +80,5 @@ class ApiSettings:
             forecast_table=require(env, FORECAST_TABLE),
             orders_table=env.get(ORDERS_TABLE) or None,
             user_pool_id=env.get(USER_POOL_ID) or None,
+            raw_bucket=env.get(RAW_BUCKET) or None,
         )

@@ -115,7 +115,8 @@ def validate_event(obj: Any, *, now: datetime | None = None) -> SalesEvent:
         _compiled_validator()(obj)
     except fastjsonschema.JsonSchemaValueException as e:
         field = (e.path[1] if e.path and len(e.path) > 1 else "") or str(e.name)
-        raise RejectedRecord("schema_violation", f"{field}: {e.message}"[:300]) from e
+        reason = "invalid_event_time" if field == "event_time" else "schema_violation"
+        raise RejectedRecord(reason, f"{field}: {e.message}"[:300]) from e
     for field, pattern in (
         ("event_id", _EVENT_ID),
         ("sku_id", _ID),

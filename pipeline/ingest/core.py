@@ -1,0 +1,189 @@
+"""The ingest core: one batch of stream records in, raw and quarantine objects out.
+
+Shared by the Lambda consumer and the KCL consumer. Bad data never fails a batch: every
+record that breaks the contract goes to the quarantine object with its reason code and
+raw bytes. Only store failures propagate (:class:`TransientError` means "retry the whole
+batch"), and they propagate before anything is acknowledged: the caller acknowledges the
+batch only when this function returns, that is after both puts succeeded.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from pipeline.contracts import MAX_RECORD_BYTES, parse_event
+from pipeline.errors import RejectedRecord
+from pipeline.ingest.decode import deaggregate
+from pipeline.ingest.inventory import observations
+from pipeline.lake import quarantine_key, raw_key
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from pipeline.contracts import SalesEvent
+    from pipeline.ingest.inventory import InventoryState
+    from pipeline.ingest.records import StreamRecord
+    from pipeline.ingest.store import RawStore
+
+_COMPACT = (",", ":")
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What one batch produced: counts, object keys, lag per valid event, stock-outs."""
+
+    records: int
+    events: int
+    valid: int
+    quarantined: Mapping[str, int]
+    raw_keys: tuple[str, ...] = ()
+    quarantine_keys: tuple[str, ...] = ()
+    lag_ms: tuple[float, ...] = ()
+    stockout_count: int | None = None
+
+    @property
+    def raw_key(self) -> str | None:
+        """The raw object of the batch (a Lambda batch comes from one shard)."""
+        return self.raw_keys[0] if self.raw_keys else None
+
+    @property
+    def quarantined_total(self) -> int:
+        return sum(self.quarantined.values())
+
+
+@dataclass
+class _ShardBatch:
+    records: list[StreamRecord] = field(default_factory=list)
+    lines: list[bytes] = field(default_factory=list)
+    rejects: list[bytes] = field(default_factory=list)
+    arrivals: list[datetime] = field(default_factory=list)
+    reasons: Counter[str] = field(default_factory=Counter)
+
+    def reject(self, record: StreamRecord, reason: str, detail: str) -> None:
+        self.rejects.append(quarantine_line(record, reason, detail))
+        self.reasons[reason] += 1
+
+
+def quarantine_line(record: StreamRecord, reason: str, detail: str) -> bytes:
+    """One NDJSON line of the quarantine object: the reason and everything to replay it."""
+    return json.dumps(
+        {
+            "reason": reason,
+            "detail": detail,
+            "shard_id": record.shard_id,
+            "sequence_number": record.sequence_number,
+            "sub_sequence": record.sub_sequence,
+            "partition_key": record.partition_key,
+            "approximate_arrival": record.approximate_arrival.isoformat(),
+            "data_b64": base64.b64encode(record.data).decode("ascii"),
+        },
+        separators=_COMPACT,
+    ).encode("ascii")
+
+
+def _raw_line(obj: Mapping[str, Any]) -> bytes:
+    # Re-serialised rather than copied: the raw line then holds exactly what was validated
+    # (a duplicate key or a pretty-printed newline in the producer's text cannot smuggle a
+    # different value or a broken NDJSON line past validation). ASCII-escaped, so lone
+    # surrogates that json.loads accepts stay encodable.
+    return json.dumps(obj, separators=_COMPACT).encode("ascii")
+
+
+def _split(record: StreamRecord, now: datetime, shard: _ShardBatch) -> list[SalesEvent]:
+    """Validate one Kinesis record's user records into ``shard``; return the valid events."""
+    if record.defect is not None:
+        shard.reject(record, record.defect, record.defect_detail)
+        return []
+    if len(record.data) > MAX_RECORD_BYTES:
+        detail = f"{len(record.data)} bytes > {MAX_RECORD_BYTES}"
+        shard.reject(record, "record_too_large", detail)
+        return []
+    try:
+        user_records = deaggregate(record)
+    except RejectedRecord as e:
+        shard.reject(record, e.reason, e.detail)
+        return []
+    valid: list[SalesEvent] = []
+    for user_record in user_records:
+        try:
+            event, obj = parse_event(user_record.data, now=now)
+        except RejectedRecord as e:
+            shard.reject(user_record, e.reason, e.detail)
+            continue
+        shard.lines.append(_raw_line(obj))
+        shard.arrivals.append(user_record.approximate_arrival)
+        valid.append(event)
+    return valid
+
+
+def ingest_batch(
+    records: Sequence[StreamRecord],
+    *,
+    store: RawStore,
+    now: datetime | None = None,
+    inventory: InventoryState | None = None,
+) -> IngestResult:
+    """Validate, quarantine and store one batch; return what it produced.
+
+    Valid events of each shard go to one NDJSON object under :func:`pipeline.lake.raw_key`,
+    rejected ones to one object under :func:`pipeline.lake.quarantine_key` (both keys are
+    deterministic, so a retried batch overwrites its own objects). ``now`` fixes the clock
+    for validation and lag (tests); by default validation uses the start of the batch and
+    lag the moment the objects are durable. Store and inventory failures propagate as
+    :class:`~pipeline.errors.TransientError` / ``TerminalError``; bad data never does.
+    """
+    started = now or datetime.now(UTC)
+    shards: dict[str, _ShardBatch] = {}
+    valid: list[SalesEvent] = []
+    events = 0
+    for record in records:
+        shard = shards.setdefault(record.shard_id, _ShardBatch())
+        shard.records.append(record)
+        before = len(shard.rejects)
+        found = _split(record, started, shard)
+        valid.extend(found)
+        events += len(found) + len(shard.rejects) - before
+
+    reasons: Counter[str] = Counter()
+    raw_keys: list[str] = []
+    quarantine_keys: list[str] = []
+    for shard_id, shard in shards.items():
+        first, last = shard.records[0], shard.records[-1]
+        key_args = (
+            shard_id,
+            first.sequence_number,
+            last.sequence_number,
+            first.approximate_arrival,
+        )
+        if shard.lines:
+            key = raw_key(*key_args)
+            store.put(key, b"\n".join(shard.lines) + b"\n")
+            raw_keys.append(key)
+        if shard.rejects:
+            key = quarantine_key(*key_args)
+            store.put(key, b"\n".join(shard.rejects) + b"\n")
+            quarantine_keys.append(key)
+            reasons.update(shard.reasons)
+
+    durable = now or datetime.now(UTC)
+    lag_ms = tuple(
+        max(0.0, (durable - arrival).total_seconds() * 1000.0)
+        for shard in shards.values()
+        for arrival in shard.arrivals
+    )
+    stockout_count = inventory.apply(observations(valid)) if inventory is not None else None
+    return IngestResult(
+        records=len(records),
+        events=events,
+        valid=len(valid),
+        quarantined=dict(reasons),
+        raw_keys=tuple(raw_keys),
+        quarantine_keys=tuple(quarantine_keys),
+        lag_ms=lag_ms,
+        stockout_count=stockout_count,
+    )

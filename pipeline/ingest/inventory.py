@@ -1,0 +1,269 @@
+"""Inventory state for StockoutCount: the latest known stock per SKU x location.
+
+StockoutCount is the number of pairs whose latest known stock is 0, which needs state
+beyond one batch. Each pair keeps the version ``(event_time, event_id)`` of the event that
+set its stock; only a strictly newer version replaces it, so re-delivered, retried and
+out-of-order events change nothing (ties on ``event_time`` go to the larger ``event_id``,
+so the outcome does not depend on arrival order). A counter moves by the transitions
+(in stock -> out of stock: +1, back: -1). In DynamoDB the pair update and the counter delta
+commit in one transaction whose condition is the version that was read, so a concurrent
+or repeated writer can never count a transition twice.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pipeline.errors import TransientError
+from pipeline.ingest.aws_errors import translate
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+    from pipeline.contracts import SalesEvent
+
+Pair = tuple[str, str]
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND: Final = timedelta(microseconds=1)
+COUNTER_KEY: Final = "COUNTER#stockout"
+#: TransactWriteItems takes at most 100 items: 99 pairs and the counter.
+_PAIRS_PER_TRANSACTION: Final = 99
+_BATCH_GET_LIMIT: Final = 100
+
+
+@dataclass(frozen=True, slots=True)
+class StockObservation:
+    """The stock of one pair as of one event."""
+
+    sku_id: str
+    location_id: str
+    event_time_us: int
+    event_id: str
+    stock: int
+
+    @property
+    def pair(self) -> Pair:
+        return (self.sku_id, self.location_id)
+
+    @property
+    def version(self) -> tuple[int, str]:
+        return (self.event_time_us, self.event_id)
+
+
+@dataclass(frozen=True, slots=True)
+class PairState:
+    """What the state holds for one pair: the version that set it and the stock."""
+
+    event_time_us: int
+    event_id: str
+    stock: int
+
+    @property
+    def version(self) -> tuple[int, str]:
+        return (self.event_time_us, self.event_id)
+
+
+def epoch_microseconds(moment: datetime) -> int:
+    """Exact integer microseconds since the epoch (no float rounding)."""
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def observations(events: Iterable[SalesEvent]) -> list[StockObservation]:
+    """The newest stock observation per pair among ``events`` (events without stock skip)."""
+    newest: dict[Pair, StockObservation] = {}
+    for event in events:
+        if event.stock_on_hand is None:
+            continue
+        obs = StockObservation(
+            event.sku_id,
+            event.location_id,
+            epoch_microseconds(event.event_time),
+            event.event_id,
+            event.stock_on_hand,
+        )
+        seen = newest.get(obs.pair)
+        if seen is None or obs.version > seen.version:
+            newest[obs.pair] = obs
+    return list(newest.values())
+
+
+def transition(current: PairState | None, obs: StockObservation) -> tuple[PairState, int] | None:
+    """The new state and counter delta if ``obs`` is newer than ``current``, else None."""
+    if current is not None and current.version >= obs.version:
+        return None
+    was_out = current is not None and current.stock == 0
+    delta = int(obs.stock == 0) - int(was_out)
+    return PairState(obs.event_time_us, obs.event_id, obs.stock), delta
+
+
+class InventoryState(Protocol):
+    """Where pair states and the stockout counter live."""
+
+    def apply(self, observations: Sequence[StockObservation]) -> int:
+        """Apply the observations idempotently; return the stockout count afterwards."""
+
+
+class InMemoryInventory:
+    """An :class:`InventoryState` in a dict; for tests and benchmarks."""
+
+    def __init__(self) -> None:
+        self.pairs: dict[Pair, PairState] = {}
+        self.stockout_count = 0
+
+    def apply(self, observations: Sequence[StockObservation]) -> int:
+        """Apply newer observations and move the counter by their transitions."""
+        for obs in observations:
+            change = transition(self.pairs.get(obs.pair), obs)
+            if change is not None:
+                self.pairs[obs.pair], delta = change
+                self.stockout_count += delta
+        return self.stockout_count
+
+
+def _pair_key(pair: Pair) -> str:
+    # '#' never occurs in ids (the contract forbids it), so the key is unambiguous.
+    return f"PAIR#{pair[0]}#{pair[1]}"
+
+
+class DynamoInventory:
+    """An :class:`InventoryState` in one DynamoDB table (hash key ``PK``, string)."""
+
+    def __init__(
+        self,
+        table_name: str,
+        dynamodb_client: DynamoDBClient,
+        *,
+        max_attempts: int = 5,
+        backoff_s: float = 0.05,
+    ) -> None:
+        self.table_name = table_name
+        self._ddb = dynamodb_client
+        self._max_attempts = max_attempts
+        self._backoff_s = backoff_s
+
+    def apply(self, observations: Sequence[StockObservation]) -> int:
+        """Apply newer observations in transactions; retry on write conflicts.
+
+        Raises :class:`TransientError` when conflicts or throttling outlast the attempts.
+        """
+        pending = {obs.pair: obs for obs in observations}
+        for attempt in range(self._max_attempts):
+            if not pending:
+                break
+            if attempt:
+                time.sleep(self._backoff_s * 2**attempt)
+            current = self._read(list(pending))
+            changes: list[tuple[StockObservation, PairState | None, PairState, int]] = []
+            for pair, obs in pending.items():
+                change = transition(current.get(pair), obs)
+                if change is not None:
+                    changes.append((obs, current.get(pair), *change))
+            pending = {}
+            for start in range(0, len(changes), _PAIRS_PER_TRANSACTION):
+                chunk = changes[start : start + _PAIRS_PER_TRANSACTION]
+                if not self._commit(chunk):
+                    pending.update({obs.pair: obs for obs, *_ in chunk})
+        if pending:
+            raise TransientError(
+                f"inventory state {self.table_name}: {len(pending)} pairs still conflicting "
+                f"after {self._max_attempts} attempts"
+            )
+        return self.stockout_count()
+
+    def stockout_count(self) -> int:
+        """The counter item's value (0 before the first stock-out)."""
+        try:
+            item = self._ddb.get_item(
+                TableName=self.table_name,
+                Key={"PK": {"S": COUNTER_KEY}},
+                ConsistentRead=True,
+            ).get("Item")
+        except (ClientError, BotoCoreError) as e:
+            raise translate(e, f"get {COUNTER_KEY} from {self.table_name}") from e
+        return int(item["count"]["N"]) if item and "count" in item else 0
+
+    def _read(self, pairs: list[Pair]) -> dict[Pair, PairState]:
+        by_key = {_pair_key(p): p for p in pairs}
+        states: dict[Pair, PairState] = {}
+        keys = list(by_key)
+        for start in range(0, len(keys), _BATCH_GET_LIMIT):
+            request: Any = {
+                self.table_name: {
+                    "Keys": [{"PK": {"S": k}} for k in keys[start : start + _BATCH_GET_LIMIT]],
+                    "ConsistentRead": True,
+                }
+            }
+            while request:
+                try:
+                    response = self._ddb.batch_get_item(RequestItems=request)
+                except (ClientError, BotoCoreError) as e:
+                    raise translate(e, f"batch get from {self.table_name}") from e
+                for item in response.get("Responses", {}).get(self.table_name, []):
+                    states[by_key[item["PK"]["S"]]] = _state_from_item(item)
+                request = response.get("UnprocessedKeys") or None
+        return states
+
+    def _commit(
+        self, chunk: list[tuple[StockObservation, PairState | None, PairState, int]]
+    ) -> bool:
+        """One transaction for the chunk; False when a condition or a conflict cancelled it."""
+        items: list[Any] = []
+        delta = 0
+        for obs, old, new, change in chunk:
+            delta += change
+            put: dict[str, Any] = {
+                "TableName": self.table_name,
+                "Item": {
+                    "PK": {"S": _pair_key(obs.pair)},
+                    "event_time_us": {"N": str(new.event_time_us)},
+                    "event_id": {"S": new.event_id},
+                    "stock": {"N": str(new.stock)},
+                },
+            }
+            if old is None:
+                put["ConditionExpression"] = "attribute_not_exists(PK)"
+            else:
+                # Optimistic concurrency: commit only over the exact version we read.
+                put["ConditionExpression"] = "event_time_us = :t AND event_id = :id"
+                put["ExpressionAttributeValues"] = {
+                    ":t": {"N": str(old.event_time_us)},
+                    ":id": {"S": old.event_id},
+                }
+            items.append({"Put": put})
+        if delta:
+            items.append(
+                {
+                    "Update": {
+                        "TableName": self.table_name,
+                        "Key": {"PK": {"S": COUNTER_KEY}},
+                        "UpdateExpression": "ADD #c :d",
+                        "ExpressionAttributeNames": {"#c": "count"},
+                        "ExpressionAttributeValues": {":d": {"N": str(delta)}},
+                    }
+                }
+            )
+        try:
+            self._ddb.transact_write_items(TransactItems=items)
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") == "TransactionCanceledException":
+                return False
+            raise translate(e, f"transact write to {self.table_name}") from e
+        except BotoCoreError as e:
+            raise translate(e, f"transact write to {self.table_name}") from e
+        return True
+
+
+def _state_from_item(item: Mapping[str, Any]) -> PairState:
+    return PairState(
+        event_time_us=int(item["event_time_us"]["N"]),
+        event_id=str(item["event_id"]["S"]),
+        stock=int(item["stock"]["N"]),
+    )

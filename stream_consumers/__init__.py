@@ -1,0 +1,1 @@
+"""Lambda and KCL entry points: wiring only, the logic lives in ``pipeline``."""

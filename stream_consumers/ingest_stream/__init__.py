@@ -1,0 +1,1 @@
+"""IngestStreamFunction: the Kinesis-triggered Lambda consumer."""
