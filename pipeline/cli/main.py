@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from pipeline.cli import local
+from pipeline.cli import local, stream
 from pipeline.cli.console import err_console
 from pipeline.errors import PipelineError
 
@@ -14,6 +14,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(local.app, name="local")
+app.add_typer(stream.app, name="quarantine")
+app.command("produce")(stream.produce)
+app.command("consume")(stream.consume)
 
 
 def main() -> None:

@@ -1,0 +1,187 @@
+"""``fmcg produce``, ``fmcg consume`` and ``fmcg quarantine list | show | replay``."""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from pipeline.cli.console import console, err_console, progress
+from pipeline.cli.local import current_stack
+from pipeline.errors import NotFoundError
+from pipeline.lake.layout import QUARANTINE_PREFIX
+from pipeline.local.poller import LocalPoller, PollStats
+from pipeline.local.stack import LocalStack, state_dir
+from pipeline.produce import Producer, ProduceReport
+from pipeline.produce.replay import load_fixes, parse_quarantine, plan_replay
+from pipeline.synth import SynthConfig, live_events
+
+INGEST_FUNCTION = "IngestStreamFunction"
+#: How often ``produce`` puts what the target rate has accumulated.
+TICK_S = 0.1
+
+app = typer.Typer(help="Inspect and replay quarantined records.", no_args_is_help=True)
+
+
+def produce(
+    rate: Annotated[float, typer.Option(help="Target events per second.", min=1)] = 500.0,
+    duration: Annotated[float, typer.Option(help="Seconds to produce for.", min=0.1)] = 10.0,
+    aggregate: Annotated[bool, typer.Option(help="Pack events into KPL aggregates.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic world.")] = 7,
+) -> None:
+    """Put synthetic live events to the sales stream at a target rate."""
+    stack = current_stack()
+    producer = Producer(
+        stack.session().client("kinesis"), stack.ref("SalesStream"), aggregate=aggregate
+    )
+    config = SynthConfig(seed=seed)
+    total = int(rate * duration)
+    report = ProduceReport()
+    started = time.monotonic()
+    with progress() as bar:
+        task = bar.add_task("producing", total=total)
+        while report.events < total:
+            due = min(total, int(rate * (time.monotonic() - started)) + 1)
+            n = due - report.events
+            if n > 0:
+                batch = live_events(config, datetime.now(UTC), n, first_index=report.events)
+                report = report.merge(producer.put(batch))
+                bar.update(task, completed=report.events)
+            time.sleep(max(0.0, TICK_S - (time.monotonic() - started) % TICK_S))
+    wall = time.monotonic() - started
+    console.print(
+        f"produced {report.events} events in {report.kinesis_records} Kinesis records "
+        f"({report.calls} PutRecords calls, {report.retried_records} records retried) in "
+        f"{wall:.1f}s: {report.events / wall:.0f} events/s, "
+        f"{report.kinesis_records / wall:.0f} Kinesis records/s"
+        f"{' (aggregated)' if aggregate else ''}"
+    )
+
+
+def checkpoint_path(stack: LocalStack) -> Path:
+    """Where ``consume`` keeps its shard checkpoints, so a second run resumes."""
+    return state_dir() / "checkpoints" / f"{stack.stack_name}-{INGEST_FUNCTION}.json"
+
+
+def consume(
+    follow: Annotated[
+        bool, typer.Option("--follow/--drain", help="Keep polling, or stop once caught up.")
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="Give up draining after this many s.")] = 300.0,
+) -> None:
+    """Run the local event source mapping with the real IngestStreamFunction handler."""
+    from pipeline.local.invoke import load_handler
+
+    stack = current_stack()
+    poller = LocalPoller(
+        stack,
+        INGEST_FUNCTION,
+        load_handler(stack, INGEST_FUNCTION),
+        checkpoint_path=checkpoint_path(stack),
+        log_path=state_dir() / "logs" / "ingest_stream.log",
+    )
+    if follow:
+        stop = threading.Event()
+        err_console.print("consuming; Ctrl-C to stop")
+        try:
+            poller.run(stop)
+        except KeyboardInterrupt:
+            stop.set()
+        stats = poller.stats
+    else:
+        with err_console.status("draining the stream"):
+            stats = poller.drain(timeout_s=timeout)
+        if not stats.caught_up:
+            err_console.print(f"[yellow]not caught up after {timeout:.0f}s[/]")
+    _print_stats(stats, poller.log_path)
+
+
+def _print_stats(stats: PollStats, log_path: Path | None) -> None:
+    lags = sorted(stats.lags_ms)
+    lag = "no lag samples"
+    if lags:
+        p99 = lags[min(len(lags) - 1, int(len(lags) * 0.99))]
+        lag = f"lag p50 {statistics.median(lags):.0f} ms, p99 {p99:.0f} ms"
+    console.print(
+        f"{stats.invocations} invocations, {stats.records_checkpointed} records checkpointed, "
+        f"{stats.function_errors} function errors, {stats.partial_failures} partial failures, "
+        f"{stats.records_expired + stats.records_retries_exhausted} records to the on-failure "
+        f"queue; {lag}; handler log: {log_path}"
+    )
+
+
+def _raw_bucket_objects(stack: LocalStack) -> tuple[Any, str]:
+    return stack.session().client("s3"), stack.ref("RawBucket")
+
+
+def _full_key(key: str) -> str:
+    return key if key.startswith(QUARANTINE_PREFIX) else QUARANTINE_PREFIX + key.lstrip("/")
+
+
+def _read(s3: Any, bucket: str, key: str) -> bytes:
+    try:
+        body: bytes = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except s3.exceptions.NoSuchKey as e:
+        raise NotFoundError(f"no quarantine object s3://{bucket}/{key}") from e
+    return body
+
+
+@app.command("list")
+def list_() -> None:
+    """List quarantine objects (one per consumer batch that had rejected records)."""
+    s3, bucket = _raw_bucket_objects(current_stack())
+    table = Table("key", "bytes", "last modified")
+    count = 0
+    for page in s3.get_paginator("list_objects_v2").paginate(
+        Bucket=bucket, Prefix=QUARANTINE_PREFIX
+    ):
+        for obj in page.get("Contents", []):
+            table.add_row(obj["Key"], str(obj["Size"]), obj["LastModified"].isoformat())
+            count += 1
+    console.print(table if count else "no quarantined records")
+
+
+@app.command()
+def show(key: Annotated[str, typer.Argument(help="Object key (under quarantine/).")]) -> None:
+    """Show the records of one quarantine object with their reason codes."""
+    s3, bucket = _raw_bucket_objects(current_stack())
+    records = parse_quarantine(_read(s3, bucket, _full_key(key)))
+    table = Table("shard:sequence", "reason", "detail", "data")
+    for r in records:
+        sub = "" if r.sub_sequence is None else f"/{r.sub_sequence}"
+        table.add_row(f"{r.shard_id}:{r.sequence_number}{sub}", r.reason, r.detail, r.preview)
+    console.print(table)
+
+
+@app.command()
+def replay(
+    key: Annotated[str, typer.Argument(help="Object key (under quarantine/).")],
+    fix_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Corrected events (JSON array or JSON lines) to produce instead.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+) -> None:
+    """Re-inject the records of a quarantine object that validate now (or their fixes)."""
+    stack = current_stack()
+    s3, bucket = _raw_bucket_objects(stack)
+    records = parse_quarantine(_read(s3, bucket, _full_key(key)))
+    fixes = load_fixes(fix_file.read_text()) if fix_file else None
+    plan = plan_replay(records, fixes)
+    for where, reason in plan.still_invalid:
+        err_console.print(f"[yellow]still invalid[/] {where}: {reason}")
+    if plan.events:
+        producer = Producer(stack.session().client("kinesis"), stack.ref("SalesStream"))
+        report = producer.put(plan.events)
+        console.print(f"replayed {report.events} events to {stack.ref('SalesStream')}")
+    else:
+        console.print("nothing to replay")

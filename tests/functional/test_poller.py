@@ -1,0 +1,324 @@
+"""The local event source mapping against the emulator: one test per Lambda semantic."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+from pipeline.local.poller import EventSourceMapping, LocalPoller
+from pipeline.local.stack import LocalStack
+
+FN = "IngestStreamFunction"
+
+
+class Recorder:
+    """A handler that records the data of every batch and fails as told."""
+
+    def __init__(self, respond: Any = None) -> None:
+        self.batches: list[list[str]] = []
+        self.seqs: list[list[str]] = []
+        self.respond = respond
+
+    def __call__(self, event: dict[str, Any], context: Any) -> Any:
+        records = event["Records"]
+        self.batches.append([base64.b64decode(r["kinesis"]["data"]).decode() for r in records])
+        self.seqs.append([r["kinesis"]["sequenceNumber"] for r in records])
+        if self.respond is not None:
+            return self.respond(records, len(self.batches))
+        return None
+
+
+@dataclasses.dataclass
+class Env:
+    """A fresh two-shard stream and failure queue on a stack shared by this module."""
+
+    stack: LocalStack
+    kinesis: Any
+    sqs: Any
+    stream_name: str
+    stream_arn: str
+    queue_url: str
+
+
+@pytest.fixture(scope="module")
+def shared_stack(emulator_url: str) -> LocalStack:
+    # Provisioning the whole template costs seconds; a stream and a queue per test isolate
+    # the tests just as well.
+    return LocalStack.create(emulator_url, stack_name=f"p{uuid.uuid4().hex[:10]}")
+
+
+@pytest.fixture(scope="module")
+def clients(shared_stack: LocalStack) -> tuple[Any, Any]:
+    session = shared_stack.session()
+    return session.client("kinesis"), session.client("sqs")
+
+
+@pytest.fixture
+def env(shared_stack: LocalStack, clients: tuple[Any, Any]) -> Env:
+    kinesis, sqs = clients
+    name = f"s{uuid.uuid4().hex[:10]}"
+    kinesis.create_stream(StreamName=name, ShardCount=2)
+    arn = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
+    queue_url = sqs.create_queue(QueueName=f"{name}-failures")["QueueUrl"]
+    return Env(shared_stack, kinesis, sqs, name, arn, queue_url)
+
+
+def put(env: Env, items: list[str], key: str = "SKU-1#LOC-1") -> list[str]:
+    out = env.kinesis.put_records(
+        StreamName=env.stream_name,
+        Records=[{"Data": item.encode(), "PartitionKey": key} for item in items],
+    )
+    return [r["SequenceNumber"] for r in out["Records"]]
+
+
+def poller(env: Env, handler: Any, **overrides: Any) -> LocalPoller:
+    base = EventSourceMapping.from_template(env.stack, FN)
+    defaults: dict[str, Any] = {
+        "stream_arn": env.stream_arn,
+        "on_failure_queue_url": env.queue_url,
+        "batch_size": 10,
+        "batching_window_s": 0.0,
+        "bisect_on_error": False,
+        "maximum_retry_attempts": -1,
+        "maximum_record_age_s": -1,
+    }
+    mapping = dataclasses.replace(base, **{**defaults, **overrides})
+    return LocalPoller(
+        env.stack, FN, handler, mapping=mapping, kinesis_client=env.kinesis, sqs_client=env.sqs
+    )
+
+
+def failure_messages(env: Env) -> list[dict[str, Any]]:
+    out = env.sqs.receive_message(QueueUrl=env.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+    return [json.loads(m["Body"]) for m in out.get("Messages", [])]
+
+
+def test_given_the_template_when_mapping_is_read_then_every_property_is_resolved(shared_stack):
+    stack = shared_stack
+    mapping = EventSourceMapping.from_template(stack, FN)
+
+    assert mapping == EventSourceMapping(
+        function_name=FN,
+        stream_arn=f"arn:aws:kinesis:us-east-1:123456789012:stream/{stack.ref('SalesStream')}",
+        batch_size=500,
+        batching_window_s=1.0,
+        starting_position="TRIM_HORIZON",
+        report_batch_item_failures=True,
+        bisect_on_error=True,
+        maximum_retry_attempts=5,
+        maximum_record_age_s=3600,
+        on_failure_arn=(f"arn:aws:sqs:us-east-1:123456789012:{stack.stack_name}-ingest-failures"),
+        on_failure_queue_url=stack.ref("IngestFailureQueue"),
+        parallelization_factor=1,
+    )
+
+
+def test_given_batch_size_3_when_7_records_then_batches_of_3_3_1(env):
+    put(env, [f"r{i}" for i in range(7)])
+    handler = Recorder()
+
+    stats = poller(env, handler, batch_size=3).drain(timeout_s=30)
+
+    assert handler.batches == [["r0", "r1", "r2"], ["r3", "r4", "r5"], ["r6"]]
+    assert stats.caught_up
+    assert stats.records_checkpointed == 7
+
+
+def test_given_a_batching_window_when_batch_not_full_then_it_waits_for_more_records(env):
+    handler = Recorder()
+    p = poller(env, handler, batch_size=10, batching_window_s=3600)
+    put(env, [f"a{i}" for i in range(4)])
+
+    assert p.poll_once() == 0
+    assert handler.batches == []
+
+    put(env, [f"b{i}" for i in range(6)])
+    assert p.poll_once() == 1
+    assert handler.batches == [["a0", "a1", "a2", "a3", "b0", "b1", "b2", "b3", "b4", "b5"]]
+
+
+def test_given_latest_when_started_then_only_later_records_are_delivered(env):
+    put(env, ["old"])
+    latest, trim = Recorder(), Recorder()
+    p_latest = poller(env, latest, starting_position="LATEST")
+    p_latest.start()
+    p_trim = poller(env, trim, starting_position="TRIM_HORIZON")
+    p_trim.start()
+    put(env, ["new"])
+
+    p_latest.drain(timeout_s=30)
+    p_trim.drain(timeout_s=30)
+
+    assert latest.batches == [["new"]]
+    assert trim.batches == [["old", "new"]]
+
+
+def test_given_item_failures_when_reported_then_retry_starts_at_the_lowest_failed_sequence(
+    env,
+):
+    seqs = put(env, [f"r{i}" for i in range(6)])
+
+    def fail_2_and_4_once(records: list[dict[str, Any]], call: int) -> dict[str, Any]:
+        if call == 1:
+            return {"batchItemFailures": [{"itemIdentifier": seqs[4]}, {"itemIdentifier": seqs[2]}]}
+        return {"batchItemFailures": []}
+
+    handler = Recorder(fail_2_and_4_once)
+    stats = poller(env, handler).drain(timeout_s=30)
+
+    assert handler.batches == [[f"r{i}" for i in range(6)], ["r2", "r3", "r4", "r5"]]
+    assert stats.partial_failures == 1
+    assert stats.checkpoints == {"shardId-000000000000": seqs[5]} or stats.checkpoints == {
+        "shardId-000000000001": seqs[5]
+    }
+
+
+def test_given_an_invalid_item_identifier_when_reported_then_whole_batch_is_retried(env):
+    put(env, ["r0", "r1"])
+
+    def bad_then_ok(records: list[dict[str, Any]], call: int) -> dict[str, Any]:
+        return {"batchItemFailures": [{"itemIdentifier": ""}]} if call == 1 else {}
+
+    handler = Recorder(bad_then_ok)
+    poller(env, handler).drain(timeout_s=30)
+
+    assert handler.batches == [["r0", "r1"], ["r0", "r1"]]
+
+
+def test_given_a_poison_record_when_bisect_on_error_then_it_is_isolated_and_sent_to_sqs(env):
+    seqs = put(env, ["a", "b", "poison", "c"])
+
+    def explode_on_poison(records: list[dict[str, Any]], call: int) -> None:
+        if any(base64.b64decode(r["kinesis"]["data"]) == b"poison" for r in records):
+            raise ValueError("poison")
+
+    handler = Recorder(explode_on_poison)
+    stats = poller(env, handler, bisect_on_error=True, maximum_retry_attempts=0).drain(timeout_s=30)
+
+    assert handler.batches == [
+        ["a", "b", "poison", "c"],
+        ["a", "b"],
+        ["poison", "c"],
+        ["poison"],
+        ["c"],
+    ]
+    assert stats.bisections == 2
+    [message] = failure_messages(env)
+    assert message["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert message["responseContext"]["functionError"] == "Unhandled"
+    info = message["KinesisBatchInfo"]
+    assert (info["startSequenceNumber"], info["endSequenceNumber"], info["batchSize"]) == (
+        seqs[2],
+        seqs[2],
+        1,
+    )
+
+
+def test_given_a_failing_function_when_retries_are_exhausted_then_kinesis_batch_info_goes_to_sqs(
+    env,
+):
+    seqs = put(env, ["r0", "r1", "r2"])
+
+    def always_fail(records: list[dict[str, Any]], call: int) -> None:
+        raise RuntimeError("down")
+
+    handler = Recorder(always_fail)
+    p = poller(env, handler, maximum_retry_attempts=2)
+    stats = p.drain(timeout_s=30)
+
+    assert handler.batches == [["r0", "r1", "r2"]] * 3  # the first try and two retries
+    assert stats.records_retries_exhausted == 3
+    assert stats.caught_up
+    [message] = failure_messages(env)
+    info = message["KinesisBatchInfo"]
+    shard = info["shardId"]
+    assert message["requestContext"]["functionArn"] == (
+        f"arn:aws:lambda:us-east-1:123456789012:function:{FN}"
+    )
+    assert message["requestContext"]["approximateInvokeCount"] == 3
+    assert message["version"] == "1.0"
+    assert info == {
+        "shardId": shard,
+        "startSequenceNumber": seqs[0],
+        "endSequenceNumber": seqs[2],
+        "approximateArrivalOfFirstRecord": info["approximateArrivalOfFirstRecord"],
+        "approximateArrivalOfLastRecord": info["approximateArrivalOfLastRecord"],
+        "batchSize": 3,
+        "streamArn": p.mapping.stream_arn,
+    }
+    assert info["approximateArrivalOfFirstRecord"].endswith("Z")
+    assert stats.checkpoints[shard] == seqs[2]
+
+
+def test_given_records_older_than_max_age_when_polled_then_discarded_to_sqs_unseen(env):
+    seqs = put(env, ["r0", "r1"])
+    handler = Recorder()
+    p = poller(env, handler, maximum_record_age_s=3600)
+    p._wall_clock = lambda: time.time() + 7200  # two hours later
+
+    stats = p.drain(timeout_s=30)
+
+    assert handler.batches == []
+    assert stats.records_expired == 2
+    [message] = failure_messages(env)
+    assert message["requestContext"]["condition"] == "RecordAgeExceeded"
+    assert message["KinesisBatchInfo"]["startSequenceNumber"] == seqs[0]
+    assert message["KinesisBatchInfo"]["batchSize"] == 2
+
+
+def test_given_two_shards_and_a_failure_when_drained_then_each_shard_is_in_order_and_resumes(
+    env, tmp_path
+):
+    keys = [f"SKU-{i}#LOC-1" for i in range(8)]
+    for round_ in range(3):
+        for key in keys:
+            put(env, [f"{key}/{round_}"], key=key)
+
+    def first_call_fails(records: list[dict[str, Any]], call: int) -> None:
+        if call == 1:
+            raise RuntimeError("transient")
+
+    handler = Recorder(first_call_fails)
+    checkpoint = tmp_path / "checkpoints.json"
+    mapping_overrides = {"batch_size": 4}
+    p = poller(env, handler, **mapping_overrides)
+    p.checkpoint_path = checkpoint
+    stats = p.drain(timeout_s=30)
+
+    delivered = [item for batch in handler.batches[1:] for item in batch]
+    assert sorted(delivered) == sorted(f"{k}/{r}" for k in keys for r in range(3))
+    for key in keys:
+        assert [d for d in delivered if d.startswith(f"{key}/")] == [f"{key}/{r}" for r in range(3)]
+    assert len(stats.checkpoints) == 2
+    assert json.loads(checkpoint.read_text())["shards"] == stats.checkpoints
+
+    put(env, ["after"], key=keys[0])
+    again = Recorder()
+    p2 = poller(env, again, **mapping_overrides)
+    p2.checkpoint_path = checkpoint
+    p2.drain(timeout_s=30)
+    assert again.batches == [["after"]]
+
+
+@pytest.mark.parametrize("value", [12.5, [3.0, 4.5]])
+def test_given_emf_lines_on_stdout_when_invoked_then_lags_are_collected_and_logged(
+    env, tmp_path, value
+):
+    put(env, ["r0"])
+
+    def emit(records: list[dict[str, Any]], call: int) -> None:
+        print(json.dumps({"_aws": {"CloudWatchMetrics": []}, "StreamLagMilliseconds": value}))
+        print("plain log line")
+
+    p = poller(env, Recorder(emit))
+    p.log_path = tmp_path / "consumer.log"
+    stats = p.drain(timeout_s=30)
+
+    assert stats.lags_ms == (value if isinstance(value, list) else [value])
+    assert "plain log line" in p.log_path.read_text()
