@@ -10,9 +10,22 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# amazon-kclpy fetches the MultiLangDaemon jars its pom.xml pins (Maven Central) while its
+	# wheel builds; fail here, not in the KCL tests, when they are missing.
+	$(BIN)/python -c 'from pipeline.kcl.jars import jar_directory; jar_directory()'
 	touch $(STAMP)
 
-install: $(STAMP)
+# checkov pins its own boto3 and friends: it gets a virtualenv of its own.
+TOOLS := .venv-tools
+TOOLS_STAMP := $(TOOLS)/.installed
+
+$(TOOLS_STAMP):
+	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --upgrade pip
+	$(TOOLS)/bin/python -m pip install --quiet 'checkov>=3.2,<4'
+	touch $(TOOLS_STAMP)
+
+install: $(STAMP) $(TOOLS_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/fmcg demo
@@ -24,11 +37,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck
+test: lint typecheck $(TOOLS_STAMP)
 	$(BIN)/python -m pytest -n 2 --durations=15
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) .fmcg .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) .fmcg .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,343 @@
+"""Security and observability policy of infra/template.yaml, on the SAM-transformed template.
+
+The assertions of issue 8: no wildcard actions, the GetForecast role has no S3, sg-db only
+from sg-lambda on 5432, every bucket blocked/encrypted/TLS-only, TTL on Forecasts, X-Ray on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+#: Services whose resources hold data: an Allow on them must name its resources.
+DATA_SERVICES = frozenset({"s3", "dynamodb", "kinesis", "sqs", "sns", "cognito-idp", "glue"})
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def resources_of(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
+    """The resources of one type, by logical id."""
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == resource_type}
+
+
+def role_statements(template: dict[str, Any], role_id: str) -> list[dict[str, Any]]:
+    """Every statement a role grants: inline policies and in-template managed policies."""
+    role = template["Resources"][role_id]["Properties"]
+    statements = [
+        s for p in role.get("Policies", []) for s in _as_list(p["PolicyDocument"]["Statement"])
+    ]
+    for arn in role.get("ManagedPolicyArns", []):
+        if not (isinstance(arn, dict) and "Ref" in arn):
+            raise AssertionError(f"{role_id} attaches a managed policy not in the template: {arn}")
+        doc = template["Resources"][arn["Ref"]]["Properties"]["PolicyDocument"]
+        statements += _as_list(doc["Statement"])
+    return statements
+
+
+def all_policy_statements(template: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(logical id, statement) of every identity and resource policy in the template."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    for lid, res in template["Resources"].items():
+        props = res.get("Properties", {})
+        docs = [p["PolicyDocument"] for p in props.get("Policies", []) if "PolicyDocument" in p]
+        if "PolicyDocument" in props:
+            docs.append(props["PolicyDocument"])
+        out += [(lid, s) for d in docs for s in _as_list(d["Statement"])]
+    return out
+
+
+def wildcard_actions(statement: dict[str, Any]) -> list[str]:
+    """The `*` and `service:*` actions of an Allow statement (Deny may be as broad as it likes)."""
+    if statement.get("Effect") != "Allow":
+        return []
+    if "NotAction" in statement:
+        return ["NotAction"]
+    return [a for a in _as_list(statement["Action"]) if a == "*" or a.endswith(":*")]
+
+
+def function_role_id(template: dict[str, Any], function_id: str) -> str:
+    role = template["Resources"][function_id]["Properties"]["Role"]
+    assert isinstance(role, dict) and "Fn::GetAtt" in role, f"{function_id}: role {role}"
+    return str(role["Fn::GetAtt"][0])
+
+
+# ---------------------------------------------------------------- the helpers can fail
+
+
+def test_given_broad_allow_statements_when_checked_then_each_wildcard_is_reported() -> None:
+    assert wildcard_actions({"Effect": "Allow", "Action": ["s3:*", "dynamodb:GetItem"]}) == ["s3:*"]
+    assert wildcard_actions({"Effect": "Allow", "Action": "*"}) == ["*"]
+    assert wildcard_actions({"Effect": "Allow", "NotAction": "iam:*"}) == ["NotAction"]
+    assert wildcard_actions({"Effect": "Deny", "Action": "s3:*"}) == []
+
+
+def test_given_a_role_with_an_aws_managed_policy_when_read_then_it_is_rejected() -> None:
+    template = {
+        "Resources": {
+            "R": {
+                "Type": "AWS::IAM::Role",
+                "Properties": {
+                    "ManagedPolicyArns": ["arn:aws:iam::aws:policy/AdministratorAccess"]
+                },
+            }
+        }
+    }
+    with pytest.raises(AssertionError, match="R attaches a managed policy not in the template"):
+        role_statements(template, "R")
+
+
+# ---------------------------------------------------------------- IAM
+
+
+def test_given_every_policy_when_read_then_no_allow_has_a_wildcard_action(
+    cfn_template: dict[str, Any],
+) -> None:
+    broad = {
+        (lid, a) for lid, s in all_policy_statements(cfn_template) for a in wildcard_actions(s)
+    }
+    assert broad == set()
+
+
+def test_given_every_role_when_read_then_only_in_template_managed_policies_are_attached(
+    cfn_template: dict[str, Any],
+) -> None:
+    for role_id in resources_of(cfn_template, "AWS::IAM::Role"):
+        role_statements(cfn_template, role_id)  # raises on AdministratorAccess and the like
+
+
+def test_given_allows_on_data_services_when_read_then_none_has_a_star_resource(
+    cfn_template: dict[str, Any],
+) -> None:
+    offending = [
+        (lid, s.get("Sid"))
+        for lid, s in all_policy_statements(cfn_template)
+        if s.get("Effect") == "Allow"
+        and any(a.split(":")[0] in DATA_SERVICES for a in _as_list(s["Action"]))
+        and "*" in _as_list(s.get("Resource"))
+    ]
+    assert offending == []
+
+
+def test_given_the_functions_when_read_then_each_has_its_own_role(
+    cfn_template: dict[str, Any],
+) -> None:
+    functions = resources_of(cfn_template, "AWS::Lambda::Function")
+    roles = [function_role_id(cfn_template, f) for f in functions]
+    assert {"IngestStreamFunction", "GetForecastFunction"} <= set(functions)
+    assert len(set(roles)) == len(roles)
+
+
+def test_given_the_sam_functions_when_read_then_none_has_policies_its_role_would_ignore(
+    sam_template: dict[str, Any],
+) -> None:
+    # With Role set, SAM drops Policies silently: a permission added there would be lost.
+    both = [
+        lid
+        for lid, r in resources_of(sam_template, "AWS::Serverless::Function").items()
+        if "Role" in r["Properties"] and "Policies" in r["Properties"]
+    ]
+    assert both == []
+
+
+def test_given_the_get_forecast_role_when_read_then_no_s3_and_forecasts_are_read_only(
+    cfn_template: dict[str, Any],
+) -> None:
+    statements = role_statements(
+        cfn_template, function_role_id(cfn_template, "GetForecastFunction")
+    )
+    actions = {a for s in statements for a in _as_list(s["Action"])}
+    on_forecasts = {
+        a
+        for s in statements
+        if s["Resource"] == {"Fn::GetAtt": ["ForecastTable", "Arn"]}
+        for a in _as_list(s["Action"])
+    }
+    assert [a for a in actions if a.startswith("s3:")] == []
+    assert on_forecasts == {"dynamodb:GetItem", "dynamodb:Query"}
+    assert all(s["Effect"] == "Allow" for s in statements)
+
+
+# ---------------------------------------------------------------- network
+
+
+def test_given_sg_db_when_read_then_only_sg_lambda_may_reach_it_on_5432(
+    cfn_template: dict[str, Any],
+) -> None:
+    db = cfn_template["Resources"]["DatabaseSecurityGroup"]["Properties"]
+    extra_ingress = [
+        lid
+        for lid, r in resources_of(cfn_template, "AWS::EC2::SecurityGroupIngress").items()
+        if r["Properties"]["GroupId"] == {"Ref": "DatabaseSecurityGroup"}
+    ]
+    assert db["SecurityGroupIngress"] == [
+        {
+            "IpProtocol": "tcp",
+            "FromPort": 5432,
+            "ToPort": 5432,
+            "SourceSecurityGroupId": {"Ref": "LambdaSecurityGroup"},
+            "Description": "PostgreSQL from sg-lambda only",
+        }
+    ]
+    assert extra_ingress == []
+
+
+def test_given_sg_lambda_when_read_then_egress_is_https_and_postgres_to_sg_db(
+    cfn_template: dict[str, Any],
+) -> None:
+    sg = cfn_template["Resources"]["LambdaSecurityGroup"]["Properties"]
+    egress = resources_of(cfn_template, "AWS::EC2::SecurityGroupEgress")
+    to_db = [
+        e["Properties"]
+        for e in egress.values()
+        if e["Properties"]["GroupId"] == {"Ref": "LambdaSecurityGroup"}
+    ]
+    assert [(r["IpProtocol"], r["FromPort"], r["ToPort"]) for r in sg["SecurityGroupEgress"]] == [
+        ("tcp", 443, 443)
+    ]
+    assert [(e["FromPort"], e["DestinationSecurityGroupId"]) for e in to_db] == [
+        (5432, {"Ref": "DatabaseSecurityGroup"})
+    ]
+    assert "SecurityGroupIngress" not in sg
+
+
+def test_given_the_functions_when_read_then_they_run_in_the_private_app_subnets(
+    cfn_template: dict[str, Any],
+) -> None:
+    subnets = cfn_template["Resources"]
+    for lid, fn in resources_of(cfn_template, "AWS::Lambda::Function").items():
+        vpc = fn["Properties"].get("VpcConfig")
+        assert vpc is not None, lid
+        assert vpc["SecurityGroupIds"] == [{"Ref": "LambdaSecurityGroup"}], lid
+        cidrs = sorted(subnets[s["Ref"]]["Properties"]["CidrBlock"] for s in vpc["SubnetIds"])
+        assert cidrs == ["10.0.3.0/24", "10.0.4.0/24"], lid
+
+
+def test_given_the_vpc_when_read_then_gateway_endpoints_serve_s3_and_dynamodb(
+    cfn_template: dict[str, Any],
+) -> None:
+    endpoints = resources_of(cfn_template, "AWS::EC2::VPCEndpoint").values()
+    gateways = {
+        e["Properties"]["ServiceName"]["Fn::Sub"].rsplit(".", 1)[1]
+        for e in endpoints
+        if e["Properties"]["VpcEndpointType"] == "Gateway"
+    }
+    assert gateways == {"s3", "dynamodb"}
+    assert cfn_template["Resources"]["Vpc"]["Properties"]["CidrBlock"] == "10.0.0.0/16"
+
+
+# ---------------------------------------------------------------- data at rest and in transit
+
+
+def _tls_only(template: dict[str, Any], bucket_id: str) -> bool:
+    for policy in resources_of(template, "AWS::S3::BucketPolicy").values():
+        if policy["Properties"]["Bucket"] != {"Ref": bucket_id}:
+            continue
+        for s in _as_list(policy["Properties"]["PolicyDocument"]["Statement"]):
+            if (
+                s["Effect"] == "Deny"
+                and s["Principal"] == "*"
+                and s["Action"] == "s3:*"
+                and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+                and len(_as_list(s["Resource"])) == 2
+            ):
+                return True
+    return False
+
+
+def test_given_every_bucket_when_read_then_blocked_encrypted_and_tls_only(
+    cfn_template: dict[str, Any],
+) -> None:
+    buckets = resources_of(cfn_template, "AWS::S3::Bucket")
+    assert {"RawBucket", "CuratedBucket"} <= set(buckets)
+    for lid, bucket in buckets.items():
+        props = bucket["Properties"]
+        assert set(props["PublicAccessBlockConfiguration"].values()) == {True}, lid
+        assert len(props["PublicAccessBlockConfiguration"]) == 4, lid
+        rules = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+        assert rules[0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in {"AES256", "aws:kms"}
+        assert _tls_only(cfn_template, lid), f"{lid} has no TLS-only bucket policy"
+
+
+def test_given_a_bucket_without_a_policy_when_checked_then_it_is_not_tls_only() -> None:
+    template = {"Resources": {"B": {"Type": "AWS::S3::Bucket", "Properties": {}}}}
+    assert _tls_only(template, "B") is False
+
+
+def test_given_raw_bucket_when_read_then_sales_and_quarantine_have_lifecycle_rules(
+    cfn_template: dict[str, Any],
+) -> None:
+    rules = cfn_template["Resources"]["RawBucket"]["Properties"]["LifecycleConfiguration"]
+    prefixes = {r.get("Prefix") for r in rules["Rules"] if r["Status"] == "Enabled"}
+    assert {"sales/", "quarantine/"} <= prefixes
+
+
+def test_given_forecasts_table_when_read_then_ttl_pitr_and_encryption_are_on(
+    cfn_template: dict[str, Any],
+) -> None:
+    table = cfn_template["Resources"]["ForecastTable"]["Properties"]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert table["SSESpecification"] == {"SSEEnabled": True}
+
+
+def test_given_the_stream_when_read_then_it_is_kms_encrypted(
+    cfn_template: dict[str, Any],
+) -> None:
+    stream = cfn_template["Resources"]["SalesStream"]["Properties"]
+    assert stream["StreamEncryption"]["EncryptionType"] == "KMS"
+
+
+# ---------------------------------------------------------------- API and observability
+
+
+def test_given_functions_and_api_when_read_then_x_ray_tracing_is_active(
+    cfn_template: dict[str, Any],
+) -> None:
+    functions = resources_of(cfn_template, "AWS::Lambda::Function")
+    modes = {
+        lid: f["Properties"].get("TracingConfig", {}).get("Mode") for lid, f in functions.items()
+    }
+    stages = resources_of(cfn_template, "AWS::ApiGateway::Stage")
+    assert set(modes.values()) == {"Active"}
+    assert [s["Properties"].get("TracingEnabled") for s in stages.values()] == [True]
+
+
+def test_given_the_api_when_read_then_stage_v1_has_access_logs_and_cognito_is_default(
+    cfn_template: dict[str, Any],
+) -> None:
+    (stage,) = resources_of(cfn_template, "AWS::ApiGateway::Stage").values()
+    body = cfn_template["Resources"]["FmcgApi"]["Properties"]["Body"]
+    unauthenticated = sorted(
+        f"{method.upper()} {path}"
+        for path, methods in body["paths"].items()
+        for method, spec in methods.items()
+        if method != "options" and spec.get("security") != [{"CognitoAuthorizer": []}]
+    )
+    assert stage["Properties"]["StageName"] == "v1"
+    assert "DestinationArn" in stage["Properties"]["AccessLogSetting"]
+    assert body["securityDefinitions"]["CognitoAuthorizer"]["x-amazon-apigateway-authtype"] == (
+        "cognito_user_pools"
+    )
+    assert unauthenticated == ["GET /openapi.json"]
+
+
+def test_given_the_alarms_when_read_then_they_match_the_seed_thresholds(
+    cfn_template: dict[str, Any],
+) -> None:
+    res = cfn_template["Resources"]
+    stockout = res["StockoutAlarm"]["Properties"]
+    bias = res["ForecastBiasAlarm"]["Properties"]
+    (subscription,) = res["ForecastBiasTopic"]["Properties"]["Subscription"]
+    assert (stockout["Namespace"], stockout["MetricName"], stockout["Threshold"]) == (
+        "FMCG/Business",
+        "StockoutCount",
+        50,
+    )
+    assert stockout["Period"] * stockout["EvaluationPeriods"] == 900
+    assert stockout["AlarmActions"] == [{"Ref": "AlertsTopic"}]
+    assert (bias["Threshold"], bias["AlarmActions"]) == (25, [{"Ref": "ForecastBiasTopic"}])
+    assert subscription == {"Protocol": "email", "Endpoint": {"Ref": "AlertEmail"}}
+    assert {"IteratorAgeAlarm", "QuarantineRateAlarm", "OperationsDashboard"} <= set(res)
