@@ -1,0 +1,60 @@
+"""Glue Python-shell job: forecast demand for every SKU x location (thin wiring only).
+
+Arguments arrive Glue-style as ``--name value`` pairs; Glue adds its own (``--library-set``,
+``--job-bookmark-option``, ...), which are ignored. Progress lines go to stderr, the report as
+one JSON line to stdout (after the ForecastBias EMF line).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from pipeline.forecasting.job import run_forecast
+
+REQUIRED = ("curated_bucket", "database", "forecast_table")
+
+
+def parse_glue_args(argv: list[str]) -> dict[str, str]:
+    """``--name value`` pairs to ``{name: value}``; a flag without a value maps to ``""``."""
+    args: dict[str, str] = {}
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token.startswith("--"):
+            name, sep, inline = token[2:].partition("=")
+            if sep:
+                args[name] = inline
+            elif i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+                args[name] = argv[i + 1]
+                i += 1
+            else:
+                args[name] = ""
+        i += 1
+    return args
+
+
+def _progress(stage: str, done: int, total: int) -> None:
+    sys.stderr.write(f"progress {stage} {done} {total}\n")
+    sys.stderr.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_glue_args(sys.argv[1:] if argv is None else argv)
+    missing = [name for name in REQUIRED if not args.get(name)]
+    if missing:
+        sys.stderr.write(f"missing job arguments: {', '.join('--' + m for m in missing)}\n")
+        return 2
+    report = run_forecast(
+        curated_bucket=args["curated_bucket"],
+        database=args["database"],
+        forecast_table=args["forecast_table"],
+        horizon_days=int(args.get("horizon_days") or 28),
+        progress=_progress,
+    )
+    sys.stdout.write(json.dumps({"report": report.as_dict()}) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,106 @@
+"""``fmcg forecast``: run the forecast Glue job locally, chart a series, backtest a dataset."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from pipeline.cli.console import console, err_console, progress
+from pipeline.errors import PipelineError, TransientError
+
+JOB = "ForecastDemandJob"
+
+app = typer.Typer(help="The batch demand forecaster.", no_args_is_help=False)
+
+
+def run_job_process(stack: Any) -> dict[str, Any]:
+    """Run the job script as Glue would (a process, ``--name value`` arguments, the stack's
+    environment), showing its progress lines as a bar; returns the job's report."""
+    args = [part for name, value in stack.job_arguments(JOB).items() for part in (name, value)]
+    command = [sys.executable, str(stack.job_script(JOB)), *args]
+    env = {**os.environ, **stack.environment()}
+    with (
+        progress() as bar,
+        subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        ) as process,
+    ):
+        task = bar.add_task("forecast", total=None)
+        log: list[str] = []
+        assert process.stderr is not None
+        for line in process.stderr:
+            parts = line.split()
+            if len(parts) == 4 and parts[0] == "progress":
+                bar.update(
+                    task, description=parts[1], completed=int(parts[2]), total=max(int(parts[3]), 1)
+                )
+            else:
+                log.append(line)
+        stdout = process.stdout.read() if process.stdout else ""
+    if process.returncode != 0:
+        raise TransientError(f"forecast job failed ({process.returncode}): {''.join(log)[-2000:]}")
+    reports = [json.loads(x) for x in stdout.splitlines() if x.startswith('{"report"')]
+    for line in stdout.splitlines():
+        if "ForecastBias" in line:
+            err_console.print(f"[dim]{line}[/]")
+    return dict(reports[-1]["report"]) if reports else {}
+
+
+@app.callback(invoke_without_command=True)
+def run(ctx: typer.Context) -> None:
+    """Forecast every SKU x location on the local stack (the ForecastDemandJob Glue job)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from pipeline.cli.local import current_stack
+
+    report = run_job_process(current_stack())
+    console.print_json(data=report)
+
+
+@app.command()
+def plot(
+    sku: Annotated[str, typer.Argument(help="SKU id.")],
+    location: Annotated[str, typer.Argument(help="Location id.")],
+    out: Annotated[Path | None, typer.Option(help="PNG to write.")] = None,
+) -> None:
+    """Write a PNG of one series: history (curated), forecast and 80 % interval (DynamoDB)."""
+    from pipeline.cli.local import current_stack
+    from pipeline.forecasting.plot import plot_from_stack
+
+    path = plot_from_stack(
+        current_stack(), sku, location, out or Path(f"forecast-{sku}-{location}.png")
+    )
+    console.print(f"wrote {path}")
+
+
+@app.command()
+def backtest(
+    data: Annotated[Path, typer.Option(help="Parquet with columns id, date, sales.")],
+    json_path: Annotated[Path, typer.Option("--json", help="Scores as JSON.")],
+    predictions: Annotated[Path, typer.Option(help="Per-series forecasts as Parquet.")],
+    cutoff: Annotated[
+        str | None, typer.Option(help="Last training day (default: hold out the last 28).")
+    ] = None,
+    horizon: Annotated[int, typer.Option(help="Days to forecast.")] = 28,
+) -> None:
+    """Score the forecaster and baselines with the M5 protocol on any dataset."""
+    from pipeline.forecasting.backtest import backtest as run_backtest
+    from pipeline.forecasting.backtest import read_backtest_data
+
+    if not data.exists():
+        raise PipelineError(f"no such data file: {data}")
+    with progress() as bar:
+        bar.add_task("backtest", total=None)
+        result = run_backtest(read_backtest_data(data), cutoff=cutoff, horizon=horizon)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(result.summary, indent=2) + "\n")
+    predictions.parent.mkdir(parents=True, exist_ok=True)
+    result.predictions.to_parquet(predictions, index=False)
+    console.print_json(data=result.summary["models"])
+    console.print(f"wrote {json_path} and {predictions}")

@@ -1,0 +1,182 @@
+"""Forecast items for DynamoDB, and a parallel BatchWriteItem writer that loses nothing.
+
+Item shape (the seed's contract): ``PK = "SKU#<sku>"``, ``SK = "LOC#<loc>#DATE#<yyyy-mm-dd>"``,
+``forecast_val``, ``confidence_lower``, ``confidence_upper`` (numbers) and ``ttl`` (epoch
+seconds, now + 90 days). Writes are puts keyed by PK/SK, so a retried or repeated write of
+the same forecast replaces the item with an identical one: idempotent.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from boto3.dynamodb.types import TypeSerializer
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from pipeline.errors import TerminalError, TransientError
+from pipeline.lake import forecast_keys
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+
+    import boto3
+
+TTL_DAYS = 90
+BATCH_SIZE = 25  # BatchWriteItem's limit per request
+THROTTLING_CODES = frozenset(
+    {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
+)
+
+Item = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ForecastRow:
+    """One day's forecast of one SKU at one location (80 % interval bounds)."""
+
+    sku_id: str
+    location_id: str
+    day: date
+    forecast_val: float
+    confidence_lower: float
+    confidence_upper: float
+
+
+def _number(value: float) -> Decimal:
+    # DynamoDB numbers are decimals; 4 places is finer than any unit count needs.
+    return Decimal(str(round(float(value), 4)))
+
+
+def forecast_item(row: ForecastRow, *, now: datetime) -> Item:
+    """The DynamoDB item (Python types, Decimal numbers) of one forecast row."""
+    pk, sk = forecast_keys(row.sku_id, row.location_id, row.day)
+    return {
+        "PK": pk,
+        "SK": sk,
+        "forecast_val": _number(row.forecast_val),
+        "confidence_lower": _number(row.confidence_lower),
+        "confidence_upper": _number(row.confidence_upper),
+        "ttl": ttl_epoch(now),
+    }
+
+
+def ttl_epoch(now: datetime) -> int:
+    """``now + 90 days`` as epoch seconds (DynamoDB TTL)."""
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    return int((now + timedelta(days=TTL_DAYS)).timestamp())
+
+
+def _batches(items: Iterable[Item]) -> list[list[Item]]:
+    # BatchWriteItem rejects two requests for one key in a batch: the last write wins.
+    unique = {(item["PK"], item["SK"]): item for item in items}
+    values = list(unique.values())
+    return [values[i : i + BATCH_SIZE] for i in range(0, len(values), BATCH_SIZE)]
+
+
+class BatchWriter:
+    """Writes items through BatchWriteItem from a thread pool, retrying what DynamoDB did
+    not process (``UnprocessedItems``) and throttling errors with jittered exponential
+    backoff until every item is written or ``max_attempts`` is spent (TransientError)."""
+
+    def __init__(
+        self,
+        table_name: str,
+        *,
+        dynamodb_client: Any = None,
+        session: boto3.session.Session | None = None,
+        workers: int = 8,
+        max_attempts: int = 12,
+        base_delay: float = 0.05,
+        max_delay: float = 2.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.table_name = table_name
+        self.workers = workers
+        self.max_attempts = max_attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self._sleep = sleep
+        self._client = dynamodb_client
+        self._session = session
+        self._serializer = TypeSerializer()
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import boto3
+
+            session = self._session or boto3.session.Session()
+            self._client = session.client(
+                "dynamodb", config=Config(max_pool_connections=self.workers + 2)
+            )
+        return self._client
+
+    def _backoff(self, attempt: int) -> None:
+        delay = min(self.max_delay, self.base_delay * 2**attempt)
+        self._sleep(random.uniform(delay / 2, delay))  # noqa: S311 - jitter, not security
+
+    def _write_batch(self, batch: Sequence[Item]) -> int:
+        requests = [
+            {"PutRequest": {"Item": {k: self._serializer.serialize(v) for k, v in item.items()}}}
+            for item in batch
+        ]
+        client = self.client
+        for attempt in range(self.max_attempts):
+            try:
+                response = client.batch_write_item(RequestItems={self.table_name: requests})
+            except ClientError as e:
+                code = e.response.get("Error", {}).get("Code", "")
+                if code not in THROTTLING_CODES:
+                    raise TerminalError(f"BatchWriteItem on {self.table_name}: {code}") from e
+                if attempt == self.max_attempts - 1:
+                    raise TransientError(f"BatchWriteItem throttled: {code}") from e
+                self._backoff(attempt)
+                continue
+            requests = response.get("UnprocessedItems", {}).get(self.table_name, [])
+            if not requests:
+                return len(batch)
+            self._backoff(attempt)
+        raise TransientError(
+            f"{len(requests)} items still unprocessed after {self.max_attempts} attempts"
+        )
+
+    def write(
+        self, items: Iterable[Item], progress: Callable[[int, int], None] | None = None
+    ) -> int:
+        """Write every item (duplicates by key collapse to one); returns the count written.
+
+        ``progress(done, total)`` is called after each batch."""
+        batches = _batches(items)
+        total = sum(len(b) for b in batches)
+        done = 0
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            for written in pool.map(self._write_batch, batches):
+                done += written
+                if progress is not None:
+                    progress(done, total)
+        return done
+
+
+def write_forecasts(
+    rows: Iterable[ForecastRow],
+    *,
+    table_name: str,
+    now: datetime,
+    dynamodb_client: Any = None,
+    session: boto3.session.Session | None = None,
+    workers: int = 8,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Write forecast rows as items with ``ttl = now + 90 days``; returns the items written."""
+    writer = BatchWriter(
+        table_name, dynamodb_client=dynamodb_client, session=session, workers=workers
+    )
+    return writer.write((forecast_item(row, now=now) for row in rows), progress=progress)

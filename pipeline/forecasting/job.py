@@ -1,0 +1,209 @@
+"""The batch forecast job: curated daily demand -> forecasts -> DynamoDB + curated archive.
+
+Also computes ForecastBias (percent, past archived forecasts vs the actuals that have
+arrived since) and emits it as an EMF metric in ``FMCG/Business``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from pipeline.errors import TransientError
+from pipeline.forecasting.dynamo import ForecastRow, write_forecasts
+from pipeline.forecasting.forecaster import ForecasterConfig, forecast
+from pipeline.forecasting.series import SeriesMatrix, to_matrix
+
+if TYPE_CHECKING:
+    import boto3
+
+    from pipeline.forecasting.forecaster import Forecast
+
+DAILY_DEMAND_TABLE = "daily_demand"
+FORECASTS_TABLE = "forecasts"
+INTERVAL_LEVEL = 0.8
+METRICS_NAMESPACE = "FMCG/Business"
+SERIES_KEYS = ["sku_id", "location_id"]
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class ForecastReport:
+    """What one run did."""
+
+    series: int
+    items_written: int
+    horizon_days: int
+    forecast_bias_pct: float | None
+    models: dict[str, int] = field(default_factory=dict)
+    interval_level: float = INTERVAL_LEVEL
+    last_actual_date: str | None = None
+    generated_at: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _session(session: boto3.session.Session | None) -> boto3.session.Session:
+    if session is not None:
+        return session
+    import boto3
+
+    return boto3.session.Session()
+
+
+def read_dataset(path: str, session: boto3.session.Session) -> pd.DataFrame:
+    """A Hive-partitioned Parquet dataset, or an empty frame when nothing is there yet."""
+    import awswrangler as wr
+
+    try:
+        if not wr.s3.list_objects(path, boto3_session=session):
+            return pd.DataFrame()
+        frame = wr.s3.read_parquet(path, dataset=True, boto3_session=session)
+    except Exception as e:  # awswrangler wraps botocore errors in several types
+        raise TransientError(f"cannot read {path}: {e}") from e
+    return frame.drop(columns=[c for c in ("year", "month", "day") if c in frame.columns])
+
+
+def forecast_bias_pct(archive: pd.DataFrame, demand: pd.DataFrame) -> float | None:
+    """``100 * (sum forecast - sum actual) / sum actual`` over archived forecasts whose day
+    now has an actual (censored stockout days excluded: their actual is not demand).
+    ``None`` when no archived forecast has an actual yet or the actuals sum to 0."""
+    if archive.empty or demand.empty:
+        return None
+    actual = demand.loc[~demand["stockout"].fillna(False).astype(bool)]
+    actual = actual.assign(date=pd.to_datetime(actual["date"]))[
+        [*SERIES_KEYS, "date", "units_sold"]
+    ]
+    past = archive.assign(date=pd.to_datetime(archive["date"]))
+    joined = past.merge(actual, on=[*SERIES_KEYS, "date"], how="inner")
+    total = float(joined["units_sold"].sum())
+    if joined.empty or total == 0:
+        return None
+    return 100.0 * (float(joined["forecast_val"].sum()) - total) / total
+
+
+def emit_bias(bias: float | None) -> None:
+    """Print the ForecastBias EMF line on stdout (CloudWatch picks it up from Glue logs)."""
+    if bias is None:
+        return
+    from aws_lambda_powertools import Metrics
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    metrics = Metrics(namespace=METRICS_NAMESPACE, service="forecast")
+    metrics.add_metric(name="ForecastBias", unit=MetricUnit.Percent, value=bias)
+    metrics.flush_metrics()
+
+
+def forecast_frame(
+    matrix: SeriesMatrix, result: Forecast, *, generated_at: datetime, level: float = INTERVAL_LEVEL
+) -> pd.DataFrame:
+    """The archive/table rows: one per series and horizon day."""
+    n, horizon = result.point.shape
+    lower, upper = result.bounds(level)
+    keys = matrix.keys.loc[matrix.keys.index.repeat(horizon)].reset_index(drop=True)
+    return keys.assign(
+        date=np.tile(matrix.horizon_dates(horizon).date, n),
+        forecast_val=result.point.ravel(),
+        confidence_lower=lower.ravel(),
+        confidence_upper=upper.ravel(),
+        model=np.repeat(np.asarray(result.model, dtype=object), horizon),
+        generated_at=pd.Timestamp(generated_at).tz_convert("UTC").tz_localize(None),
+    )
+
+
+def archive_forecasts(
+    frame: pd.DataFrame, *, curated_bucket: str, database: str, session: boto3.session.Session
+) -> None:
+    """Write forecasts to ``forecasts/year=/month=/day=`` (by forecast day) and the catalog.
+
+    Partitions are overwritten, so a re-run replaces its own rows instead of adding more, and
+    each day keeps the latest forecast made for it."""
+    import awswrangler as wr
+
+    days = pd.to_datetime(frame["date"])
+    table = frame.assign(
+        year=days.dt.strftime("%Y"), month=days.dt.strftime("%m"), day=days.dt.strftime("%d")
+    )
+    wr.s3.to_parquet(
+        table,
+        path=f"s3://{curated_bucket}/{FORECASTS_TABLE}/",
+        dataset=True,
+        partition_cols=["year", "month", "day"],
+        mode="overwrite_partitions",
+        database=database,
+        table=FORECASTS_TABLE,
+        boto3_session=session,
+    )
+
+
+def run_forecast(
+    *,
+    curated_bucket: str,
+    database: str,
+    forecast_table: str,
+    horizon_days: int = 28,
+    session: boto3.session.Session | None = None,
+    now: datetime | None = None,
+    progress: Progress | None = None,
+) -> ForecastReport:
+    """Forecast every SKU x location in the curated daily demand table and publish it."""
+    session = _session(session)
+    now = now or datetime.now(UTC)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    report_progress = progress or (lambda stage, done, total: None)
+
+    report_progress("read", 0, 1)
+    demand = read_dataset(f"s3://{curated_bucket}/{DAILY_DEMAND_TABLE}/", session)
+    archive = read_dataset(f"s3://{curated_bucket}/{FORECASTS_TABLE}/", session)
+    report_progress("read", 1, 1)
+    bias = forecast_bias_pct(archive, demand)
+    emit_bias(bias)
+    if demand.empty:
+        return ForecastReport(0, 0, horizon_days, bias, generated_at=now.isoformat())
+
+    report_progress("fit", 0, 1)
+    matrix = to_matrix(demand, keys=SERIES_KEYS, value="units_sold", censored="stockout")
+    result = forecast(matrix.values, ForecasterConfig(horizon=horizon_days))
+    frame = forecast_frame(matrix, result, generated_at=now)
+    report_progress("fit", 1, 1)
+
+    rows = [
+        ForecastRow(str(sku), str(loc), day, float(val), float(lo), float(hi))
+        for sku, loc, day, val, lo, hi in zip(
+            frame["sku_id"],
+            frame["location_id"],
+            frame["date"],
+            frame["forecast_val"],
+            frame["confidence_lower"],
+            frame["confidence_upper"],
+            strict=True,
+        )
+    ]
+    written = write_forecasts(
+        rows,
+        table_name=forecast_table,
+        now=now,
+        session=session,
+        progress=lambda done, total: report_progress("write", done, total),
+    )
+    report_progress("archive", 0, 1)
+    archive_forecasts(frame, curated_bucket=curated_bucket, database=database, session=session)
+    report_progress("archive", 1, 1)
+    return ForecastReport(
+        series=len(matrix.keys),
+        items_written=written,
+        horizon_days=horizon_days,
+        forecast_bias_pct=bias,
+        models=dict(Counter(result.model).most_common()),
+        last_actual_date=matrix.dates[-1].date().isoformat(),
+        generated_at=now.isoformat(),
+    )

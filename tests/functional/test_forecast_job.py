@@ -1,0 +1,240 @@
+"""The forecast job against the emulator: items, TTL, archive, ForecastBias, exactly-once."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import awswrangler as wr
+import numpy as np
+import pandas as pd
+import pytest
+from botocore.exceptions import ClientError
+
+from pipeline.forecasting.dynamo import BatchWriter, ForecastRow, forecast_item, write_forecasts
+from pipeline.forecasting.job import run_forecast
+
+if TYPE_CHECKING:
+    from pipeline.local.stack import LocalStack
+
+NOW = datetime(2024, 3, 1, 6, 0, tzinfo=UTC)
+
+
+def _demand(days: int = 56, series: int = 3, end: date = date(2024, 2, 29)) -> pd.DataFrame:
+    rng = np.random.default_rng(7)
+    dates = pd.date_range(end=end, periods=days, freq="D")
+    frames = []
+    for i in range(series):
+        weekly = 1 + 0.4 * (dates.dayofweek >= 5)
+        sold = rng.poisson(5 * (i + 1) * weekly)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "sku_id": f"SKU-{i}",
+                    "location_id": "STORE-1",
+                    "date": dates.date,
+                    "units_sold": sold.astype("int64"),
+                    "units_returned": np.zeros(days, dtype="int64"),
+                    "end_of_day_stock": np.full(days, 50, dtype="int64"),
+                    "stockout": np.zeros(days, dtype=bool),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def _write_demand(stack: LocalStack, frame: pd.DataFrame) -> None:
+    days = pd.to_datetime(frame["date"])
+    wr.s3.to_parquet(
+        frame.assign(
+            year=days.dt.strftime("%Y"), month=days.dt.strftime("%m"), day=days.dt.strftime("%d")
+        ),
+        path=f"s3://{stack.ref('CuratedBucket')}/daily_demand/",
+        dataset=True,
+        partition_cols=["year", "month", "day"],
+        mode="overwrite_partitions",
+        boto3_session=stack.session(),
+    )
+
+
+def _scan(stack: LocalStack) -> list[dict[str, Any]]:
+    table = stack.session().resource("dynamodb").Table(stack.ref("ForecastTable"))
+    return list(table.scan()["Items"])
+
+
+def _run(stack: LocalStack, now: datetime = NOW, horizon: int = 7):  # type: ignore[no-untyped-def]
+    return run_forecast(
+        curated_bucket=stack.ref("CuratedBucket"),
+        database=stack.ref("LakeDatabase"),
+        forecast_table=stack.ref("ForecastTable"),
+        horizon_days=horizon,
+        session=stack.session(),
+        now=now,
+    )
+
+
+def test_given_daily_demand_when_job_runs_then_items_have_the_seed_schema_and_ttl(
+    stack: LocalStack,
+) -> None:
+    _write_demand(stack, _demand())
+    report = _run(stack)
+
+    items = _scan(stack)
+    assert report.series == 3
+    assert report.items_written == len(items) == 3 * 7
+    assert sum(report.models.values()) == 3
+    assert report.forecast_bias_pct is None  # nothing archived before the first run
+    keys = {(i["PK"], i["SK"]) for i in items}
+    assert ("SKU#SKU-0", "LOC#STORE-1#DATE#2024-03-01") in keys
+    assert ("SKU#SKU-2", "LOC#STORE-1#DATE#2024-03-07") in keys
+    expected_ttl = (NOW + timedelta(days=90)).timestamp()
+    for item in items:
+        assert set(item) == {
+            "PK",
+            "SK",
+            "forecast_val",
+            "confidence_lower",
+            "confidence_upper",
+            "ttl",
+        }
+        assert isinstance(item["forecast_val"], Decimal)
+        assert 0 <= item["confidence_lower"] <= item["forecast_val"] <= item["confidence_upper"]
+        assert abs(int(item["ttl"]) - expected_ttl) < 60
+    written = write_forecasts(
+        [ForecastRow("SKU-0", "STORE-1", date(2024, 3, 1), 2.0, 1.0, 3.0)],
+        table_name=stack.ref("ForecastTable"),
+        now=datetime.now(UTC),
+        session=stack.session(),
+    )
+    assert written == 1
+    real_now_ttl = (datetime.now(UTC) + timedelta(days=90)).timestamp()
+    item = next(
+        i
+        for i in _scan(stack)
+        if i["SK"] == "LOC#STORE-1#DATE#2024-03-01" and i["PK"] == "SKU#SKU-0"
+    )
+    assert abs(int(item["ttl"]) - real_now_ttl) < 60
+
+
+def test_given_archived_forecasts_when_actuals_arrive_then_bias_is_emitted_as_emf(
+    stack: LocalStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    demand = _demand()
+    _write_demand(stack, demand)
+    _run(stack)
+    archive = wr.s3.read_parquet(
+        f"s3://{stack.ref('CuratedBucket')}/forecasts/",
+        dataset=True,
+        boto3_session=stack.session(),
+    )
+    assert set(archive.columns) >= {
+        "sku_id",
+        "location_id",
+        "date",
+        "forecast_val",
+        "confidence_lower",
+        "confidence_upper",
+        "model",
+        "generated_at",
+    }
+    assert len(archive) == 21
+
+    # A week of actuals arrives: 10 units a day for every series, one day a stockout.
+    new_days = pd.date_range("2024-03-01", periods=7, freq="D").date
+    actuals = pd.DataFrame(
+        [
+            {
+                "sku_id": f"SKU-{i}",
+                "location_id": "STORE-1",
+                "date": d,
+                "units_sold": 10,
+                "units_returned": 0,
+                "end_of_day_stock": 5,
+                "stockout": (i == 0 and k == 0),
+            }
+            for i in range(3)
+            for k, d in enumerate(new_days)
+        ]
+    )
+    _write_demand(stack, actuals)
+    archive = archive.assign(date=pd.to_datetime(archive["date"]).dt.date)
+    censored = (archive["sku_id"] == "SKU-0") & (archive["date"] == new_days[0])
+    forecast_sum = float(archive.loc[~censored, "forecast_val"].sum())
+    expected = 100 * (forecast_sum - 200) / 200  # 20 uncensored days x 10 units
+
+    capsys.readouterr()
+    report = _run(stack, now=NOW + timedelta(days=7))
+
+    assert report.forecast_bias_pct == pytest.approx(expected)
+    emf = [
+        json.loads(line) for line in capsys.readouterr().out.splitlines() if "ForecastBias" in line
+    ]
+    assert len(emf) == 1
+    assert emf[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "FMCG/Business"
+    assert emf[0]["ForecastBias"] == [pytest.approx(expected)]
+
+
+class FlakyDynamoDB:
+    """Wraps a real client: throttles every 3rd call and leaves the last 5 items of every
+    other accepted batch unprocessed (writing only the rest), as DynamoDB may."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.calls = 0
+        self.written: dict[tuple[str, str], int] = {}
+
+    def batch_write_item(self, RequestItems: dict[str, list[Any]]) -> dict[str, Any]:  # noqa: N803
+        self.calls += 1
+        if self.calls % 3 == 0:
+            raise ClientError(
+                {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow"}},
+                "BatchWriteItem",
+            )
+        ((table, requests),) = RequestItems.items()
+        accepted, left = (
+            (requests[:-5], requests[-5:])
+            if self.calls % 2 and len(requests) > 5
+            else (requests, [])
+        )
+        self.client.batch_write_item(RequestItems={table: accepted})
+        for request in accepted:
+            item = request["PutRequest"]["Item"]
+            key = (item["PK"]["S"], item["SK"]["S"])
+            self.written[key] = self.written.get(key, 0) + 1
+        return {"UnprocessedItems": {table: left} if left else {}}
+
+
+def test_given_throttling_and_unprocessed_items_when_writing_then_every_item_lands_once(
+    stack: LocalStack,
+) -> None:
+    rows = [
+        ForecastRow(f"SKU-{i}", f"LOC-{j}", date(2024, 3, 1) + timedelta(days=d), 1.5, 1.0, 2.0)
+        for i in range(10)
+        for j in range(3)
+        for d in range(10)
+    ]
+    flaky = FlakyDynamoDB(stack.session().client("dynamodb"))
+    writer = BatchWriter(
+        stack.ref("ForecastTable"), dynamodb_client=flaky, workers=1, sleep=lambda _: None
+    )
+
+    written = writer.write(forecast_item(r, now=NOW) for r in rows)
+
+    assert written == 300
+    assert len(flaky.written) == 300
+    assert set(flaky.written.values()) == {1}
+    assert flaky.calls > 13  # 12 batches needed retries: throttles and leftovers happened
+    assert len(_scan(stack)) == 300
+
+
+def test_given_a_non_throttling_error_when_writing_then_it_is_terminal(
+    stack: LocalStack,
+) -> None:
+    from pipeline.errors import TerminalError
+
+    writer = BatchWriter("no-such-table", session=stack.session(), sleep=lambda _: None)
+    row = ForecastRow("A", "B", date(2024, 3, 1), 1.0, 0.0, 2.0)
+    with pytest.raises(TerminalError, match="BatchWriteItem on no-such-table: ResourceNotFound"):
+        writer.write([forecast_item(row, now=NOW)])

@@ -1,0 +1,167 @@
+"""Pure tests of the forecaster, the scoring, the item shape and the bias arithmetic."""
+
+from __future__ import annotations
+
+import importlib.util
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.forecasting.dynamo import ForecastRow, forecast_item
+from pipeline.forecasting.evaluate import rmsse, rmsse_scale
+from pipeline.forecasting.forecaster import ForecasterConfig, forecast
+from pipeline.forecasting.job import forecast_bias_pct
+from pipeline.forecasting.series import to_matrix
+
+REPO = Path(__file__).resolve().parents[3]
+M5 = (REPO / "../shared/data/m5_subset/m5_subset_944.parquet").resolve()
+
+
+def _weekly(days: int = 400, level: float = 20.0, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    weekday = np.arange(days) % 7
+    return rng.poisson(level * (1 + 0.5 * (weekday >= 5))).astype(np.float64)
+
+
+def test_given_a_stockout_gap_when_forecasting_then_the_zeros_do_not_lower_the_forecast() -> None:
+    sales = _weekly()
+    stocked_out = sales.copy()
+    stocked_out[-20:-6] = 0  # two weeks with an empty shelf, recorded as 0 sold
+    frame = pd.DataFrame(
+        {
+            "sku_id": ["A"] * 400 + ["B"] * 400,
+            "location_id": "L",
+            "date": list(pd.date_range("2023-01-01", periods=400)) * 2,
+            "units_sold": np.concatenate([sales, stocked_out]),
+            "stockout": [False] * 400 + [14 + 380 > i >= 380 for i in range(400)],
+        }
+    )
+    censored = to_matrix(
+        frame, keys=["sku_id", "location_id"], value="units_sold", censored="stockout"
+    )
+    as_zero = to_matrix(frame, keys=["sku_id", "location_id"], value="units_sold")
+
+    with_mask = forecast(censored.values, ForecasterConfig(horizon=14)).point
+    without_mask = forecast(as_zero.values, ForecasterConfig(horizon=14)).point
+
+    assert np.isnan(censored.values[1, 380:394]).all()
+    # Masked: B forecasts like A (same demand apart from the gap), within 10 %.
+    assert with_mask[1].sum() == pytest.approx(with_mask[0].sum(), rel=0.10)
+    # Read as zero demand the same history would forecast clearly lower.
+    assert without_mask[1].sum() < 0.85 * with_mask[1].sum()
+
+
+def test_given_weekly_demand_when_forecasting_then_intervals_nest_and_cover_the_point() -> None:
+    history = np.stack([_weekly(seed=s) for s in range(30)])
+    result = forecast(history, ForecasterConfig(horizon=28))
+
+    lo80, hi80 = result.bounds(0.8)
+    lo95, hi95 = result.bounds(0.95)
+    assert result.point.shape == (30, 28)
+    assert (lo95 <= lo80 + 1e-9).all() and (lo80 <= result.point + 1e-9).all()
+    assert (result.point <= hi80 + 1e-9).all() and (hi80 <= hi95 + 1e-9).all()
+    assert (lo95 >= 0).all()
+    # The weekend lift shows in the forecast: Saturdays above Wednesdays.
+    weekday = (np.arange(400, 428)) % 7
+    assert result.point[:, weekday >= 5].mean() > 1.3 * result.point[:, weekday == 2].mean()
+
+
+def test_given_a_hand_computed_case_when_scoring_rmsse_then_it_matches() -> None:
+    history = np.array([[np.nan, 0.0, 2.0, 4.0, 2.0]])  # naive diffs from first sale: 2, -2
+    actual = np.array([[3.0, 1.0]])
+    forecast_ = np.array([[1.0, 1.0]])
+    assert rmsse_scale(history)[0] == pytest.approx(4.0)
+    assert rmsse(history, actual, forecast_)[0] == pytest.approx(np.sqrt(2.0 / 4.0))
+
+
+def test_given_past_forecasts_and_actuals_when_computing_bias_then_it_is_hand_computed() -> None:
+    archive = pd.DataFrame(
+        {
+            "sku_id": ["A", "A", "B", "B"],
+            "location_id": ["L"] * 4,
+            "date": [date(2024, 3, 1), date(2024, 3, 2), date(2024, 3, 1), date(2024, 3, 9)],
+            "forecast_val": [10.0, 12.0, 5.0, 99.0],
+        }
+    )
+    demand = pd.DataFrame(
+        {
+            "sku_id": ["A", "A", "B"],
+            "location_id": ["L"] * 3,
+            "date": [date(2024, 3, 1), date(2024, 3, 2), date(2024, 3, 1)],
+            "units_sold": [8, 0, 12],
+            "stockout": [False, True, False],  # A on 2 Mar is censored: not compared
+        }
+    )
+    # Compared: A 1 Mar (10 vs 8), B 1 Mar (5 vs 12); B 9 Mar has no actual yet.
+    assert forecast_bias_pct(archive, demand) == pytest.approx(100 * (15 - 20) / 20)
+    assert forecast_bias_pct(archive.iloc[3:], demand) is None
+    assert forecast_bias_pct(archive.iloc[:0], demand) is None
+
+
+def test_given_a_forecast_row_when_building_the_item_then_keys_numbers_and_ttl_match() -> None:
+    now = datetime(2024, 3, 1, 12, 30, tzinfo=UTC)
+    row = ForecastRow("SKU-1", "STORE-9", date(2024, 3, 5), 3.14159, 1.0, 6.5)
+
+    item = forecast_item(row, now=now)
+
+    assert item == {
+        "PK": "SKU#SKU-1",
+        "SK": "LOC#STORE-9#DATE#2024-03-05",
+        "forecast_val": Decimal("3.1416"),
+        "confidence_lower": Decimal("1.0"),
+        "confidence_upper": Decimal("6.5"),
+        "ttl": int((now + timedelta(days=90)).timestamp()),
+    }
+
+
+def test_given_glue_arguments_when_parsing_then_unknown_glue_flags_are_ignored() -> None:
+    spec = importlib.util.spec_from_file_location(
+        "forecast_demand", REPO / "glue_jobs" / "forecast_demand.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    args = module.parse_glue_args(
+        [
+            "--curated_bucket",
+            "b",
+            "--library-set",
+            "analytics",
+            "--horizon_days=14",
+            "--job-bookmark-option",
+            "--database",
+            "db",
+        ]
+    )
+
+    assert args == {
+        "curated_bucket": "b",
+        "library-set": "analytics",
+        "horizon_days": "14",
+        "job-bookmark-option": "",
+        "database": "db",
+    }
+    assert module.main(["--curated_bucket", "b"]) == 2
+
+
+def test_given_the_m5_subset_when_backtesting_then_it_beats_seasonal_naive_and_is_calibrated() -> (
+    None
+):
+    if not M5.is_file():
+        pytest.skip(f"M5 subset not found at {M5} (it lives in ../shared/data/m5_subset/)")
+    from pipeline.forecasting.backtest import backtest, read_backtest_data
+
+    summary = backtest(read_backtest_data(M5)).summary
+
+    ours = summary["models"]["forecaster"]
+    naive = summary["models"]["seasonal_naive"]
+    assert summary["series"] == 944
+    assert summary["cutoff"] == "2016-04-24"
+    assert ours["rmsse"] <= 0.80 * naive["rmsse"]
+    assert abs(ours["coverage_80"] - 0.80) <= 0.03
+    assert abs(ours["coverage_95"] - 0.95) <= 0.03
