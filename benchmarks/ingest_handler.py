@@ -9,6 +9,7 @@ handler module (goal <= 300 ms, without pandas/pyarrow).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import importlib.util
 import io
@@ -21,6 +22,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from _common import Figure, add_arguments, write_json
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
     EventType,
@@ -84,6 +86,9 @@ def best_of(fn: Any) -> float:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    args = parser.parse_args()  # --quick: this one is already short (seconds)
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     event = batch()
     app = load_handler()
@@ -143,6 +148,29 @@ def main() -> None:
         f"min {min(imports) * 1000:.0f} ms  (goal <= 300 ms)"
     )
     print(f"pandas/pyarrow imported    {heavy}")
+    write_json(
+        args.json,
+        "ingest_handler",
+        [
+            Figure(
+                "ingest handler throughput",
+                RECORDS / handler_s,
+                "events/s",
+                baseline=RECORDS / baseline_s,
+                goal=">= 0.7",
+                note="baseline: bare BatchProcessor + json.loads",
+            ),
+            Figure(
+                "ingest handler vs parse_event alone",
+                RECORDS / handler_s,
+                "events/s",
+                baseline=RECORDS / contract_s,
+            ),
+            Figure("ingest handler import", statistics.median(imports) * 1000, "ms", goal="<= 300"),
+        ],
+        quick=args.quick,
+        details={"records": RECORDS, "repeats": REPEATS, "pandas_or_pyarrow": heavy},
+    )
 
 
 if __name__ == "__main__":

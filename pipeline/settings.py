@@ -72,6 +72,7 @@ class ApiSettings:
     orders_table: str | None = None
     user_pool_id: str | None = None
     raw_bucket: str | None = None
+    curated_bucket: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ApiSettings:
@@ -81,4 +82,5 @@ class ApiSettings:
             orders_table=env.get(ORDERS_TABLE) or None,
             user_pool_id=env.get(USER_POOL_ID) or None,
             raw_bucket=env.get(RAW_BUCKET) or None,
+            curated_bucket=env.get(CURATED_BUCKET) or None,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -10,7 +11,7 @@ import typer
 
 from pipeline.cli.console import console, err_console
 from pipeline.errors import ConfigurationError
-from pipeline.local.emulator import is_running, start_server, stop_server
+from pipeline.local.emulator import is_running, local_environment, start_server, stop_server
 from pipeline.local.stack import DEFAULT_STACK_NAME, LocalStack, state_dir
 from pipeline.local.template import DEFAULT_TEMPLATE
 
@@ -24,15 +25,21 @@ def state_file() -> Path:
 
 
 def current_stack() -> LocalStack:
-    """The running local stack, or a clear error telling the user to start one."""
+    """The running local stack, or a clear error telling the user to start one.
+
+    Also points this process's AWS SDKs at the emulator, so that any library that builds
+    its own clients (awswrangler's default session, say) can never reach AWS by accident.
+    """
     stack = LocalStack.load(state_file())
     if stack.pid is not None and not is_running(stack.pid):
         raise ConfigurationError("the local emulator is not running (run `fmcg local up`)")
+    os.environ.update(local_environment(stack.endpoint_url))
     return stack
 
 
-def ensure_up(template: Path = DEFAULT_TEMPLATE, stack_name: str = DEFAULT_STACK_NAME
-              ) -> LocalStack:
+def ensure_up(
+    template: Path = DEFAULT_TEMPLATE, stack_name: str = DEFAULT_STACK_NAME
+) -> LocalStack:
     """Return the running local stack, starting and provisioning one if there is none."""
     try:
         return current_stack()
@@ -47,6 +54,7 @@ def ensure_up(template: Path = DEFAULT_TEMPLATE, stack_name: str = DEFAULT_STACK
         stop_server(pid)
         raise
     stack.save(state_file())
+    os.environ.update(local_environment(stack.endpoint_url))
     return stack
 
 

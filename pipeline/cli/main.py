@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from pipeline.cli import local, stream
+from pipeline.cli import api, curated, demo, forecast, kcl, local, stream
 from pipeline.cli.console import err_console
 from pipeline.errors import PipelineError
 
@@ -14,6 +14,14 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(local.app, name="local")
+app.command()(demo.demo)
+app.add_typer(kcl.app, name="kcl")
+app.add_typer(forecast.app, name="forecast")
+app.add_typer(api.app, name="api")
+app.add_typer(api.users_app, name="users")
+app.command()(api.token)
+app.command()(curated.compact)
+app.command()(curated.query)
 app.add_typer(stream.app, name="quarantine")
 app.command("produce")(stream.produce)
 app.command("consume")(stream.consume)

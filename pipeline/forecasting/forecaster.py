@@ -154,8 +154,10 @@ def _conformal(
         if origins.size == 0 or np.isnan(scaled).all():
             lo = hi = np.zeros(horizon)
         else:
-            lo = np.nanquantile(scaled, (1 - level) / 2, axis=(0, 1))
-            hi = np.nanquantile(scaled, (1 + level) / 2, axis=(0, 1))
+            # A planner reads the interval as "around the forecast": when past errors were
+            # one-sided the interval still has to contain the point it is published with.
+            lo = np.minimum(np.nanquantile(scaled, (1 - level) / 2, axis=(0, 1)), 0.0)
+            hi = np.maximum(np.nanquantile(scaled, (1 + level) / 2, axis=(0, 1)), 0.0)
         out[level] = (
             np.maximum(point + lo[None, :] * width, 0.0),
             np.maximum(point + hi[None, :] * width, 0.0),

@@ -78,21 +78,21 @@ def epoch_microseconds(moment: datetime) -> int:
 
 def observations(events: Iterable[SalesEvent]) -> list[StockObservation]:
     """The newest stock observation per pair among ``events`` (events without stock skip)."""
-    newest: dict[Pair, StockObservation] = {}
+    # Observations are built for the winners only: a batch often repeats a pair.
+    newest: dict[Pair, tuple[tuple[int, str], int]] = {}
     for event in events:
-        if event.stock_on_hand is None:
+        stock = event.stock_on_hand
+        if stock is None:
             continue
-        obs = StockObservation(
-            event.sku_id,
-            event.location_id,
-            epoch_microseconds(event.event_time),
-            event.event_id,
-            event.stock_on_hand,
-        )
-        seen = newest.get(obs.pair)
-        if seen is None or obs.version > seen.version:
-            newest[obs.pair] = obs
-    return list(newest.values())
+        pair = (event.sku_id, event.location_id)
+        version = (epoch_microseconds(event.event_time), event.event_id)
+        seen = newest.get(pair)
+        if seen is None or version > seen[0]:
+            newest[pair] = (version, stock)
+    return [
+        StockObservation(sku_id, location_id, event_time_us, event_id, stock)
+        for (sku_id, location_id), ((event_time_us, event_id), stock) in newest.items()
+    ]
 
 
 def transition(current: PairState | None, obs: StockObservation) -> tuple[PairState, int] | None:

@@ -60,12 +60,13 @@ class EndpointSession(boto3.session.Session):
         super().__init__(**kwargs)
         self.endpoint_url = endpoint_url
 
+    # Libraries such as awswrangler pass ``endpoint_url=None`` explicitly: treat it as unset.
     def client(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        kwargs.setdefault("endpoint_url", self.endpoint_url)
+        kwargs["endpoint_url"] = kwargs.get("endpoint_url") or self.endpoint_url
         return super().client(*args, **kwargs)
 
     def resource(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        kwargs.setdefault("endpoint_url", self.endpoint_url)
+        kwargs["endpoint_url"] = kwargs.get("endpoint_url") or self.endpoint_url
         return super().resource(*args, **kwargs)
 
 

@@ -48,8 +48,9 @@ def _arn(service: str, ctx: ResolveContext, resource: str) -> str:
     return f"arn:aws:{service}:{ctx.region}:{ctx.account_id}:{resource}"
 
 
-def _kinesis_stream(s: boto3.session.Session, lid: str, p: dict[str, Any], ctx: ResolveContext
-                    ) -> Provisioned:
+def _kinesis_stream(
+    s: boto3.session.Session, lid: str, p: dict[str, Any], ctx: ResolveContext
+) -> Provisioned:
     name = p["Name"]
     kinesis = s.client("kinesis")
     kinesis.create_stream(StreamName=name, ShardCount=int(p.get("ShardCount", 1)))
@@ -64,8 +65,9 @@ def _kinesis_stream(s: boto3.session.Session, lid: str, p: dict[str, Any], ctx: 
     return name, {"Arn": arn}
 
 
-def _s3_bucket(s: boto3.session.Session, lid: str, p: dict[str, Any], ctx: ResolveContext
-               ) -> Provisioned:
+def _s3_bucket(
+    s: boto3.session.Session, lid: str, p: dict[str, Any], ctx: ResolveContext
+) -> Provisioned:
     name = p["BucketName"]
     s3 = s.client("s3")
     s3.create_bucket(Bucket=name)
@@ -82,8 +84,9 @@ def _s3_bucket(s: boto3.session.Session, lid: str, p: dict[str, Any], ctx: Resol
     return name, {"Arn": f"arn:aws:s3:::{name}", "DomainName": f"{name}.s3.amazonaws.com"}
 
 
-def _dynamodb_table(s: boto3.session.Session, lid: str, p: dict[str, Any], ctx: ResolveContext
-                    ) -> Provisioned:
+def _dynamodb_table(
+    s: boto3.session.Session, lid: str, p: dict[str, Any], ctx: ResolveContext
+) -> Provisioned:
     name = p["TableName"]
     ddb = s.client("dynamodb")
     kwargs: dict[str, Any] = {
@@ -112,8 +115,9 @@ def _dynamodb_table(s: boto3.session.Session, lid: str, p: dict[str, Any], ctx: 
     return name, {"Arn": arn}
 
 
-def _sqs_queue(s: boto3.session.Session, lid: str, p: dict[str, Any], ctx: ResolveContext
-               ) -> Provisioned:
+def _sqs_queue(
+    s: boto3.session.Session, lid: str, p: dict[str, Any], ctx: ResolveContext
+) -> Provisioned:
     name = p["QueueName"]
     attributes: Any = {
         k: str(p[k]) for k in ("MessageRetentionPeriod", "VisibilityTimeout") if k in p
@@ -122,8 +126,9 @@ def _sqs_queue(s: boto3.session.Session, lid: str, p: dict[str, Any], ctx: Resol
     return url, {"Arn": _arn("sqs", ctx, name), "QueueName": name, "QueueUrl": url}
 
 
-def _sns_topic(s: boto3.session.Session, lid: str, p: dict[str, Any], ctx: ResolveContext
-               ) -> Provisioned:
+def _sns_topic(
+    s: boto3.session.Session, lid: str, p: dict[str, Any], ctx: ResolveContext
+) -> Provisioned:
     name = p["TopicName"]
     sns = s.client("sns")
     arn = sns.create_topic(Name=name)["TopicArn"]
@@ -132,31 +137,37 @@ def _sns_topic(s: boto3.session.Session, lid: str, p: dict[str, Any], ctx: Resol
     return arn, {"TopicName": name, "TopicArn": arn}
 
 
-def _glue_database(s: boto3.session.Session, lid: str, p: dict[str, Any], ctx: ResolveContext
-                   ) -> Provisioned:
+def _glue_database(
+    s: boto3.session.Session, lid: str, p: dict[str, Any], ctx: ResolveContext
+) -> Provisioned:
     database_input = p["DatabaseInput"]
     s.client("glue").create_database(DatabaseInput=database_input)
     return database_input["Name"], {}
 
 
-def _glue_table(s: boto3.session.Session, lid: str, p: dict[str, Any], ctx: ResolveContext
-                ) -> Provisioned:
+def _glue_table(
+    s: boto3.session.Session, lid: str, p: dict[str, Any], ctx: ResolveContext
+) -> Provisioned:
     table_input = p["TableInput"]
     s.client("glue").create_table(DatabaseName=p["DatabaseName"], TableInput=table_input)
     return table_input["Name"], {}
 
 
-def _glue_job(s: boto3.session.Session, lid: str, p: dict[str, Any], ctx: ResolveContext
-              ) -> Provisioned:
+def _glue_job(
+    s: boto3.session.Session, lid: str, p: dict[str, Any], ctx: ResolveContext
+) -> Provisioned:
     s.client("glue").create_job(
-        Name=p["Name"], Role=p["Role"], Command=p["Command"],
+        Name=p["Name"],
+        Role=p["Role"],
+        Command=p["Command"],
         DefaultArguments=p.get("DefaultArguments", {}),
     )
     return p["Name"], {}
 
 
-def _user_pool(s: boto3.session.Session, lid: str, p: dict[str, Any], ctx: ResolveContext
-               ) -> Provisioned:
+def _user_pool(
+    s: boto3.session.Session, lid: str, p: dict[str, Any], ctx: ResolveContext
+) -> Provisioned:
     kwargs: dict[str, Any] = {"PoolName": p["UserPoolName"]}
     if "Policies" in p:
         kwargs["Policies"] = p["Policies"]
@@ -164,12 +175,16 @@ def _user_pool(s: boto3.session.Session, lid: str, p: dict[str, Any], ctx: Resol
         kwargs["AdminCreateUserConfig"] = p["AdminCreateUserConfig"]
     pool = s.client("cognito-idp").create_user_pool(**kwargs)["UserPool"]
     provider = f"cognito-idp.{ctx.region}.amazonaws.com/{pool['Id']}"
-    return pool["Id"], {"Arn": pool["Arn"], "ProviderName": provider,
-                        "ProviderURL": f"https://{provider}"}
+    return pool["Id"], {
+        "Arn": pool["Arn"],
+        "ProviderName": provider,
+        "ProviderURL": f"https://{provider}",
+    }
 
 
-def _user_pool_client(s: boto3.session.Session, lid: str, p: dict[str, Any],
-                      ctx: ResolveContext) -> Provisioned:
+def _user_pool_client(
+    s: boto3.session.Session, lid: str, p: dict[str, Any], ctx: ResolveContext
+) -> Provisioned:
     client = s.client("cognito-idp").create_user_pool_client(
         UserPoolId=p["UserPoolId"],
         ClientName=p["ClientName"],
@@ -179,17 +194,20 @@ def _user_pool_client(s: boto3.session.Session, lid: str, p: dict[str, Any],
     return client["ClientId"], {}
 
 
-def _user_pool_group(s: boto3.session.Session, lid: str, p: dict[str, Any],
-                     ctx: ResolveContext) -> Provisioned:
+def _user_pool_group(
+    s: boto3.session.Session, lid: str, p: dict[str, Any], ctx: ResolveContext
+) -> Provisioned:
     s.client("cognito-idp").create_group(
-        GroupName=p["GroupName"], UserPoolId=p["UserPoolId"],
+        GroupName=p["GroupName"],
+        UserPoolId=p["UserPoolId"],
         Description=p.get("Description", ""),
     )
     return p["GroupName"], {}
 
 
-def _athena_workgroup(s: boto3.session.Session, lid: str, p: dict[str, Any],
-                      ctx: ResolveContext) -> Provisioned:
+def _athena_workgroup(
+    s: boto3.session.Session, lid: str, p: dict[str, Any], ctx: ResolveContext
+) -> Provisioned:
     config = p.get("WorkGroupConfiguration", {})
     s.client("athena").create_work_group(
         Name=p["Name"],
@@ -198,8 +216,9 @@ def _athena_workgroup(s: boto3.session.Session, lid: str, p: dict[str, Any],
     return p["Name"], {}
 
 
-def _athena_named_query(s: boto3.session.Session, lid: str, p: dict[str, Any],
-                        ctx: ResolveContext) -> Provisioned:
+def _athena_named_query(
+    s: boto3.session.Session, lid: str, p: dict[str, Any], ctx: ResolveContext
+) -> Provisioned:
     kwargs = {"Name": p["Name"], "Database": p["Database"], "QueryString": p["QueryString"]}
     if "WorkGroup" in p:
         kwargs["WorkGroup"] = p["WorkGroup"]
@@ -291,6 +310,4 @@ def function_environment(
 
 def dumps_resources(resources: dict[str, Resource]) -> str:
     """JSON for the state file."""
-    return json.dumps(
-        {lid: r.__dict__ for lid, r in resources.items()}, indent=2, sort_keys=True
-    )
+    return json.dumps({lid: r.__dict__ for lid, r in resources.items()}, indent=2, sort_keys=True)

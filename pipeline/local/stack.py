@@ -63,8 +63,14 @@ class LocalStack:
             template_path=template_path,
             parameters=parameters,
         )
-        return cls(endpoint_url, stack_name, str(Path(template_path).resolve()),
-                   ctx.parameters, resources, pid)
+        return cls(
+            endpoint_url,
+            stack_name,
+            str(Path(template_path).resolve()),
+            ctx.parameters,
+            resources,
+            pid,
+        )
 
     # ------------------------------------------------------------------ names
     @property

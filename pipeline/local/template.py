@@ -56,8 +56,25 @@ def _construct(tag: str) -> Any:
     return build
 
 
-for _tag in ("Ref", "GetAtt", "Sub", "Join", "Split", "Select", "If", "Equals", "Not",
-             "FindInMap", "Base64", "GetAZs", "ImportValue", "Condition", "Cidr", "And", "Or"):
+for _tag in (
+    "Ref",
+    "GetAtt",
+    "Sub",
+    "Join",
+    "Split",
+    "Select",
+    "If",
+    "Equals",
+    "Not",
+    "FindInMap",
+    "Base64",
+    "GetAZs",
+    "ImportValue",
+    "Condition",
+    "Cidr",
+    "And",
+    "Or",
+):
     _Loader.add_constructor(f"!{_tag}", _construct(_tag))
 
 
@@ -120,7 +137,7 @@ def resolve(value: Any, ctx: ResolveContext) -> Any:
     if not isinstance(value, dict):
         return value
     if len(value) == 1:
-        (key, arg), = value.items()
+        ((key, arg),) = value.items()
         if key == "Ref":
             return ctx.ref(arg)
         if key == "Fn::GetAtt":

@@ -1,0 +1,40 @@
+"""The read/write API behind API Gateway: forecasts, orders, admin status and users.
+
+The Lambda handler (``stream_consumers/get_forecast/app.py``) builds the resolver once with
+:func:`build_resolver` and sends every event through :func:`handle`.
+"""
+
+from pipeline.api.access import (
+    ADMIN_GROUP,
+    GROUPS,
+    PERMISSIONS,
+    PLANNER_GROUP,
+    PUBLIC_ROUTES,
+    VIEWER_GROUP,
+    allowed_routes,
+    is_allowed,
+    parse_groups,
+)
+from pipeline.api.errors import BadRequest, ClientError, Conflict, Forbidden, NotFound
+from pipeline.api.routes import ApiClients, build_resolver, handle, openapi_json
+
+__all__ = [
+    "ADMIN_GROUP",
+    "GROUPS",
+    "PERMISSIONS",
+    "PLANNER_GROUP",
+    "PUBLIC_ROUTES",
+    "VIEWER_GROUP",
+    "ApiClients",
+    "BadRequest",
+    "ClientError",
+    "Conflict",
+    "Forbidden",
+    "NotFound",
+    "allowed_routes",
+    "build_resolver",
+    "handle",
+    "is_allowed",
+    "openapi_json",
+    "parse_groups",
+]

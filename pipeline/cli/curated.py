@@ -1,0 +1,91 @@
+"""``fmcg compact`` and ``fmcg query``: the curated zone from the command line."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+from rich.progress import TaskID
+
+from pipeline.cli.console import console, err_console, progress
+from pipeline.errors import ConfigurationError
+from pipeline.settings import ATHENA_WORKGROUP, CURATED_BUCKET, GLUE_DATABASE
+
+app = typer.Typer(help="The curated zone: compaction and queries.", no_args_is_help=True)
+
+
+@app.command()
+def compact() -> None:
+    """Run the compaction Glue job locally, as Glue would (a process with --name value args)."""
+    from pipeline.cli.local import current_stack
+    from pipeline.compaction.local_job import run_job_process
+
+    stack = current_stack()
+    with progress() as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def on_progress(step: str, done: int, total: int) -> None:
+            if step not in tasks:
+                tasks[step] = bar.add_task(step, total=total)
+            bar.update(tasks[step], completed=done, total=total)
+
+        report = run_job_process(stack, on_progress=on_progress)
+    for name, value in report.items():
+        console.print(f"{name:>22}: {value:,}", highlight=False)
+
+
+def _names(
+    database: str | None, curated_bucket: str | None, workgroup: str | None
+) -> tuple[str, str, str | None, object]:
+    """Explicit option > environment variable > the running local stack."""
+    database = database or os.environ.get(GLUE_DATABASE)
+    curated_bucket = curated_bucket or os.environ.get(CURATED_BUCKET)
+    workgroup = workgroup or os.environ.get(ATHENA_WORKGROUP)
+    session: object = None
+    if not database or not curated_bucket:
+        from pipeline.cli.local import current_stack
+
+        stack = current_stack()
+        database = database or stack.ref("LakeDatabase")
+        curated_bucket = curated_bucket or stack.ref("CuratedBucket")
+        workgroup = workgroup or stack.ref("AthenaWorkGroup")
+        session = stack.session()
+    return database, curated_bucket, workgroup, session
+
+
+@app.command()
+def query(
+    sql: Annotated[str | None, typer.Argument(help="SQL (Athena dialect).")] = None,
+    *,
+    named: Annotated[
+        str | None, typer.Option(help="Run this named query from the template instead.")
+    ] = None,
+    engine: Annotated[str, typer.Option(help="duckdb (local Parquet) or athena.")] = "duckdb",
+    database: Annotated[str | None, typer.Option(help="Glue database.")] = None,
+    curated_bucket: Annotated[str | None, typer.Option(help="Curated bucket.")] = None,
+    workgroup: Annotated[str | None, typer.Option(help="Athena workgroup.")] = None,
+    limit: Annotated[int, typer.Option(help="Rows to print.")] = 50,
+) -> None:
+    """Run SQL over the curated zone (DuckDB by default, or Athena) and print the rows."""
+    from pipeline.local.template import load_template
+    from pipeline.query import ENGINES, named_query, run_query
+
+    if engine not in ENGINES:
+        raise ConfigurationError(f"unknown engine {engine!r} (use one of {', '.join(ENGINES)})")
+    if (sql is None) == (named is None):
+        raise ConfigurationError("give either SQL or --named <name>")
+    if named is not None:
+        sql = named_query(load_template(), named)
+    assert sql is not None  # noqa: S101 - checked above
+    database, curated_bucket, workgroup, session = _names(database, curated_bucket, workgroup)
+    frame = run_query(
+        sql,
+        curated_bucket=curated_bucket,
+        database=database,
+        session=session,  # type: ignore[arg-type]
+        engine=engine,  # type: ignore[arg-type]
+        workgroup=workgroup,
+    )
+    err_console.print(f"{len(frame)} rows", highlight=False)
+    console.print(frame.head(limit).to_string(index=False), highlight=False, soft_wrap=True)

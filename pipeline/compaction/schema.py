@@ -1,0 +1,73 @@
+"""The typed columns of the curated tables, in one place.
+
+Adding a typed field to the contract is additive: append it to :data:`SALES_COLUMNS` (and
+to the Glue table). Old partitions simply lack the column; Parquet readers resolve columns
+by name (Athena, DuckDB with ``union_by_name``, pyarrow datasets with an explicit schema)
+and read it as null there, so no history is rewritten. Unknown fields never reach curated:
+the reader ignores them and they stay in the raw zone.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import pyarrow as pa
+
+EVENT_TYPES: Final = ("sale", "return", "stock_count")
+
+#: Fields the contract requires on every event.
+REQUIRED_FIELDS: Final = (
+    "event_id",
+    "event_type",
+    "sku_id",
+    "location_id",
+    "quantity",
+    "event_time",
+)
+
+#: How raw NDJSON is read: ``event_time`` stays a string so its offset can be checked.
+RAW_SCHEMA: Final = pa.schema(
+    [
+        ("event_id", pa.string()),
+        ("event_type", pa.string()),
+        ("sku_id", pa.string()),
+        ("location_id", pa.string()),
+        ("quantity", pa.int64()),
+        ("stock_on_hand", pa.int64()),
+        ("unit_price", pa.float64()),
+        ("event_time", pa.string()),
+    ]
+)
+
+#: The curated ``sales`` table. ``event_time`` is UTC without a zone, like Athena's
+#: ``timestamp``, so the same SQL gives the same dates on Athena and DuckDB.
+SALES_SCHEMA: Final = pa.schema(
+    [
+        ("event_id", pa.string()),
+        ("event_type", pa.string()),
+        ("sku_id", pa.string()),
+        ("location_id", pa.string()),
+        ("quantity", pa.int64()),
+        ("stock_on_hand", pa.int64()),
+        ("unit_price", pa.float64()),
+        ("event_time", pa.timestamp("us")),
+    ]
+)
+
+#: The curated ``daily_demand`` table the forecaster reads (names and types are a contract).
+DAILY_DEMAND_SCHEMA: Final = pa.schema(
+    [
+        ("sku_id", pa.string()),
+        ("location_id", pa.string()),
+        ("date", pa.date32()),
+        ("units_sold", pa.int64()),
+        ("units_returned", pa.int64()),
+        ("end_of_day_stock", pa.int64()),
+        ("stockout", pa.bool_()),
+    ]
+)
+
+SALES_TABLE: Final = "sales"
+DAILY_DEMAND_TABLE: Final = "daily_demand"
+#: Every partition is one Parquet object with this fixed name (see pipeline.compaction).
+PART_FILE: Final = "part-00000.parquet"

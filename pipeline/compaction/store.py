@@ -1,0 +1,121 @@
+"""The S3 adapter of the compaction job: list, get, put, upload, download.
+
+``botocore`` errors become :class:`~pipeline.errors.TransientError` (throttling, 5xx: Glue
+re-runs the job) or :class:`~pipeline.errors.TerminalError` (a missing bucket, access
+denied) here, so the core never looks at AWS error codes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pipeline.errors import TerminalError, TransientError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import boto3
+
+_TRANSIENT_CODES = frozenset(
+    {
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "RequestTimeout",
+        "InternalError",
+        "ServiceUnavailable",
+        "RequestTimeTooSkewed",
+    }
+)
+_MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+
+
+def translate(e: Exception, what: str) -> Exception:
+    """The pipeline error for a ``botocore`` failure while doing ``what``."""
+    if isinstance(e, ClientError):
+        code = str(e.response.get("Error", {}).get("Code", ""))
+        status = int(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        if code in _TRANSIENT_CODES or status >= 500:
+            return TransientError(f"{what}: {code}")
+        return TerminalError(f"{what}: {code} {e}")
+    return TransientError(f"{what}: {e}")
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One listed object."""
+
+    key: str
+    etag: str
+    size: int
+
+
+class LakeStore:
+    """Thin S3 operations over one injected client."""
+
+    def __init__(self, s3_client: Any) -> None:
+        self._s3 = s3_client
+
+    @classmethod
+    def from_session(cls, session: boto3.session.Session) -> LakeStore:
+        return cls(session.client("s3"))
+
+    def list(self, bucket: str, prefix: str) -> list[ObjectInfo]:
+        """Every object under ``prefix``, sorted by key."""
+        out: list[ObjectInfo] = []
+        try:
+            pages = self._s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+            for page in pages:
+                out.extend(
+                    ObjectInfo(o["Key"], o["ETag"].strip('"'), int(o["Size"]))
+                    for o in page.get("Contents", [])
+                )
+        except (ClientError, BotoCoreError) as e:
+            raise translate(e, f"list s3://{bucket}/{prefix}") from e
+        return sorted(out, key=lambda o: o.key)
+
+    def get(self, bucket: str, key: str) -> bytes | None:
+        """The object's bytes, or ``None`` when there is no such object."""
+        try:
+            body: bytes = self._s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except ClientError as e:
+            if str(e.response.get("Error", {}).get("Code")) in _MISSING_CODES:
+                return None
+            raise translate(e, f"get s3://{bucket}/{key}") from e
+        except BotoCoreError as e:
+            raise translate(e, f"get s3://{bucket}/{key}") from e
+        return body
+
+    def put(self, bucket: str, key: str, body: bytes, content_type: str) -> None:
+        """Write one object (a single PUT: readers see the old or the new one, never a mix)."""
+        try:
+            self._s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+        except (ClientError, BotoCoreError) as e:
+            raise translate(e, f"put s3://{bucket}/{key}") from e
+
+    def upload(self, path: Path, bucket: str, key: str) -> None:
+        """Upload a local file; a multipart upload only becomes visible once complete."""
+        try:
+            self._s3.upload_file(str(path), bucket, key)
+        except (ClientError, BotoCoreError) as e:
+            raise translate(e, f"upload s3://{bucket}/{key}") from e
+        except Exception as e:  # boto3's S3UploadFailedError wraps the ClientError
+            cause = e.__cause__ or e.__context__
+            if isinstance(cause, ClientError | BotoCoreError):
+                raise translate(cause, f"upload s3://{bucket}/{key}") from e
+            raise
+
+    def download(self, bucket: str, key: str, path: Path) -> bool:
+        """Download to ``path``; ``False`` when there is no such object."""
+        try:
+            self._s3.download_file(bucket, key, str(path))
+        except ClientError as e:
+            if str(e.response.get("Error", {}).get("Code")) in _MISSING_CODES:
+                return False
+            raise translate(e, f"download s3://{bucket}/{key}") from e
+        except BotoCoreError as e:
+            raise translate(e, f"download s3://{bucket}/{key}") from e
+        return True

@@ -1,0 +1,1 @@
+"""The KCL consumer's record processor process (started by the MultiLangDaemon)."""

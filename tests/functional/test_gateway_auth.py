@@ -1,0 +1,97 @@
+"""The authorisation matrix through the local gateway: every route x every kind of caller.
+
+Exactly the permitted calls succeed; every token problem is a 401 from the gateway (the
+handler never runs); a valid token without the right is a 403 from the API.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import test_api_support as support
+from test_api_support import Api, create_user
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+api = support.api  # the session fixture: one stack, users and gateway
+TOKEN_PROBLEMS = [
+    "no token",
+    "expired token",
+    "another key",
+    "alg none",
+    "another issuer",
+    "access token",
+]
+GROUP_CALLERS = {
+    "admin": {"forecasts", "orders", "status", "users", "add", "remove", "spec"},
+    "planner": {"forecasts", "orders", "spec"},
+    "viewer": {"forecasts", "spec"},
+    "planview": {"forecasts", "orders", "spec"},  # PlannerGroup + ViewerGroup: the union
+    "nogroup": {"spec"},
+}
+_keys = itertools.count()
+
+# route name -> (method, path, body, success status)
+ROUTES: dict[str, tuple[str, str, Any, int]] = {
+    "forecasts": ("GET", "/forecasts?sku_id=S1&from=2025-01-01&to=2025-01-28", None, 200),
+    "orders": (
+        "POST",
+        "/orders",
+        {"sku_id": "S1", "location_id": "L1", "quantity": 5, "needed_by": "2099-01-01"},
+        201,
+    ),
+    "status": ("GET", "/admin/status", None, 200),
+    "users": ("GET", "/users", None, 200),
+    "add": ("PUT", "/users/target/groups/ViewerGroup", None, 200),
+    "remove": ("DELETE", "/users/target/groups/ViewerGroup", None, 200),
+    "spec": ("GET", "/openapi.json", None, 200),
+}
+
+
+@pytest.fixture(scope="module")
+def matrix_api(api: Api) -> Iterator[Api]:
+    create_user(api.stack, "target")
+    yield api
+
+
+@pytest.mark.parametrize("route", list(ROUTES))
+@pytest.mark.parametrize("caller", [*GROUP_CALLERS, *TOKEN_PROBLEMS])
+def test_given_a_caller_when_it_calls_a_route_then_only_its_rights_succeed(
+    matrix_api: Api, caller: str, route: str
+) -> None:
+    method, path, body, success = ROUTES[route]
+    headers = {"Idempotency-Key": f"matrix-{next(_keys)}"} if method == "POST" else None
+    status, answer = matrix_api.call(method, path, caller=caller, body=body, headers=headers)
+    if route == "spec":  # public: API Gateway does not even look at the token
+        assert status == 200
+        assert answer["openapi"].startswith("3.")
+    elif caller in TOKEN_PROBLEMS:
+        assert (status, answer) == (401, {"message": "Unauthorized"})
+    elif route in GROUP_CALLERS[caller]:
+        assert status == success, answer
+    else:
+        assert (status, answer) == (403, {"message": "your groups do not allow this route"})
+
+
+def test_given_an_unknown_route_when_called_then_403_missing_authentication_token(
+    matrix_api: Api,
+) -> None:
+    assert matrix_api.call("GET", "/nowhere") == (
+        403,
+        {"message": "Missing Authentication Token"},
+    )
+    assert matrix_api.call("PATCH", "/forecasts") == (
+        403,
+        {"message": "Missing Authentication Token"},
+    )
+
+
+def test_given_a_bearer_prefix_when_called_then_the_token_is_accepted(matrix_api: Api) -> None:
+    token = matrix_api.tokens["viewer"]
+    status, _ = matrix_api.call(
+        "GET", ROUTES["forecasts"][1], caller=None, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert status == 200
