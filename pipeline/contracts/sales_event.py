@@ -10,7 +10,10 @@ exception per event for the ``if``/``then`` rule), most of the stream consumer's
 :func:`validate_event` first tries :func:`accept_plain`, plain Python checks of the common
 valid shape whose bounds and patterns are read from the published schema; it can only
 accept. Anything it does not accept goes through :func:`validate_with_schema`, which alone
-decides rejections and their messages. A property test holds the two to agreement.
+decides rejections and their messages. Decoding likewise tries orjson where it returns
+what ``json.loads`` would, and leaves everything else, rejections included, to
+``json.loads``. Property tests hold both fast paths to agreement
+(tests/property/test_contract_agreement.py).
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ import orjson
 
 from pipeline.contracts import MAX_RECORD_BYTES, parse_event
 from pipeline.errors import RejectedRecord
-from pipeline.ingest.decode import deaggregate
+from pipeline.ingest.decode import deaggregate, is_aggregate
 from pipeline.ingest.inventory import observations
 from pipeline.lake import quarantine_key, raw_key
 
@@ -116,11 +116,14 @@ def _split(record: StreamRecord, now: datetime, shard: _ShardBatch) -> list[Sale
         detail = f"{len(record.data)} bytes > {MAX_RECORD_BYTES}"
         shard.reject(record, "record_too_large", detail)
         return []
-    try:
-        user_records = deaggregate(record)
-    except RejectedRecord as e:
-        shard.reject(record, e.reason, e.detail)
-        return []
+    if is_aggregate(record.data):
+        try:
+            user_records = deaggregate(record)
+        except RejectedRecord as e:
+            shard.reject(record, e.reason, e.detail)
+            return []
+    else:  # the common case, without deaggregate's list
+        user_records = [record]
     valid: list[SalesEvent] = []
     for user_record in user_records:
         try:
