@@ -91,7 +91,7 @@ def require_h2c(endpoint_url: str) -> None:
     if not speaks_h2c(endpoint_url):
         raise ConfigurationError(
             f"the emulator at {endpoint_url} does not speak HTTP/2 (h2c), which the KCL's "
-            "Kinesis client requires; start it with `python -m pipeline.kcl.h2c_server`"
+            "Kinesis client requires; restart it with `fmcg local down && fmcg local up`"
         )
 
 

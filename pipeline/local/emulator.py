@@ -1,5 +1,9 @@
 """The embedded AWS emulator: moto in server mode on 127.0.0.1, as a background process.
 
+The server is moto's own application served by Hypercorn (``pipeline.local.server``) rather
+than moto's werkzeug server, because the KCL's Java client speaks HTTP/2 and werkzeug
+cannot; every other client keeps using HTTP/1.1 on the same port.
+
 Everything talks to it over HTTP through the standard ``AWS_ENDPOINT_URL``, exactly as it
 would talk to AWS. It binds loopback only and picks a free port.
 """
@@ -107,7 +111,7 @@ def start_server(log_path: Path | None = None, port: int | None = None) -> tuple
     log: Any = log_path.open("ab") if log_path else subprocess.DEVNULL
     env = {**os.environ, **LOCAL_CREDENTIALS}
     proc = subprocess.Popen(  # noqa: S603 - fixed argv, our own interpreter
-        [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)],
+        [sys.executable, "-m", "pipeline.local.server", "--host", HOST, "--port", str(port)],
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,

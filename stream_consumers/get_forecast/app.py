@@ -28,8 +28,9 @@ def _client(service: str) -> Any:
     import boto3
     from botocore.config import Config
 
+    # A call slower than this answers 503 before the function's 10 s timeout would.
     config = Config(
-        retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=5
+        retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=8
     )
     return boto3.session.Session().client(service, config=config)  # type: ignore[call-overload]
 
