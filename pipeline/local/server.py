@@ -13,12 +13,36 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
 HOST = "127.0.0.1"
+
+
+def ensure_a_body_chunk(app: Any) -> Any:
+    """Wrap a WSGI app so every response yields at least one (possibly empty) body chunk.
+
+    Hypercorn's WSGI adapter only sends the status line with the first body chunk, so a
+    response with an empty body (moto's 404 to a HEAD request, say) would never start and
+    would surface as a 500.
+    """
+
+    def wrapped(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        body = app(environ, start_response)
+        try:
+            empty = True
+            for chunk in body:
+                empty = False
+                yield chunk
+            if empty:
+                yield b""
+        finally:
+            if hasattr(body, "close"):
+                body.close()
+
+    return wrapped
 
 
 def serve(host: str, port: int) -> None:
@@ -37,7 +61,7 @@ def serve(host: str, port: int) -> None:
     # Kinesis GetRecords and S3 PutObject bodies stay far below this; the default (16 MiB)
     # would reject a large multipart part.
     config.wsgi_max_body_size = 128 * 1024 * 1024
-    app = DomainDispatcherApplication(create_backend_app)
+    app = ensure_a_body_chunk(DomainDispatcherApplication(create_backend_app))
     asyncio.run(hypercorn_serve(app, config, mode="wsgi"))
 
 
