@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit bench clean
+.PHONY: install demo test lint typecheck unit bench clean layer
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,5 +43,13 @@ test: lint typecheck $(TOOLS_STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
+# Stages the Lambda layer for `sam build`: the pipeline package plus the handlers' light
+# requirements (infra/layer/requirements.txt); SAM's python3.12 build method installs them.
+layer:
+	rm -rf layer && mkdir -p layer
+	cp -r pipeline layer/pipeline
+	find layer -name __pycache__ -prune -exec rm -rf {} +
+	cp infra/layer/requirements.txt layer/requirements.txt
+
 clean:
-	rm -rf $(VENV) $(TOOLS) .fmcg .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) layer .fmcg .pytest_cache .mypy_cache .ruff_cache

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Annotated
 
@@ -88,6 +89,8 @@ def down() -> None:
     if stack.pid is not None:
         stop_server(stack.pid)
     path.unlink(missing_ok=True)
+    # Consumer checkpoints name sequence numbers of streams that no longer exist.
+    shutil.rmtree(state_dir() / "checkpoints", ignore_errors=True)
     err_console.print(f"[green]down[/] {stack.endpoint_url}")
 
 

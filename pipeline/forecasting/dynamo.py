@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeSerializer
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline.errors import TerminalError, TransientError
 from pipeline.lake import forecast_keys
@@ -138,6 +138,13 @@ class BatchWriter:
                     raise TerminalError(f"BatchWriteItem on {self.table_name}: {code}") from e
                 if attempt == self.max_attempts - 1:
                     raise TransientError(f"BatchWriteItem throttled: {code}") from e
+                self._backoff(attempt)
+                continue
+            except BotoCoreError as e:
+                # A timeout or reset that outlasted botocore's retries: the puts are
+                # idempotent (same keys), so resending the batch is safe.
+                if attempt == self.max_attempts - 1:
+                    raise TransientError(f"BatchWriteItem on {self.table_name}: {e}") from e
                 self._backoff(attempt)
                 continue
             requests = response.get("UnprocessedItems", {}).get(self.table_name, [])
