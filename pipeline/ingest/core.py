@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,7 @@ import orjson
 
 from pipeline.contracts import MAX_RECORD_BYTES, parse_event
 from pipeline.errors import RejectedRecord
-from pipeline.ingest.decode import deaggregate, is_aggregate
+from pipeline.ingest.decode import KPL_MAGIC, deaggregate
 from pipeline.ingest.inventory import observations
 from pipeline.lake import quarantine_key, raw_key
 
@@ -107,24 +108,33 @@ def _raw_line(obj: Mapping[str, Any]) -> bytes:
     return _ENCODER.encode(obj).encode("ascii")
 
 
-def _split(record: StreamRecord, now: datetime, shard: _ShardBatch) -> list[SalesEvent]:
-    """Validate one Kinesis record's user records into ``shard``; return the valid events."""
+def _split(record: StreamRecord, now: datetime, shard: _ShardBatch, valid: list[SalesEvent]) -> int:
+    """Validate one Kinesis record's user records into ``shard`` and ``valid``.
+
+    Returns how many events (user records) the record held, valid or not.
+    """
+    data = record.data
     if record.defect is not None:
         shard.reject(record, record.defect, record.defect_detail)
-        return []
-    if len(record.data) > MAX_RECORD_BYTES:
-        detail = f"{len(record.data)} bytes > {MAX_RECORD_BYTES}"
-        shard.reject(record, "record_too_large", detail)
-        return []
-    if is_aggregate(record.data):
+        return 1
+    if len(data) > MAX_RECORD_BYTES:
+        shard.reject(record, "record_too_large", f"{len(data)} bytes > {MAX_RECORD_BYTES}")
+        return 1
+    if data[:4] != KPL_MAGIC:  # the common case: one event, no list, no loop
         try:
-            user_records = deaggregate(record)
+            event, obj = parse_event(data, now=now)
         except RejectedRecord as e:
             shard.reject(record, e.reason, e.detail)
-            return []
-    else:  # the common case, without deaggregate's list
-        user_records = [record]
-    valid: list[SalesEvent] = []
+            return 1
+        shard.lines.append(_raw_line(obj))
+        shard.arrivals.append(record.approximate_arrival)
+        valid.append(event)
+        return 1
+    try:
+        user_records = deaggregate(record)
+    except RejectedRecord as e:
+        shard.reject(record, e.reason, e.detail)
+        return 1
     for user_record in user_records:
         try:
             event, obj = parse_event(user_record.data, now=now)
@@ -134,7 +144,34 @@ def _split(record: StreamRecord, now: datetime, shard: _ShardBatch) -> list[Sale
         shard.lines.append(_raw_line(obj))
         shard.arrivals.append(user_record.approximate_arrival)
         valid.append(event)
-    return valid
+    return len(user_records)
+
+
+def _store_shards(
+    shards: Mapping[str, _ShardBatch], store: RawStore
+) -> tuple[list[str], list[str], Counter[str]]:
+    """Put each shard's raw and quarantine objects; return their keys and the reasons."""
+    reasons: Counter[str] = Counter()
+    raw_keys: list[str] = []
+    quarantine_keys: list[str] = []
+    for shard_id, shard in shards.items():
+        first, last = shard.records[0], shard.records[-1]
+        key_args = (
+            shard_id,
+            first.sequence_number,
+            last.sequence_number,
+            first.approximate_arrival,
+        )
+        if shard.lines:
+            key = raw_key(*key_args)
+            store.put(key, b"\n".join(shard.lines) + b"\n")
+            raw_keys.append(key)
+        if shard.rejects:
+            key = quarantine_key(*key_args)
+            store.put(key, b"\n".join(shard.rejects) + b"\n")
+            quarantine_keys.append(key)
+            reasons.update(shard.reasons)
+    return raw_keys, quarantine_keys, reasons
 
 
 def ingest_batch(
@@ -162,39 +199,36 @@ def ingest_batch(
         if shard is None:  # not setdefault: that would build a _ShardBatch per record
             shard = shards[record.shard_id] = _ShardBatch()
         shard.records.append(record)
-        before = len(shard.rejects)
-        found = _split(record, started, shard)
-        valid.extend(found)
-        events += len(found) + len(shard.rejects) - before
+        events += _split(record, started, shard, valid)
 
-    reasons: Counter[str] = Counter()
-    raw_keys: list[str] = []
-    quarantine_keys: list[str] = []
-    for shard_id, shard in shards.items():
-        first, last = shard.records[0], shard.records[-1]
-        key_args = (
-            shard_id,
-            first.sequence_number,
-            last.sequence_number,
-            first.approximate_arrival,
-        )
-        if shard.lines:
-            key = raw_key(*key_args)
-            store.put(key, b"\n".join(shard.lines) + b"\n")
-            raw_keys.append(key)
-        if shard.rejects:
-            key = quarantine_key(*key_args)
-            store.put(key, b"\n".join(shard.rejects) + b"\n")
-            quarantine_keys.append(key)
-            reasons.update(shard.reasons)
-
-    durable = now or datetime.now(UTC)
-    lag_ms = tuple(
-        max(0.0, (durable - arrival).total_seconds() * 1000.0)
-        for shard in shards.values()
-        for arrival in shard.arrivals
-    )
-    stockout_count = inventory.apply(observations(valid)) if inventory is not None else None
+    observed = observations(valid) if inventory is not None else []
+    stockout_count: int | None = None
+    if inventory is not None and observed:
+        # The inventory update does not depend on the objects (both are idempotent, and the
+        # batch is acknowledged only when this function returns, after both): it runs in a
+        # second thread while this one writes the objects, so the invocation waits for the
+        # slower of the two round trips instead of their sum. Leaving the pool joins the
+        # thread, so a failed put never returns while an update is still running.
+        with ThreadPoolExecutor(1) as pool:
+            update = pool.submit(inventory.apply, observed)
+            raw_keys, quarantine_keys, reasons = _store_shards(shards, store)
+            durable = now or datetime.now(UTC)
+            stockout_count = update.result()
+    else:
+        raw_keys, quarantine_keys, reasons = _store_shards(shards, store)
+        durable = now or datetime.now(UTC)
+        if inventory is not None:
+            stockout_count = inventory.apply(observed)
+    # Records of one aggregate, or put in the same millisecond, share an arrival: each
+    # distinct one is subtracted once.
+    lag_of: dict[datetime, float] = {}
+    lags: list[float] = []
+    for shard in shards.values():
+        for arrival in shard.arrivals:
+            lag = lag_of.get(arrival)
+            if lag is None:
+                lag = lag_of[arrival] = max(0.0, (durable - arrival).total_seconds() * 1000.0)
+            lags.append(lag)
     return IngestResult(
         records=len(records),
         events=events,
@@ -202,6 +236,6 @@ def ingest_batch(
         quarantined=dict(reasons),
         raw_keys=tuple(raw_keys),
         quarantine_keys=tuple(quarantine_keys),
-        lag_ms=lag_ms,
+        lag_ms=tuple(lags),
         stockout_count=stockout_count,
     )

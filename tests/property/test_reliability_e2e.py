@@ -82,7 +82,7 @@ PRODUCER_FAULTS = [
 HANDLER_FAULTS = [
     ("s3.PutObject", ["server_error", "throttle", "read_timeout", "response_lost", "kill"]),
     ("dynamodb.TransactWriteItems", ["throttle", "server_error", "response_lost", "kill"]),
-    ("dynamodb.BatchGetItem", ["throttle", "connect_timeout"]),
+    ("dynamodb.BatchGetItem", ["throttle", "connect_timeout", "kill"]),
     ("dynamodb.GetItem", ["server_error", "kill"]),
 ]
 BATCH_FAULTS = [
