@@ -15,15 +15,14 @@ from aws_lambda_powertools import Logger
 
 from pipeline.errors import PipelineError
 from pipeline.ingest import (
-    DynamoInventory,
     IngestMetrics,
     InventoryState,
     RawStore,
-    S3RawStore,
     from_lambda_event,
     ingest_batch,
     sequence_numbers,
 )
+from pipeline.ingest.adapters import build_adapters
 from pipeline.settings import IngestSettings
 
 logger = Logger()
@@ -33,20 +32,7 @@ settings = IngestSettings.from_env()
 @cache
 def _adapters() -> tuple[RawStore, InventoryState | None]:
     # Built lazily (boto3 clients cost ~0.2 s) but once per container.
-    import boto3
-    from botocore.config import Config
-
-    config = Config(
-        retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=20
-    )
-    session = boto3.session.Session()
-    store = S3RawStore(settings.raw_bucket, session.client("s3", config=config))
-    inventory = (
-        DynamoInventory(settings.inventory_table, session.client("dynamodb", config=config))
-        if settings.inventory_table
-        else None
-    )
-    return store, inventory
+    return build_adapters(settings)
 
 
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:

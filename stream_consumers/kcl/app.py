@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, TextIO
 
 from amazon_kclpy import kcl
 
-from pipeline.ingest import DynamoInventory, IngestMetrics, S3RawStore
+from pipeline.ingest import IngestMetrics
+from pipeline.ingest.adapters import build_adapters
 from pipeline.kcl.processor import IngestRecordProcessor
 from pipeline.settings import IngestSettings
 
@@ -29,20 +30,7 @@ def _emit_metrics(result: IngestResult) -> None:
 
 def build_processor() -> IngestRecordProcessor:
     """The processor over the S3 raw bucket (and the inventory table when configured)."""
-    import boto3
-    from botocore.config import Config
-
-    settings = IngestSettings.from_env()
-    config = Config(
-        retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=20
-    )
-    session = boto3.session.Session()
-    store = S3RawStore(settings.raw_bucket, session.client("s3", config=config))
-    inventory = (
-        DynamoInventory(settings.inventory_table, session.client("dynamodb", config=config))
-        if settings.inventory_table
-        else None
-    )
+    store, inventory = build_adapters(IngestSettings.from_env())
     return IngestRecordProcessor(store=store, inventory=inventory, on_result=_emit_metrics)
 
 
