@@ -24,8 +24,9 @@ crash-free run would have written. Daily demand is a pure function of the curate
 recomputed from the first touched day (or the day after the last known event date) through
 the last event date, so a late event fixes its day and the stock carried forward after it.
 
-Memory follows one raw object plus one partition's ``event_id`` column: rows are spooled
-to local Parquet per event date, merged partitions stream row groups.
+Memory follows one raw object (plus a few MiB fetched ahead) and one partition's
+``event_id`` column: new rows are buffered per event date up to one row group and spooled
+to local Parquet beyond it, merged partitions and the demand rebuild stream row groups.
 """
 
 from pipeline.compaction.job import CompactionReport, curated_key, quarantine_key, run_compaction

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 from pipeline.compaction.dedupe import first_occurrences, not_in
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
     from datetime import date
     from pathlib import Path
 
@@ -28,6 +29,8 @@ def conform(table: pa.Table | pa.RecordBatch, schema: pa.Schema) -> pa.Table:
     """``table`` with exactly ``schema``'s columns: missing ones (older files) become nulls."""
     if isinstance(table, pa.RecordBatch):
         table = pa.Table.from_batches([table])
+    if table.schema.equals(schema):
+        return table
     columns = [
         table.column(f.name).cast(f.type)
         if f.name in table.column_names
@@ -40,8 +43,8 @@ def conform(table: pa.Table | pa.RecordBatch, schema: pa.Schema) -> pa.Table:
 class RowGroupWriter:
     """A Parquet writer that buffers small batches into large row groups."""
 
-    def __init__(self, path: Path, schema: pa.Schema) -> None:
-        self._writer = pq.ParquetWriter(str(path), schema, compression=COMPRESSION)
+    def __init__(self, path: Path, schema: pa.Schema, compression: str = COMPRESSION) -> None:
+        self._writer = pq.ParquetWriter(str(path), schema, compression=compression)
         self._schema = schema
         self._buffer: list[pa.Table] = []
         self._buffered = 0
@@ -67,30 +70,59 @@ class RowGroupWriter:
 
 
 class DaySpool:
-    """New rows of one run, routed to one local file per event date."""
+    """New rows of one run by event date: in memory up to a row group, then a local file.
+
+    A day's rows are buffered like a :class:`RowGroupWriter` buffers them and only full row
+    groups go to the day's scratch file, so a day that fits in one row group never touches
+    the disk (memory is the same either way: one row group per day at most).
+    """
 
     def __init__(self, directory: Path, schema: pa.Schema) -> None:
         self._directory = directory
         self._schema = schema
         self._writers: dict[date, RowGroupWriter] = {}
+        self._buffers: dict[date, list[pa.Table]] = {}
+        self._buffered: dict[date, int] = {}
 
     def append(self, day: date, rows: pa.Table) -> None:
-        writer = self._writers.get(day)
-        if writer is None:
-            writer = RowGroupWriter(self.path(day), self._schema)
-            self._writers[day] = writer
-        writer.write(rows)
+        """Add rows of ``day`` (in order: the first occurrence of an ``event_id`` wins)."""
+        buffer = self._buffers.setdefault(day, [])
+        buffer.append(conform(rows, self._schema))
+        self._buffered[day] = self._buffered.get(day, 0) + rows.num_rows
+        if self._buffered[day] >= ROW_GROUP_ROWS:
+            writer = self._writers.get(day)
+            if writer is None:
+                # A local scratch file read back once: compressing it would only cost CPU.
+                writer = RowGroupWriter(self._path(day), self._schema, compression="none")
+                self._writers[day] = writer
+            writer.write(pa.concat_tables(buffer))
+            self._buffers[day], self._buffered[day] = [], 0
 
-    def path(self, day: date) -> Path:
+    def _path(self, day: date) -> Path:
         return self._directory / f"spool-{day.isoformat()}.parquet"
 
     @property
     def days(self) -> list[date]:
-        return sorted(self._writers)
+        return sorted(self._buffers)
 
     def close(self) -> None:
+        """Finish the scratch files (call before reading)."""
         for writer in self._writers.values():
             writer.close()
+
+    def batches(self, day: date, columns: list[str] | None = None) -> Iterator[pa.Table]:
+        """The rows of ``day`` in the order they were appended, a row group at a time."""
+        if day in self._writers:
+            file = pq.ParquetFile(self._path(day))
+            for batch in file.iter_batches(batch_size=ROW_GROUP_ROWS, columns=columns):
+                yield pa.Table.from_batches([batch])
+        for table in self._buffers.get(day, []):
+            yield table if columns is None else table.select(columns)
+
+    def discard(self, day: date) -> None:
+        """Free the rows of ``day`` once merged."""
+        self._buffers[day] = []
+        self._path(day).unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -102,14 +134,21 @@ class MergeResult:
     total_rows: int
 
 
-def merge_partition(existing: Path | None, new: Path, out: Path, schema: pa.Schema) -> MergeResult:
+def merge_partition(
+    existing: Path | None,
+    new: Callable[[list[str] | None], Iterable[pa.Table]],
+    out: Path,
+    schema: pa.Schema,
+) -> MergeResult:
     """Write ``existing`` rows then the new rows whose ``event_id`` is not there yet to ``out``.
 
+    ``new(columns)`` yields the new rows in order (it is read twice: ids, then rows).
     Within the new rows the first occurrence wins; against the partition the existing row
     wins, so a re-run after a crash keeps exactly the rows the first run kept. Nothing is
     written when no row is new (``new_rows == 0``).
     """
-    new_ids = pq.read_table(new, columns=["event_id"]).column(0)
+    id_tables = [t.column("event_id") for t in new(["event_id"])]
+    new_ids = pa.chunked_array([c for column in id_tables for c in column.chunks], pa.string())
     existing_ids = (
         pq.read_table(existing, columns=["event_id"]).column(0)
         if existing is not None
@@ -125,7 +164,7 @@ def merge_partition(existing: Path | None, new: Path, out: Path, schema: pa.Sche
         for batch in pq.ParquetFile(existing).iter_batches(batch_size=ROW_GROUP_ROWS):
             writer.write(batch)
     offset = 0
-    for batch in pq.ParquetFile(new).iter_batches(batch_size=ROW_GROUP_ROWS):
+    for batch in new(None):
         writer.write(batch.filter(mask.slice(offset, batch.num_rows)))
         offset += batch.num_rows
     writer.close()
