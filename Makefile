@@ -40,7 +40,9 @@ typecheck: $(STAMP)
 test: lint typecheck $(TOOLS_STAMP)
 	$(BIN)/python -m pytest -n 2 --durations=15
 
+# The forecaster benchmark compares against statsforecast's AutoETS (the `bench` extra).
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python benchmarks/run_all.py
 
 # Stages the Lambda layer for `sam build`: the pipeline package plus the handlers' light
