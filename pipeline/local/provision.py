@@ -9,7 +9,6 @@ through ``fmcg local invoke`` and the local poller instead.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -306,8 +305,3 @@ def function_environment(
     )
     own = resources[logical_id].get("Properties", {}).get("Environment", {}).get("Variables", {})
     return {k: str(v) for k, v in resolve({**global_vars, **own}, ctx).items()}
-
-
-def dumps_resources(resources: dict[str, Resource]) -> str:
-    """JSON for the state file."""
-    return json.dumps({lid: r.__dict__ for lid, r in resources.items()}, indent=2, sort_keys=True)
