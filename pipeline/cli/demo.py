@@ -78,3 +78,7 @@ def demo(
         step=lambda msg: err_console.print(f"[cyan]>[/] {msg}"),
     )
     console.print(render(report))
+    err_console.print(
+        f"the emulator keeps running at {stack.endpoint_url} for more commands "
+        "(`fmcg local status`); `fmcg local down` stops it"
+    )
