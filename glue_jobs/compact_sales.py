@@ -12,8 +12,8 @@ import sys
 import boto3
 
 from pipeline.compaction import run_compaction
-from pipeline.compaction.glue_args import resolve_options
 from pipeline.compaction.progress_lines import progress_line, report_line
+from pipeline.glue_args import resolve_options
 
 ARGUMENTS = ("raw_bucket", "curated_bucket", "database")
 

@@ -11,27 +11,9 @@ import json
 import sys
 
 from pipeline.forecasting.job import run_forecast
+from pipeline.glue_args import parse_glue_args
 
 REQUIRED = ("curated_bucket", "database", "forecast_table")
-
-
-def parse_glue_args(argv: list[str]) -> dict[str, str]:
-    """``--name value`` pairs to ``{name: value}``; a flag without a value maps to ``""``."""
-    args: dict[str, str] = {}
-    i = 0
-    while i < len(argv):
-        token = argv[i]
-        if token.startswith("--"):
-            name, sep, inline = token[2:].partition("=")
-            if sep:
-                args[name] = inline
-            elif i + 1 < len(argv) and not argv[i + 1].startswith("--"):
-                args[name] = argv[i + 1]
-                i += 1
-            else:
-                args[name] = ""
-        i += 1
-    return args
 
 
 def _progress(stage: str, done: int, total: int) -> None:

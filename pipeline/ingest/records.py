@@ -106,20 +106,16 @@ def _from_record_dict(
         if arrivals is not None:
             arrivals[stamp] = arrival
     partition_key = payload["partitionKey"]
-    try:
-        # strict_mode rejects characters outside the alphabet instead of skipping them,
-        # which b64decode's default does silently.
-        data = binascii.a2b_base64(blob, strict_mode=True)
-    except (binascii.Error, ValueError, TypeError) as e:
-        raw = blob.encode("utf-8", "surrogatepass") if isinstance(blob, str) else b""
+    data, invalid = decode_data(blob)
+    if invalid is not None:
         return StreamRecord(
             shard_id,
             sequence_number,
             arrival,
-            raw,
+            data,
             partition_key,
             defect="invalid_base64",
-            defect_detail=str(e)[:200],
+            defect_detail=invalid,
         )
     return _decoded_record(
         shard_id=shard_id,
@@ -128,6 +124,18 @@ def _from_record_dict(
         data=data,
         partition_key=partition_key,
     )
+
+
+def decode_data(blob: Any) -> tuple[bytes, str | None]:
+    """A record's base64 data blob decoded, and ``None``; or, when it is not base64, the
+    blob's own bytes (kept for the quarantine) and why (``invalid_base64``)."""
+    try:
+        # strict_mode rejects characters outside the alphabet instead of skipping them,
+        # which b64decode's default does silently.
+        return binascii.a2b_base64(blob, strict_mode=True), None
+    except (binascii.Error, ValueError, TypeError) as e:
+        raw = blob.encode("utf-8", "surrogatepass") if isinstance(blob, str) else b""
+        return raw, str(e)[:200]
 
 
 def from_lambda_event(event: Mapping[str, Any]) -> list[StreamRecord]:

@@ -8,11 +8,10 @@ epoch milliseconds. The shard is not on the record: it comes from ``initialize``
 
 from __future__ import annotations
 
-import binascii
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from pipeline.ingest.records import StreamRecord
+from pipeline.ingest.records import StreamRecord, decode_data
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -39,19 +38,17 @@ def from_kcl_record(record: Any, shard_id: str) -> StreamRecord:
     # The daemon sends 0 for a record that was not aggregated; only KPL user records carry a
     # meaningful sub-sequence, and the core numbers those itself when it de-aggregates.
     sub_sequence = int(sub) if sub else None
-    try:
-        data = binascii.a2b_base64(blob, strict_mode=True)
-    except (binascii.Error, ValueError, TypeError) as e:
-        raw = blob.encode("utf-8", "surrogatepass") if isinstance(blob, str) else b""
+    data, invalid = decode_data(blob)
+    if invalid is not None:
         return StreamRecord(
             shard_id,
             sequence_number,
             arrival,
-            raw,
+            data,
             partition_key,
             sub_sequence=sub_sequence,
             defect="invalid_base64",
-            defect_detail=str(e)[:200],
+            defect_detail=invalid,
         )
     return StreamRecord(
         shard_id, sequence_number, arrival, data, partition_key, sub_sequence=sub_sequence

@@ -15,26 +15,31 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
 
-def resolve_options(argv: Sequence[str], names: Iterable[str]) -> dict[str, str]:
-    """The values of ``--<name> value`` (or ``--<name>=value``) for each requested name.
+def parse_glue_args(argv: Sequence[str]) -> dict[str, str]:
+    """Every ``--name value`` (or ``--name=value``) pair; a flag without a value maps to ``""``.
 
     The last occurrence wins, as in Glue where job-run arguments override the defaults.
     """
-    wanted = list(names)
-    found: dict[str, str] = {}
+    args: dict[str, str] = {}
     i = 0
     while i < len(argv):
-        arg = argv[i]
-        if arg.startswith("--"):
-            name, eq, value = arg[2:].partition("=")
-            if not eq:
+        token = argv[i]
+        if token.startswith("--"):
+            name, sep, value = token[2:].partition("=")
+            if not sep:
                 has_value = i + 1 < len(argv) and not argv[i + 1].startswith("--")
                 value = argv[i + 1] if has_value else ""
                 i += 1 if has_value else 0
-            if name in wanted:
-                found[name] = value
+            args[name] = value
         i += 1
-    missing = [n for n in wanted if not found.get(n)]
+    return args
+
+
+def resolve_options(argv: Sequence[str], names: Iterable[str]) -> dict[str, str]:
+    """The values of the requested names (like ``getResolvedOptions``); each is required."""
+    args = parse_glue_args(argv)
+    wanted = list(names)
+    missing = [n for n in wanted if not args.get(n)]
     if missing:
         raise ConfigurationError("missing job arguments: " + ", ".join(f"--{n}" for n in missing))
-    return found
+    return {n: args[n] for n in wanted}
