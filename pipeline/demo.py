@@ -2,7 +2,8 @@
 
 Provision from the template, produce weeks of synthetic history plus live events (and a
 few poison records), consume them through the local event source mapping into the raw
-zone, compact into the curated zone, forecast into DynamoDB, read one forecast through the
+zone, compact into the curated zone, forecast into DynamoDB (after backfilling the forecast
+of two weeks ago, so ForecastBias has something to measure), read one forecast through the
 local API gateway with a Cognito token, and query the curated zone with SQL.
 """
 
@@ -25,6 +26,10 @@ if TYPE_CHECKING:
     from pipeline.produce import Producer, ProduceReport
 
 Step = Callable[[str], None]
+
+#: The demo backfills the forecast made this many days ago, so the final run's
+#: ForecastBias compares real forecasts with the actuals that have arrived since.
+BIAS_DAYS = 14
 
 POISON_RECORDS: tuple[bytes, ...] = (
     b"not json at all",
@@ -140,6 +145,16 @@ def run_demo(
     )
     report.curated_rows = compaction.rows_written
     report.curated_partitions = compaction.partitions_written
+
+    step(f"backfilling the forecast of {BIAS_DAYS} days ago, so ForecastBias has actuals")
+    run_forecast(
+        curated_bucket=stack.ref("CuratedBucket"),
+        database=stack.ref("LakeDatabase"),
+        forecast_table=stack.ref("ForecastTable"),
+        horizon_days=28,
+        session=session,
+        as_of=today - timedelta(days=BIAS_DAYS),
+    )
 
     step("forecasting every SKU x location into DynamoDB (Glue job)")
     forecast = run_forecast(

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,10 +20,12 @@ JOB = "ForecastDemandJob"
 app = typer.Typer(help="The batch demand forecaster.", no_args_is_help=False)
 
 
-def run_job_process(stack: Any) -> dict[str, Any]:
+def run_job_process(stack: Any, extra: dict[str, str] | None = None) -> dict[str, Any]:
     """Run the job script as Glue would (a process, ``--name value`` arguments, the stack's
-    environment), showing its progress lines as a bar; returns the job's report."""
-    args = [part for name, value in stack.job_arguments(JOB).items() for part in (name, value)]
+    environment; ``extra`` overrides them as job-run arguments do), showing its progress
+    lines as a bar; returns the job's report."""
+    arguments = {**stack.job_arguments(JOB), **(extra or {})}
+    args = [part for name, value in arguments.items() for part in (name, value)]
     command = [sys.executable, str(stack.job_script(JOB)), *args]
     env = {**os.environ, **stack.environment()}
     with (
@@ -53,13 +56,30 @@ def run_job_process(stack: Any) -> dict[str, Any]:
 
 
 @app.callback(invoke_without_command=True)
-def run(ctx: typer.Context) -> None:
+def run(
+    ctx: typer.Context,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="Backfill: forecast as a run on this day (yyyy-mm-dd) would have, "
+            "from the actuals before it.",
+        ),
+    ] = None,
+) -> None:
     """Forecast every SKU x location on the local stack (the ForecastDemandJob Glue job)."""
     if ctx.invoked_subcommand is not None:
         return
     from pipeline.cli.local import current_stack
 
-    report = run_job_process(current_stack())
+    if as_of is not None:
+        try:
+            date.fromisoformat(as_of)
+        except ValueError as e:
+            raise typer.BadParameter(
+                f"not a date (yyyy-mm-dd): {as_of!r}", param_hint="--as-of"
+            ) from e
+    report = run_job_process(current_stack(), {"--as_of": as_of} if as_of else None)
     console.print_json(data=report)
 
 

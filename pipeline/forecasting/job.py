@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -152,11 +152,19 @@ def run_forecast(
     horizon_days: int = 28,
     session: boto3.session.Session | None = None,
     now: datetime | None = None,
+    as_of: date | None = None,
     progress: Progress | None = None,
 ) -> ForecastReport:
-    """Forecast every SKU x location in the curated daily demand table and publish it."""
+    """Forecast every SKU x location in the curated daily demand table and publish it.
+
+    ``as_of`` backfills: the run sees only the actuals before that day and forecasts from it,
+    as a run on that day would have (``now`` defaults to its midnight UTC), so ForecastBias
+    can be measured on a new deployment without waiting a forecast horizon. Its forecasts
+    replace whatever the archive held for their days.
+    """
     session = _session(session)
-    now = now or datetime.now(UTC)
+    if now is None:
+        now = datetime.combine(as_of, time(), UTC) if as_of else datetime.now(UTC)
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
     report_progress = progress or (lambda stage, done, total: None)
@@ -164,6 +172,8 @@ def run_forecast(
     report_progress("read", 0, 1)
     demand = read_dataset(f"s3://{curated_bucket}/{DAILY_DEMAND_TABLE}/", session)
     archive = read_dataset(f"s3://{curated_bucket}/{FORECASTS_TABLE}/", session)
+    if as_of is not None and not demand.empty:
+        demand = demand.loc[pd.to_datetime(demand["date"]) < pd.Timestamp(as_of)]
     report_progress("read", 1, 1)
     bias = forecast_bias_pct(archive, demand)
     emit_bias(bias)

@@ -176,6 +176,43 @@ def test_given_archived_forecasts_when_actuals_arrive_then_bias_is_emitted_as_em
     assert emf[0]["ForecastBias"] == [pytest.approx(expected)]
 
 
+def test_given_a_backfill_as_of_a_past_day_when_today_runs_then_bias_compares_it_with_actuals(
+    stack: LocalStack,
+) -> None:
+    demand = _demand()  # 56 days up to 2024-02-29
+    _write_demand(stack, demand)
+    as_of = date(2024, 2, 20)
+
+    backfill = run_forecast(
+        curated_bucket=stack.ref("CuratedBucket"),
+        database=stack.ref("LakeDatabase"),
+        forecast_table=stack.ref("ForecastTable"),
+        horizon_days=7,
+        session=stack.session(),
+        as_of=as_of,
+    )
+
+    assert backfill.last_actual_date == "2024-02-19"
+    assert backfill.generated_at == "2024-02-20T00:00:00+00:00"
+    assert backfill.forecast_bias_pct is None
+    sks = {i["SK"] for i in _scan(stack) if i["PK"] == "SKU#SKU-0"}
+    assert sks == {f"LOC#STORE-1#DATE#2024-02-{d}" for d in range(20, 27)}
+    ttl = {int(i["ttl"]) for i in _scan(stack)}
+    assert ttl == {int(datetime(2024, 5, 20, tzinfo=UTC).timestamp())}
+
+    archive = wr.s3.read_parquet(
+        f"s3://{stack.ref('CuratedBucket')}/forecasts/", dataset=True, boto3_session=stack.session()
+    )
+    actual = demand.loc[pd.to_datetime(demand["date"]) >= pd.Timestamp(as_of)]
+    actual = actual.loc[pd.to_datetime(actual["date"]) < pd.Timestamp(as_of + timedelta(days=7))]
+    expected = 100 * (archive["forecast_val"].sum() - actual["units_sold"].sum())
+    expected /= actual["units_sold"].sum()
+
+    report = _run(stack)
+
+    assert report.forecast_bias_pct == pytest.approx(expected)
+
+
 class FlakyDynamoDB:
     """Wraps a real client: throttles every 3rd call and leaves the last 5 items of every
     other accepted batch unprocessed (writing only the rest), as DynamoDB may."""

@@ -165,3 +165,21 @@ def test_given_the_m5_subset_when_backtesting_then_it_beats_seasonal_naive_and_i
     assert ours["rmsse"] <= 0.80 * naive["rmsse"]
     assert abs(ours["coverage_80"] - 0.80) <= 0.03
     assert abs(ours["coverage_95"] - 0.95) <= 0.03
+
+
+def test_given_an_as_of_that_is_not_a_date_when_the_job_starts_then_it_exits_2_with_the_reason(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    spec = importlib.util.spec_from_file_location(
+        "forecast_demand", REPO / "glue_jobs" / "forecast_demand.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    code = module.main(
+        ["--curated_bucket", "b", "--database", "d", "--forecast_table", "t", "--as_of", "May 1"]
+    )
+
+    assert code == 2
+    assert capsys.readouterr().err == "--as_of must be a date (yyyy-mm-dd), got 'May 1'\n"
