@@ -144,6 +144,21 @@ def archive_forecasts(
     )
 
 
+def _rows(frame: pd.DataFrame) -> list[ForecastRow]:
+    return [
+        ForecastRow(str(sku), str(loc), day, float(val), float(lo), float(hi))
+        for sku, loc, day, val, lo, hi in zip(
+            frame["sku_id"],
+            frame["location_id"],
+            frame["date"],
+            frame["forecast_val"],
+            frame["confidence_lower"],
+            frame["confidence_upper"],
+            strict=True,
+        )
+    ]
+
+
 def run_forecast(
     *,
     curated_bucket: str,
@@ -159,8 +174,9 @@ def run_forecast(
 
     ``as_of`` backfills: the run sees only the actuals before that day and forecasts from it,
     as a run on that day would have (``now`` defaults to its midnight UTC), so ForecastBias
-    can be measured on a new deployment without waiting a forecast horizon. Its forecasts
-    replace whatever the archive held for their days.
+    can be measured on a new deployment without waiting a forecast horizon. A backfill only
+    archives its forecasts for days that already have actuals: it writes nothing to
+    DynamoDB and never replaces a newer forecast of a day still to come.
     """
     session = _session(session)
     if now is None:
@@ -172,6 +188,7 @@ def run_forecast(
     report_progress("read", 0, 1)
     demand = read_dataset(f"s3://{curated_bucket}/{DAILY_DEMAND_TABLE}/", session)
     archive = read_dataset(f"s3://{curated_bucket}/{FORECASTS_TABLE}/", session)
+    actual_days = pd.to_datetime(demand["date"]) if not demand.empty else pd.Series()
     if as_of is not None and not demand.empty:
         demand = demand.loc[pd.to_datetime(demand["date"]) < pd.Timestamp(as_of)]
     report_progress("read", 1, 1)
@@ -186,27 +203,20 @@ def run_forecast(
     frame = forecast_frame(matrix, result, generated_at=now)
     report_progress("fit", 1, 1)
 
-    rows = [
-        ForecastRow(str(sku), str(loc), day, float(val), float(lo), float(hi))
-        for sku, loc, day, val, lo, hi in zip(
-            frame["sku_id"],
-            frame["location_id"],
-            frame["date"],
-            frame["forecast_val"],
-            frame["confidence_lower"],
-            frame["confidence_upper"],
-            strict=True,
+    if as_of is None:
+        written = write_forecasts(
+            _rows(frame),
+            table_name=forecast_table,
+            now=now,
+            session=session,
+            progress=lambda done, total: report_progress("write", done, total),
         )
-    ]
-    written = write_forecasts(
-        rows,
-        table_name=forecast_table,
-        now=now,
-        session=session,
-        progress=lambda done, total: report_progress("write", done, total),
-    )
+    else:
+        written = 0
+        frame = frame.loc[pd.to_datetime(frame["date"]) <= actual_days.max()]
     report_progress("archive", 0, 1)
-    archive_forecasts(frame, curated_bucket=curated_bucket, database=database, session=session)
+    if not frame.empty:
+        archive_forecasts(frame, curated_bucket=curated_bucket, database=database, session=session)
     report_progress("archive", 1, 1)
     return ForecastReport(
         series=len(matrix.keys),
