@@ -2,7 +2,7 @@
 
 Locally (default) it starts an emulator (moto server on 127.0.0.1), provisions the stack
 with ``--shards`` shards, runs the local poller with the real IngestStreamFunction handler
-in a thread, and produces at ``--rate`` events/s for ``--duration`` s (KPL-aggregated,
+(one thread per shard), and produces at ``--rate`` events/s for ``--duration`` s (KPL-aggregated,
 paced by a token bucket in its own thread). The lag of every event is the handler's own
 ``StreamLagMilliseconds`` EMF value (arrival -> raw object written), timed by when its
 batch finished. Against AWS (``--aws --stream S --raw-bucket B``) it produces the same way,
@@ -118,17 +118,21 @@ class TimedPoller(LocalPoller):
         super().__init__(*args, **kwargs)
         self.started = started
         self.samples: list[tuple[float, float]] = []
-        #: Seconds spent inside the handler: near the run's length = the consumer saturated.
+        #: Seconds spent inside the handler, summed over the shards' concurrent invocations:
+        #: near the run's length times the shards = the consumer saturated.
         self.busy_s = 0.0
+        self._busy_lock = threading.Lock()
 
     def _invoke(self, event: dict[str, Any], batch: list[dict[str, Any]]) -> int | None:
         began = time.monotonic()
         try:
             return super()._invoke(event, batch)
         finally:
-            self.busy_s += time.monotonic() - began
+            with self._busy_lock:
+                self.busy_s += time.monotonic() - began
 
     def _sink(self, text: str, error: str | None) -> None:
+        # The poller calls this under its shared lock, so the slice below is this batch's.
         before = len(self.stats.lags_ms)
         super()._sink(text, error)
         at = time.monotonic() - self.started
@@ -280,7 +284,7 @@ def run_local(
     result.notes.append(
         f"{stats.invocations} invocations ({stats.records_invoked} Kinesis records), "
         f"{stats.function_errors} function errors; handler busy {poller.busy_s:.0f} s "
-        f"of a {time.monotonic() - poller.started:.0f} s run"
+        f"(summed over {shards} shards) of a {time.monotonic() - poller.started:.0f} s run"
     )
     return result
 
@@ -387,7 +391,7 @@ def _read_arrivals(
 def _raw_objects(s3: Any, bucket: str, since: datetime) -> list[dict[str, Any]]:
     from pipeline.lake.layout import RAW_SALES_PREFIX
 
-    objects = []
+    objects: list[dict[str, Any]] = []
     for day in {since.date(), datetime.now(UTC).date()}:
         prefix = f"{RAW_SALES_PREFIX}{day:%Y/%m/%d}/"
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):

@@ -15,16 +15,18 @@ the template, and the poller honours them as Lambda does:
 - ``MaximumRetryAttempts`` (-1 = until the records expire) and ``MaximumRecordAgeInSeconds``
   (-1 = never): records that exhaust them are skipped and a Lambda-style failure record
   (``KinesisBatchInfo``) goes to ``DestinationConfig.OnFailure`` (an SQS queue);
-- per-shard ordering: one batch in flight per shard, checkpoints in memory and optionally
-  in a JSON file, so a restarted poller resumes after the last checkpoint.
+- concurrency and per-shard ordering: as Lambda runs one invocation per shard, shards are
+  served concurrently, one thread each, with one batch in flight per shard; checkpoints in
+  memory and optionally in a JSON file, so a restarted poller resumes after the last
+  checkpoint.
 
 ``ParallelizationFactor`` above 1 is not emulated: it is read and reported, and shards are
 processed with factor 1, which keeps per-key order trivially (Lambda keeps it too, by
 hashing keys to concurrent batches; the observable semantics are the same, only slower).
 
-Each invocation's stdout (EMF metric lines, Powertools JSON logs) is captured, appended to
-an optional log file, and ``StreamLagMilliseconds`` values found in EMF lines are collected
-into :attr:`PollStats.lags_ms`.
+Each invocation's stdout (EMF metric lines, Powertools JSON logs) is captured per thread,
+appended to an optional log file, and ``StreamLagMilliseconds`` values found in EMF lines
+are collected into :attr:`PollStats.lags_ms`.
 """
 
 from __future__ import annotations
@@ -35,14 +37,16 @@ import io
 import json
 import logging
 import sys
+import threading
 import time
 import traceback
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TextIO, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -50,7 +54,6 @@ from pipeline.errors import ConfigurationError, TransientError
 from pipeline.local.template import resolve
 
 if TYPE_CHECKING:
-    import threading
     from pathlib import Path
 
     from pipeline.local.stack import LocalStack
@@ -64,8 +67,11 @@ _RECORD_OVERHEAD: Final = 400
 #: How long an idle poller waits before polling its shards again.
 IDLE_POLL_S: Final = 0.2
 LAG_METRIC: Final = "StreamLagMilliseconds"
-#: What ``_invoke`` returns when the whole batch failed (exception or invalid response).
-_FUNCTION_ERROR: Final = -1
+#: What ``_invoke`` returns when the whole batch failed: the handler raised, or its partial
+#: batch response was invalid (Lambda's ``functionError`` for each).
+_UNHANDLED: Final = -1
+_INVALID_RESPONSE: Final = -2
+_FUNCTION_ERRORS: Final = {_UNHANDLED: "Unhandled", _INVALID_RESPONSE: "InvalidResponse"}
 
 
 @dataclass(frozen=True)
@@ -165,11 +171,18 @@ class _Shard:
     pieces: deque[int] = field(default_factory=deque)
     attempts: int = 0
     attempts_at: str | None = None
+    # Lambda's functionError of the last failed invocation (None: a partial failure).
     last_error: str | None = None
 
 
 class LocalPoller:
-    """Polls every shard of the mapping's stream and invokes ``handler`` like Lambda would."""
+    """Polls every shard of the mapping's stream and invokes ``handler`` like Lambda would.
+
+    Each shard's state is only ever touched by the one thread serving it; ``_lock`` guards
+    what the shards share (stats, the checkpoint and log files, the lazy clients), so
+    ``handler`` must be thread-safe, as module state shared by Lambda invocations is not.
+    Call ``poll_once``, ``drain`` and ``run`` from one thread at a time.
+    """
 
     def __init__(
         self,
@@ -195,46 +208,47 @@ class LocalPoller:
         self._clock = clock
         self._wall_clock = wall_clock
         self._shards: list[_Shard] | None = None
-        self._last_error: str | None = None
+        # Not ``_lock``: a subclass may well have a lock of its own under that name.
+        self._shared_lock = threading.Lock()
         self.stats = PollStats()
 
     # ------------------------------------------------------------------ clients
     @property
     def kinesis(self) -> Any:
-        if self._kinesis is None:
-            self._kinesis = self._stack.session().client("kinesis")
-        return self._kinesis
+        with self._shared_lock:
+            if self._kinesis is None:
+                self._kinesis = self._stack.session().client("kinesis")
+            return self._kinesis
 
     @property
     def sqs(self) -> Any:
-        if self._sqs is None:
-            self._sqs = self._stack.session().client("sqs")
-        return self._sqs
+        with self._shared_lock:
+            if self._sqs is None:
+                self._sqs = self._stack.session().client("sqs")
+            return self._sqs
 
     # ------------------------------------------------------------------ public
-    def start(self) -> None:
+    def start(self) -> list[_Shard]:
         """Position every shard (checkpoint, else ``StartingPosition``); idempotent."""
-        if self._shards is not None:
-            return
-        saved = self._load_checkpoints()
-        shards = []
-        for shard_id in self._list_shards():
-            state = _Shard(shard_id, checkpoint=saved.get(shard_id))
-            self._position(state)
-            shards.append(state)
-        self._shards = shards
+        if self._shards is None:
+            saved = self._load_checkpoints()
+            shards = []
+            for shard_id in self._list_shards():
+                state = _Shard(shard_id, checkpoint=saved.get(shard_id))
+                self._position(state)
+                shards.append(state)
+            self._shards = shards
+        return self._shards
 
     def poll_once(self) -> int:
-        """Read from every shard and deliver the batches that are ready; return how many."""
-        self.start()
-        assert self._shards is not None
-        delivered = 0
-        for shard in self._shards:
-            self._fill(shard)
-            if self._ready(shard):
-                self._deliver(shard)
-                delivered += 1
-        self.stats.caught_up = all(not s.behind and not s.buffer for s in self._shards)
+        """Read from every shard and deliver the batches that are ready; return how many.
+
+        Shards are served concurrently (at most one batch each); this returns when all are.
+        """
+        shards = self.start()
+        with ThreadPoolExecutor(len(shards), thread_name_prefix="poller") as pool:
+            delivered = sum(pool.map(self._step, shards))
+        self._note_caught_up(shards)
         return delivered
 
     def drain(self, timeout_s: float = 60.0) -> PollStats:
@@ -248,11 +262,49 @@ class LocalPoller:
                 time.sleep(0.02)
 
     def run(self, stop: threading.Event) -> PollStats:
-        """Poll until ``stop`` is set (``fmcg consume --follow``)."""
-        while not stop.is_set():
-            if not self.poll_once():
-                stop.wait(IDLE_POLL_S)
+        """Poll until ``stop`` is set (``fmcg consume --follow``).
+
+        One thread per shard, so no shard waits for another's batch. An error in one ends
+        them all and is raised here.
+        """
+        shards = self.start()
+        failed = threading.Event()
+        with ThreadPoolExecutor(len(shards), thread_name_prefix="poller") as pool:
+            workers = [pool.submit(self._follow, shard, shards, stop, failed) for shard in shards]
+        for worker in workers:
+            worker.result()
         return self.stats
+
+    def _follow(
+        self, shard: _Shard, shards: list[_Shard], stop: threading.Event, failed: threading.Event
+    ) -> None:
+        try:
+            while not (stop.is_set() or failed.is_set()):
+                delivered = self._step(shard)
+                self._note_caught_up(shards)
+                if not delivered:
+                    stop.wait(self._idle_wait(shard))
+        except BaseException:
+            failed.set()
+            raise
+
+    def _step(self, shard: _Shard) -> bool:
+        """Read from ``shard`` and deliver its batch if it is ready; whether one went."""
+        self._fill(shard)
+        if not self._ready(shard):
+            return False
+        self._deliver(shard)
+        return True
+
+    def _idle_wait(self, shard: _Shard) -> float:
+        """How long a shard with nothing to deliver waits: at most until its window closes."""
+        if shard.buffered_at is None or self.mapping.batching_window_s <= 0:
+            return IDLE_POLL_S
+        closes = shard.buffered_at + self.mapping.batching_window_s - self._clock()
+        return max(0.0, min(IDLE_POLL_S, closes))
+
+    def _note_caught_up(self, shards: list[_Shard]) -> None:
+        self.stats.caught_up = all(not s.behind and not s.buffer for s in shards)
 
     # ------------------------------------------------------------------ reading
     def _list_shards(self) -> list[str]:
@@ -318,25 +370,29 @@ class LocalPoller:
         if shard.attempts_at != first:
             shard.attempts, shard.attempts_at = 0, first
         event = {"Records": [self._lambda_record(shard.shard_id, r) for r in batch]}
-        self.stats.invocations += 1
-        self.stats.records_invoked += len(batch)
+        with self._shared_lock:
+            self.stats.invocations += 1
+            self.stats.records_invoked += len(batch)
         outcome = self._invoke(event, batch)
+        shard.last_error = _FUNCTION_ERRORS.get(outcome) if outcome is not None else None
         if outcome is None:
             self._succeed(shard, len(batch))
-        elif outcome == _FUNCTION_ERROR:
+        elif outcome < 0:
             if self.mapping.bisect_on_error and len(batch) > 1:
                 # Splitting does not consume the retry quota (Lambda's rule).
                 half = len(batch) // 2
                 if shard.pieces:
                     shard.pieces.popleft()
                 shard.pieces.extendleft([len(batch) - half, half])
-                self.stats.bisections += 1
+                with self._shared_lock:
+                    self.stats.bisections += 1
             else:
                 self._count_attempt(shard, len(batch))
         else:
             # Partial failure: everything before the lowest failed record is done, and
             # delivery resumes from it (with bisect, only the rest of this batch goes).
-            self.stats.partial_failures += 1
+            with self._shared_lock:
+                self.stats.partial_failures += 1
             self._succeed(shard, outcome, keep_piece=True)
             remaining = len(batch) - outcome
             if self.mapping.bisect_on_error and not shard.pieces:
@@ -361,30 +417,28 @@ class LocalPoller:
         return batch
 
     def _invoke(self, event: dict[str, Any], batch: list[dict[str, Any]]) -> int | None:
-        """Run the handler: ``None`` on success, ``_FUNCTION_ERROR``, or where to resume."""
+        """Run the handler: ``None`` on success, where to resume, or a whole-batch failure
+        (``_UNHANDLED``, ``_INVALID_RESPONSE``)."""
         from pipeline.local.invoke import LocalContext
 
         out = io.StringIO()
         response: Any = None
         error: str | None = None
         context = LocalContext(function_name=self.mapping.function_name)
-        with _capture_stdout(out):
+        with _STDOUT.capture(out):
             try:
                 response = self.handler(event, context)
             except Exception:  # noqa: BLE001 - any handler error is a function error
                 error = traceback.format_exc()
-        self._sink(out.getvalue(), error)
+        with self._shared_lock:
+            self._sink(out.getvalue(), error)
+            if error is not None:
+                self.stats.function_errors += 1
         if error is not None:
-            self.stats.function_errors += 1
-            self._last_error = "Unhandled"
-            return _FUNCTION_ERROR
-        self._last_error = None
+            return _UNHANDLED
         if not self.mapping.report_batch_item_failures or response is None:
             return None
-        resume = _resume_index(response, batch)
-        if resume == _FUNCTION_ERROR:
-            self._last_error = "InvalidResponse"
-        return resume
+        return _resume_index(response, batch)
 
     def _count_attempt(self, shard: _Shard, count: int) -> None:
         shard.attempts += 1
@@ -392,7 +446,8 @@ class LocalPoller:
         if limit < 0 or shard.attempts <= limit:
             return
         batch = list(shard.buffer)[:count]
-        self.stats.records_retries_exhausted += len(batch)
+        with self._shared_lock:
+            self.stats.records_retries_exhausted += len(batch)
         self._send_failure(shard, batch, "RetryAttemptsExhausted", shard.attempts)
         self._succeed(shard, count)
 
@@ -409,7 +464,8 @@ class LocalPoller:
             expired.append(record)
         if not expired:
             return
-        self.stats.records_expired += len(expired)
+        with self._shared_lock:
+            self.stats.records_expired += len(expired)
         self._send_failure(shard, expired, "RecordAgeExceeded", shard.attempts)
         taken = len(expired)
         while taken and shard.pieces:
@@ -437,9 +493,10 @@ class LocalPoller:
         shard.checkpoint = last["SequenceNumber"]
         shard.attempts, shard.attempts_at = 0, None
         shard.buffered_at = self._clock() if shard.buffer else None
-        self.stats.records_checkpointed += count
-        self.stats.checkpoints[shard.shard_id] = shard.checkpoint
-        self._save_checkpoints()
+        with self._shared_lock:
+            self.stats.records_checkpointed += count
+            self.stats.checkpoints[shard.shard_id] = shard.checkpoint
+            self._save_checkpoints()
 
     # ------------------------------------------------------------------ shaping
     def _lambda_record(self, shard_id: str, record: dict[str, Any]) -> dict[str, Any]:
@@ -462,9 +519,17 @@ class LocalPoller:
         }
 
     def failure_record(
-        self, shard_id: str, batch: list[dict[str, Any]], condition: str, attempts: int
+        self,
+        shard_id: str,
+        batch: list[dict[str, Any]],
+        condition: str,
+        attempts: int,
+        function_error: str | None = None,
     ) -> dict[str, Any]:
-        """The JSON Lambda sends to an on-failure destination for a skipped batch."""
+        """The JSON Lambda sends to an on-failure destination for a skipped batch.
+
+        ``function_error`` is that of the last invocation (None after a partial failure).
+        """
         body: dict[str, Any] = {
             "requestContext": {
                 "requestId": str(uuid.uuid4()),
@@ -488,7 +553,7 @@ class LocalPoller:
             body["responseContext"] = {
                 "statusCode": 200,
                 "executedVersion": "$LATEST",
-                "functionError": self._last_error or "PartialBatchFailure",
+                "functionError": function_error or "PartialBatchFailure",
             }
         return body
 
@@ -497,17 +562,19 @@ class LocalPoller:
     ) -> None:
         if not batch or not self.mapping.on_failure_queue_url:
             return
-        body = self.failure_record(shard.shard_id, batch, condition, attempts)
+        body = self.failure_record(shard.shard_id, batch, condition, attempts, shard.last_error)
         try:
             self.sqs.send_message(
                 QueueUrl=self.mapping.on_failure_queue_url, MessageBody=json.dumps(body)
             )
         except (ClientError, BotoCoreError) as e:
             raise TransientError(f"SendMessage to the on-failure destination: {e}") from e
-        self.stats.failure_messages += 1
+        with self._shared_lock:
+            self.stats.failure_messages += 1
 
     # ------------------------------------------------------------------ output
     def _sink(self, text: str, error: str | None) -> None:
+        """Collect one invocation's lags and log its output (called under ``_shared_lock``)."""
         for line in text.splitlines():
             self.stats.lags_ms.extend(_lag_values(line))
         if self.log_path is None:
@@ -529,6 +596,7 @@ class LocalPoller:
         return shards
 
     def _save_checkpoints(self) -> None:
+        """Write the checkpoints (called under ``_shared_lock``)."""
         if self.checkpoint_path is None:
             return
         self.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
@@ -538,34 +606,79 @@ class LocalPoller:
         tmp.replace(self.checkpoint_path)
 
 
-@contextlib.contextmanager
-def _capture_stdout(buffer: io.StringIO) -> Iterator[None]:
-    """Send the handler's stdout to ``buffer``: prints, and logging handlers bound to stdout.
+class _StdoutRouter(io.TextIOBase):
+    """``sys.stdout`` while invocations run: each thread's writes go to its own buffer.
 
-    Powertools Logger binds ``sys.stdout`` when the handler module is imported, so
-    ``redirect_stdout`` alone would miss its JSON lines.
+    Concurrent invocations (one per shard) must not mix their output, which a process-wide
+    ``redirect_stdout`` would. Installed while at least one capture is active; a thread
+    without one (the caller, or a thread the handler starts) writes to the stream that was
+    stdout before. Logging handlers bound to stdout are rebound too: Powertools Logger binds
+    ``sys.stdout`` when the handler module is imported, so swapping ``sys.stdout`` alone
+    would miss its JSON lines.
     """
-    bound = [
-        handler
-        for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
-        if isinstance(logger, logging.Logger)
-        for handler in logger.handlers
-        if isinstance(handler, logging.StreamHandler)
-        and handler.stream in (sys.stdout, sys.__stdout__)
-    ]
-    previous = [h.setStream(buffer) for h in bound]
-    try:
-        with contextlib.redirect_stdout(buffer):
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._active = 0
+        self._previous: TextIO = sys.stdout
+        self._rebound: list[tuple[logging.StreamHandler[Any], Any]] = []
+
+    def _target(self) -> TextIO:
+        buffer: TextIO | None = getattr(self._local, "buffer", None)
+        return self._previous if buffer is None else buffer
+
+    def write(self, text: str) -> int:
+        return self._target().write(text)
+
+    def flush(self) -> None:
+        self._target().flush()
+
+    @contextlib.contextmanager
+    def capture(self, buffer: io.StringIO) -> Iterator[None]:
+        """Send this thread's stdout to ``buffer`` for the duration."""
+        outer = getattr(self._local, "buffer", None)
+        self._local.buffer = buffer
+        with self._lock:
+            if not self._active:
+                self._install()
+            self._active += 1
+        try:
             yield
-    finally:
-        for handler, stream in zip(bound, previous, strict=True):
+        finally:
+            self._local.buffer = outer
+            with self._lock:
+                self._active -= 1
+                if not self._active:
+                    self._uninstall()
+
+    def _install(self) -> None:
+        self._previous = sys.stdout
+        self._rebound = [
+            (handler, handler.setStream(self))
+            for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+            if isinstance(logger, logging.Logger)
+            for handler in logger.handlers
+            if isinstance(handler, logging.StreamHandler)
+            and handler.stream in (sys.stdout, sys.__stdout__)
+        ]
+        sys.stdout = cast("TextIO", self)
+
+    def _uninstall(self) -> None:
+        sys.stdout = self._previous
+        for handler, stream in self._rebound:
             handler.setStream(stream)
+        self._rebound = []
+
+
+_STDOUT: Final = _StdoutRouter()
 
 
 def _resume_index(response: Any, batch: list[dict[str, Any]]) -> int | None:
     """Lambda's reading of a partial batch response: where to resume, or ``None`` if done."""
     if not isinstance(response, dict):
-        return _FUNCTION_ERROR  # not a valid response: the whole batch failed
+        return _INVALID_RESPONSE  # not a valid response: the whole batch failed
     failures = response.get("batchItemFailures")
     if not failures:
         return None
@@ -574,7 +687,7 @@ def _resume_index(response: Any, batch: list[dict[str, Any]]) -> int | None:
     for item in failures:
         identifier = item.get("itemIdentifier") if isinstance(item, dict) else None
         if not identifier or identifier not in positions:
-            return _FUNCTION_ERROR  # empty, null or unknown identifier: whole batch failed
+            return _INVALID_RESPONSE  # empty, null or unknown identifier: whole batch failed
         lowest = min(lowest, positions[identifier])
     return lowest
 

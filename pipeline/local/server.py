@@ -13,12 +13,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
 HOST = "127.0.0.1"
+#: Debugging memory: a directory to write a tracemalloc snapshot to every
+#: ``FMCG_EMULATOR_TRACEMALLOC_EVERY_S`` seconds (60 by default); compare two with
+#: ``tracemalloc.Snapshot.load(a).compare_to(tracemalloc.Snapshot.load(b), "traceback")``.
+TRACEMALLOC_DIR_ENV = "FMCG_EMULATOR_TRACEMALLOC"
+TRACEMALLOC_EVERY_ENV = "FMCG_EMULATOR_TRACEMALLOC_EVERY_S"
 
 
 def ensure_a_body_chunk(app: Any) -> Any:
@@ -45,14 +52,68 @@ def ensure_a_body_chunk(app: Any) -> Any:
     return wrapped
 
 
+def one_request_at_a_time(app: Any) -> Any:
+    """Wrap a WSGI app so that requests run one after the other.
+
+    Hypercorn runs each WSGI request in a worker thread, and moto's backends are not
+    thread-safe: two concurrent PutRecords on a shard can draw the same sequence number,
+    and a cancelled TransactWriteItems that restores its items can undo a write another
+    request committed in between. AWS never loses writes that way, so the emulator must
+    not either; the whole response is produced under the lock. (moto's work is pure Python
+    under the GIL, so this costs little throughput.)
+    """
+    lock = threading.Lock()
+
+    def wrapped(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        with lock:
+            body = app(environ, start_response)
+            try:
+                return list(body)
+            finally:
+                if hasattr(body, "close"):
+                    body.close()
+
+    return wrapped
+
+
+def start_tracemalloc_snapshots(directory: str, every_s: float, frames: int = 12) -> None:
+    """Trace allocations and dump a snapshot to ``directory`` every ``every_s`` seconds.
+
+    Tracing slows the emulator down several times: for finding what it retains, not for
+    timing anything.
+    """
+    import tracemalloc
+    from pathlib import Path
+
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    tracemalloc.start(frames)
+
+    def dump() -> None:
+        n = 0
+        while True:
+            time.sleep(every_s)
+            tracemalloc.take_snapshot().dump(str(out / f"snapshot-{n:03d}.pickle"))
+            n += 1
+
+    threading.Thread(target=dump, name="tracemalloc-snapshots", daemon=True).start()
+
+
 def serve(host: str, port: int) -> None:
     """Serve moto's application on ``host:port`` until the process is terminated."""
     from hypercorn.asyncio import serve as hypercorn_serve
     from hypercorn.config import Config
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
+    from pipeline.local import emulator_patches
+
+    # moto keeps and copies more than a long soak can afford (see the module).
+    emulator_patches.apply()
     # moto builds absolute URLs (queue URLs and the like) from this port.
     os.environ.setdefault("MOTO_PORT", str(port))
+    if os.environ.get(TRACEMALLOC_DIR_ENV):
+        every_s = float(os.environ.get(TRACEMALLOC_EVERY_ENV, "60"))
+        start_tracemalloc_snapshots(os.environ[TRACEMALLOC_DIR_ENV], every_s)
     config = Config()
     config.bind = [f"{host}:{port}"]
     config.accesslog = None
@@ -61,7 +122,9 @@ def serve(host: str, port: int) -> None:
     # Kinesis GetRecords and S3 PutObject bodies stay far below this; the default (16 MiB)
     # would reject a large multipart part.
     config.wsgi_max_body_size = 128 * 1024 * 1024
-    app = ensure_a_body_chunk(DomainDispatcherApplication(create_backend_app))
+    app = ensure_a_body_chunk(
+        one_request_at_a_time(DomainDispatcherApplication(create_backend_app))
+    )
     asyncio.run(hypercorn_serve(app, config, mode="wsgi"))
 
 

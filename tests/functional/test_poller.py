@@ -5,12 +5,17 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import logging
+import sys
+import threading
 import time
 import uuid
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
+from pipeline.errors import TransientError
 from pipeline.local.poller import EventSourceMapping, LocalPoller
 from pipeline.local.stack import LocalStack
 
@@ -322,3 +327,107 @@ def test_given_emf_lines_on_stdout_when_invoked_then_lags_are_collected_and_logg
 
     assert stats.lags_ms == (value if isinstance(value, list) else [value])
     assert "plain log line" in p.log_path.read_text()
+
+
+def put_on_each_shard(env: Env, prefix: str) -> dict[str, list[str]]:
+    """Records until every shard of the stream has one; shard id -> the data put there."""
+    placed: dict[str, list[str]] = {}
+    for i in range(64):
+        data = f"{prefix}{i}"
+        [out] = env.kinesis.put_records(
+            StreamName=env.stream_name, Records=[{"Data": data.encode(), "PartitionKey": data}]
+        )["Records"]
+        placed.setdefault(out["ShardId"], []).append(data)
+        if len(placed) == 2:
+            return placed
+    raise AssertionError("64 keys all hashed to one shard")
+
+
+def test_given_two_shards_when_polled_then_their_invocations_overlap_and_capture_apart(
+    env, tmp_path, capsys
+):
+    # Lambda runs one invocation per shard at a time: each waits here for the other, which
+    # a poller serving shards one after the other would never let happen.
+    placed = put_on_each_shard(env, "k")
+    lag_of = {placed["shardId-000000000000"][0]: 1.0, placed["shardId-000000000001"][0]: 2.0}
+    both_in = threading.Barrier(2, timeout=10)
+    bound = logging.getLogger(f"poller-test-{uuid.uuid4().hex}")
+    bound.setLevel(logging.INFO)
+    bound_handler = logging.StreamHandler(sys.stdout)  # bound as Powertools binds it
+
+    def meet(records: list[dict[str, Any]], call: int) -> None:
+        data = base64.b64decode(records[0]["kinesis"]["data"]).decode()
+        emf = {"_aws": {"CloudWatchMetrics": []}, "StreamLagMilliseconds": lag_of[data]}
+        print(json.dumps(emf))
+        both_in.wait()
+        bound.info("%s done", data)
+
+    stdout = sys.stdout
+    p = poller(env, Recorder(meet))
+    p.log_path = tmp_path / "consumer.log"
+    bound.addHandler(bound_handler)
+    try:
+        stats = p.drain(timeout_s=30)
+    finally:
+        bound.removeHandler(bound_handler)
+
+    assert stats.function_errors == 0
+    assert sorted(stats.lags_ms) == [1.0, 2.0]
+    log = p.log_path.read_text()
+    for data, lag in lag_of.items():
+        # Each invocation's lines stay together: its capture is its own thread's.
+        assert f'"StreamLagMilliseconds": {lag}}}\n{data} done\n' in log
+    assert sys.stdout is stdout
+    assert capsys.readouterr().out == ""
+
+
+def test_given_follow_mode_when_records_arrive_then_every_shard_delivers_until_stopped(env):
+    handler = Recorder()
+    p = poller(env, handler, starting_position="TRIM_HORIZON")
+    stop = threading.Event()
+    follower = threading.Thread(target=p.run, args=(stop,), daemon=True)
+    follower.start()
+    placed = put_on_each_shard(env, "f")
+    put_data = [data for shard in placed.values() for data in shard]
+    deadline = time.monotonic() + 30
+    while p.stats.records_checkpointed < len(put_data) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+    stop.set()
+    follower.join(timeout=10)
+
+    assert not follower.is_alive()
+    assert sorted(d for batch in handler.batches for d in batch) == sorted(put_data)
+    assert set(p.stats.checkpoints) == set(placed)
+
+
+class FailingReads:
+    """A Kinesis client whose GetRecords fails on one shard."""
+
+    def __init__(self, kinesis: Any, shard_id: str) -> None:
+        self._kinesis, self._shard_id = kinesis, shard_id
+        self._iterators: set[str] = set()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._kinesis, name)
+
+    def get_shard_iterator(self, **kwargs: Any) -> Any:
+        out = self._kinesis.get_shard_iterator(**kwargs)
+        if kwargs["ShardId"] == self._shard_id:
+            self._iterators.add(out["ShardIterator"])
+        return out
+
+    def get_records(self, **kwargs: Any) -> Any:
+        if kwargs["ShardIterator"] in self._iterators:
+            error = {"Error": {"Code": "InternalFailure", "Message": "injected"}}
+            raise ClientError(error, "GetRecords")  # type: ignore[arg-type]
+        return self._kinesis.get_records(**kwargs)
+
+
+def test_given_follow_mode_when_one_shard_fails_then_run_stops_and_raises(env):
+    p = poller(env, Recorder())
+    p._kinesis = FailingReads(env.kinesis, "shardId-000000000001")
+    stop = threading.Event()  # never set: the failure alone ends the run
+
+    with pytest.raises(TransientError, match="shardId-000000000001"):
+        p.run(stop)

@@ -1,0 +1,190 @@
+"""Patches to moto for the long-running emulator process (``pipeline.local.server``).
+
+moto is built for short tests; under a soak (1,000 events/s for 30 minutes) two of its
+internals made the emulator grow by ~880 MB/min and slow down as it grew. Each patch changes
+only what moto keeps or copies internally, never what an AWS client sees;
+``tests/functional/local/test_emulator_patches.py`` checks the AWS behaviour through the
+patched server. ``FMCG_EMULATOR_PATCHES=0`` serves plain moto, to measure against.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import threading
+import weakref
+from typing import Any
+
+PATCHES_ENV = "FMCG_EMULATOR_PATCHES"
+
+
+class WeakInstances:
+    """Stands in for a moto model class's ``instances_tracked`` list, holding weak references.
+
+    moto appends every model instance it ever creates (each Kinesis record, S3 key, DynamoDB
+    item, and every copy of them) to a class-level list that only ``/moto-api/reset`` clears.
+    It serves the ``/moto-api/data.json`` dashboard and S3's reset, which only need the live
+    ones: held weakly, an instance no longer in the backend's state can be freed.
+    """
+
+    def __init__(self, instances: Any = ()) -> None:
+        self._refs: list[weakref.ref[Any]] = [weakref.ref(i) for i in instances]
+        self._prune_at = 1024
+
+    def append(self, instance: Any) -> None:
+        """Track ``instance``; dead references are dropped whenever the list has doubled.
+
+        Two threads appending during a prune may lose one entry of the dashboard; they never
+        lose AWS state, which this list does not hold.
+        """
+        self._refs.append(weakref.ref(instance))
+        if len(self._refs) >= self._prune_at:
+            self._refs = [ref for ref in self._refs if ref() is not None]
+            self._prune_at = max(1024, 2 * len(self._refs))
+
+    def __iter__(self) -> Any:
+        # A copy: other request threads may append meanwhile.
+        return iter([obj for ref in list(self._refs) if (obj := ref()) is not None])
+
+    def __len__(self) -> int:
+        return sum(ref() is not None for ref in list(self._refs))
+
+
+def track_model_instances_weakly() -> None:
+    """Make ``BaseModel.__new__`` track instances in a :class:`WeakInstances`.
+
+    The list is swapped in on a class's first instance, so classes defined later (moto loads
+    backends lazily) and lists that ``reset_model_data`` set back to ``[]`` are covered too.
+    """
+    from moto.core.common_models import BaseModel
+
+    if getattr(BaseModel.__new__, "tracks_weakly", False):
+        return
+
+    def __new__(cls: type[Any], *args: Any, **kwargs: Any) -> Any:  # noqa: ARG001 - moto's signature
+        instance = super(BaseModel, cls).__new__(cls)
+        tracked = cls.instances_tracked
+        if not isinstance(tracked, WeakInstances):
+            tracked = cls.instances_tracked = WeakInstances(tracked)
+        tracked.append(instance)
+        return instance
+
+    __new__.tracks_weakly = True  # type: ignore[attr-defined]
+    BaseModel.__new__ = __new__  # type: ignore[assignment,method-assign]
+
+
+class _TablesInTransaction(threading.local):
+    """The ids of the tables this request thread's TransactWriteItems is writing."""
+
+    ids: frozenset[int] = frozenset()
+
+
+_in_transaction = _TablesInTransaction()
+
+
+class _CopyWithLiveTables:
+    """``copy`` as ``moto.dynamodb.models`` sees it: a table in a transaction copies to itself.
+
+    moto's transaction snapshot is ``copy.deepcopy(table)`` and its rollback puts that object
+    back in place; handing it the live table makes the rollback a no-op, and
+    :func:`snapshot_only_touched_items` restores the touched items instead. Every other
+    ``deepcopy`` (UpdateItem's copy of the old item) is the real one.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(copy, name)
+
+    @staticmethod
+    def deepcopy(value: Any, memo: dict[int, Any] | None = None) -> Any:
+        if id(value) in _in_transaction.ids:
+            return value
+        return copy.deepcopy(value, memo)
+
+
+def snapshot_only_touched_items() -> None:
+    """Make TransactWriteItems' rollback snapshot copy the items it touches, not whole tables.
+
+    moto deep-copies every table a transaction names, once per action (26 copies of the
+    inventory table for a 25-pair transaction and its counter update), to put it back if
+    the transaction is cancelled: CPU and garbage grow with the tables' size, not the
+    transaction's. Only the items the actions address can change, so copying those
+    (``None`` for an absent one) and putting them back on cancellation restores the same
+    state. Tables with a DynamoDB stream keep moto's way: its whole-table copy also takes
+    back the stream records of the cancelled writes.
+    """
+    import moto.dynamodb.models as ddb_models
+
+    backend = ddb_models.DynamoDBBackend
+    if isinstance(ddb_models.copy, _CopyWithLiveTables):  # type: ignore[attr-defined]
+        return
+    ddb_models.copy = _CopyWithLiveTables()  # type: ignore[attr-defined,assignment]
+    whole_table_snapshot = backend.transact_write_items
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        tables = {id(t): t for t in _tables_named(self, transact_items)}
+        if any(table.stream_shard is not None for table in tables.values()):
+            whole_table_snapshot(self, transact_items)
+            return
+        before = _touched_items(self, transact_items)
+        _in_transaction.ids = frozenset(tables)
+        try:
+            whole_table_snapshot(self, transact_items)
+        except BaseException:
+            _restore(before)
+            raise
+        finally:
+            _in_transaction.ids = frozenset()
+
+    backend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+
+
+_Touched = dict[tuple[int, Any, Any], tuple[Any, Any]]
+
+
+def _tables_named(backend: Any, transact_items: list[dict[str, Any]]) -> list[Any]:
+    names = {op.get("TableName") for item in transact_items for op in item.values()}
+    return [backend.tables[name] for name in names if name in backend.tables]
+
+
+def _touched_items(backend: Any, transact_items: list[dict[str, Any]]) -> _Touched:
+    """``(table id, hash, range) -> (table, copy of the item or None)`` for every action.
+
+    An action whose table or key moto will reject writes nothing, so it needs no snapshot.
+    """
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    touched: _Touched = {}
+    for item in transact_items:
+        for op_type, op in item.items():
+            table = backend.tables.get(op.get("TableName"))
+            key = op.get("Item") if op_type == "Put" else op.get("Key")
+            try:
+                hash_value = DynamoType(key[table.hash_key_attr])
+                range_attr = table.range_key_attr
+                range_value = DynamoType(key[range_attr]) if range_attr else None
+                current = table.get_item(hash_value, range_value)
+            except Exception:  # noqa: BLE001 - moto reports it and writes nothing for it
+                continue
+            touched[(id(table), hash_value, range_value)] = (table, copy.deepcopy(current))
+    return touched
+
+
+def _restore(touched: _Touched) -> None:
+    """Put every touched item back as it was (removing the ones that did not exist)."""
+    for (_, hash_value, range_value), (table, item) in touched.items():
+        if range_value is None:
+            bucket, key = table.items, hash_value
+        else:
+            bucket, key = table.items[hash_value], range_value
+        if item is None:
+            bucket.pop(key, None)
+        else:
+            bucket[key] = item
+
+
+def apply() -> None:
+    """Apply every patch (idempotent), unless ``FMCG_EMULATOR_PATCHES=0``."""
+    if os.environ.get(PATCHES_ENV, "1") == "0":
+        return
+    track_model_instances_weakly()
+    snapshot_only_touched_items()
