@@ -1,0 +1,123 @@
+"""The BatchWriter without AWS: item serialisation, client settings, exactly-once delivery."""
+
+from __future__ import annotations
+
+import threading
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from boto3.dynamodb.types import TypeSerializer
+from botocore.exceptions import ClientError
+
+from pipeline.errors import TransientError
+from pipeline.forecasting.dynamo import BatchWriter, attribute_value
+from pipeline.local.emulator import aws_session
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "SKU#A",
+        "",
+        0,
+        -7,
+        1_767_225_600,
+        Decimal("3.1416"),
+        Decimal("-0.5"),
+        Decimal("1E+3"),
+        True,
+        None,
+        b"\x00\x01",
+        ["a", 1],
+        {"k": Decimal("2")},
+        {"x", "y"},
+    ],
+)
+def test_given_a_value_when_serialising_then_it_matches_boto3s_type_serializer(
+    value: Any,
+) -> None:
+    assert attribute_value(value) == TypeSerializer().serialize(value)
+
+
+@pytest.mark.parametrize("value", [1.5, Decimal("NaN"), Decimal("Infinity"), Decimal("-Infinity")])
+def test_given_a_value_dynamodb_cannot_hold_when_serialising_then_type_error(value: Any) -> None:
+    with pytest.raises(TypeError):
+        attribute_value(value)
+
+
+def test_given_workers_when_building_the_client_then_one_pooled_connection_per_worker() -> None:
+    writer = BatchWriter("t", session=aws_session("http://127.0.0.1:9"), workers=6)
+
+    config = writer.client.meta.config
+    assert config.max_pool_connections == 6
+    assert config.retries["mode"] == "standard"  # the session's retry mode is kept
+
+
+class FlakyClient:
+    """Throttles every 4th call and leaves the last 3 requests of every other accepted batch
+    unprocessed; records every request it accepts. Called from several threads."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.calls = 0
+        self.written: dict[tuple[str, str], int] = {}
+
+    def batch_write_item(self, RequestItems: dict[str, list[Any]]) -> dict[str, Any]:  # noqa: N803
+        with self.lock:
+            self.calls += 1
+            call = self.calls
+        if call % 4 == 0:
+            raise ClientError(
+                {"Error": {"Code": "ThrottlingException", "Message": "slow down"}},
+                "BatchWriteItem",
+            )
+        ((table, requests),) = RequestItems.items()
+        cut = len(requests) - 3 if call % 2 and len(requests) > 3 else len(requests)
+        with self.lock:
+            for request in requests[:cut]:
+                item = request["PutRequest"]["Item"]
+                key = (item["PK"]["S"], item["SK"]["S"])
+                self.written[key] = self.written.get(key, 0) + 1
+        return {"UnprocessedItems": {table: requests[cut:]} if requests[cut:] else {}}
+
+
+def _items(count: int) -> list[dict[str, Any]]:
+    return [
+        {"PK": f"SKU#{i % 37}", "SK": f"LOC#L#DATE#{i}", "forecast_val": Decimal("1.5")}
+        for i in range(count)
+    ]
+
+
+def test_given_parallel_throttling_and_leftovers_when_writing_then_each_item_lands_once() -> None:
+    client = FlakyClient()
+    writer = BatchWriter("t", dynamodb_client=client, workers=4, sleep=lambda _: None)
+    seen: list[tuple[int, int]] = []
+
+    written = writer.write(_items(1000), progress=lambda done, total: seen.append((done, total)))
+
+    assert written == 1000
+    assert len(client.written) == 1000
+    assert set(client.written.values()) == {1}
+    assert client.calls > 40  # 40 batches, and retries happened
+    assert seen[-1] == (1000, 1000)
+
+
+def test_given_throttling_that_never_ends_when_writing_then_transient_error() -> None:
+    class Throttled:
+        def batch_write_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:  # noqa: N803
+            raise ClientError(
+                {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "no"}},
+                "BatchWriteItem",
+            )
+
+    delays: list[float] = []
+    writer = BatchWriter(
+        "t", dynamodb_client=Throttled(), workers=2, max_attempts=5, sleep=delays.append
+    )
+    with pytest.raises(
+        TransientError, match="^BatchWriteItem throttled: ProvisionedThroughputExceededException$"
+    ):
+        writer.write(_items(3))
+    assert len(delays) == 4
+    assert all(0.05 * 2**i / 2 <= d <= 0.05 * 2**i for i, d in enumerate(delays))
