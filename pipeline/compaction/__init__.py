@@ -5,15 +5,15 @@ Design (what readers see, and why a crash never hurts them)
 Every day partition of a curated table is exactly **one** Parquet object with a fixed name,
 ``<table>/year=YYYY/month=MM/day=DD/part-00000.parquet``. A run builds the merged partition
 (existing rows + new de-duplicated rows) in a local file first and then replaces the object
-with one PUT (multipart uploads become visible only when complete). S3 is strongly
-consistent and a PUT is atomic per object, so every reader - Athena through partition
-projection, the Glue catalog's partitions, awswrangler, the local DuckDB engine reading the
-same prefixes - sees either the old partition or the new one: never an empty partition,
-never a half-written file, never the old and new files side by side (which is what
-"write new name, then delete old" would show for a moment: every row twice). Nothing is
-ever deleted. A partition that grows beyond one object's comfortable size would get a
-fixed set of ``event_id``-hash buckets, each its own object: every bucket is self-consistent,
-so a mix of old and new buckets is still neither missing nor duplicating rows.
+with a single PUT. S3 is strongly consistent and a PUT is atomic per object, so every
+reader - Athena through partition projection, the Glue catalog's partitions, awswrangler,
+the local DuckDB engine reading the same prefixes - sees either the old partition or the
+new one: never an empty partition, never a half-written file, never the old and new files
+side by side (which is what "write new name, then delete old" would show for a moment:
+every row twice). Nothing is ever deleted. A partition that grows beyond one object's
+comfortable size would get a fixed set of ``event_id``-hash buckets, each its own object:
+every bucket is self-consistent, so a mix of old and new buckets is still neither missing
+nor duplicating rows.
 
 Incremental without Glue bookmarks: ``_state/compaction/manifest.json`` lists the raw
 objects compacted (key and ETag) and the last event date; it is written last and is the
@@ -22,7 +22,8 @@ de-duplication against what the partition already holds (the existing row wins, 
 rows the first in raw-key and line order wins) makes it converge to exactly the data a
 crash-free run would have written. Daily demand is a pure function of the curated sales,
 recomputed from the first touched day (or the day after the last known event date) through
-the last event date, so a late event fixes its day and the stock carried forward after it.
+the last event date, so a late event fixes its day and the stock carried forward after it;
+a day's demand is reduced from the rows as its merged partition is written (one pass).
 
 Memory follows one raw object (plus a few MiB fetched ahead) and one partition's
 ``event_id`` column: new rows are buffered per event date up to one row group and spooled

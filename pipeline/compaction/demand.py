@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Final
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.compaction.parquet_files import ROW_GROUP_ROWS
 from pipeline.compaction.schema import DAILY_DEMAND_SCHEMA
 
 if TYPE_CHECKING:
@@ -41,75 +42,110 @@ _PAIR_ORDER: Final = [("sku_id", "ascending"), ("location_id", "ascending")]
 _CARRY_SCHEMA: Final = pa.schema(
     [("sku_id", pa.string()), ("location_id", pa.string()), ("end_of_day_stock", pa.int64())]
 )
-_SUMS_SCHEMA: Final = pa.schema(
+#: A day's sales reduced per pair: units, and the latest stock reading with what orders it.
+#: Reducing a concatenation of reductions gives the reduction of the whole day.
+_REDUCED_SCHEMA: Final = pa.schema(
     [
         ("sku_id", pa.string()),
         ("location_id", pa.string()),
         ("units_sold", pa.int64()),
         ("units_returned", pa.int64()),
-    ]
-)
-_LATEST_SCHEMA: Final = pa.schema(
-    [
-        ("sku_id", pa.string()),
-        ("location_id", pa.string()),
         ("event_time", pa.timestamp("us")),
         ("event_id", pa.string()),
         ("stock_on_hand", pa.int64()),
     ]
 )
+_LATEST_ORDER: Final = [("event_time", "ascending"), ("event_id", "ascending")]
+_TODAY: Final = ["units_sold", "units_returned", "stock_on_hand"]
 
 
-def _sums(batch: pa.Table) -> pa.Table:
-    """Units sold and returned per pair (every pair with an event gets a row)."""
+def _reduce(rows: pa.Table) -> pa.Table:
+    """Per pair, the sums of the units and the stock reading latest by (event_time, event_id).
+
+    One sort and one group-by: the reading's time and id are null wherever the stock is,
+    so "last" (which skips nulls) picks the same row for all three of them. "last" is an
+    ordered aggregation: the single-threaded group-by keeps the input order in a group.
+    """
+    grouped = rows.sort_by(_LATEST_ORDER).group_by(_KEYS, use_threads=False)
+    reduced = grouped.aggregate(
+        [
+            ("units_sold", "sum"),
+            ("units_returned", "sum"),
+            ("event_time", "last"),
+            ("event_id", "last"),
+            ("stock_on_hand", "last"),
+        ]
+    )
+    return pa.table(
+        [
+            reduced.column("sku_id"),
+            reduced.column("location_id"),
+            pc.fill_null(reduced.column("units_sold_sum"), 0),
+            pc.fill_null(reduced.column("units_returned_sum"), 0),
+            reduced.column("event_time_last"),
+            reduced.column("event_id_last"),
+            reduced.column("stock_on_hand_last"),
+        ],
+        schema=_REDUCED_SCHEMA,
+    )
+
+
+def _sales_reduction(batch: pa.Table) -> pa.Table:
+    """The reduction of sales rows (every pair with an event gets a row)."""
     kind = batch.column("event_type")
     quantity = batch.column("quantity")
+    stock = batch.column("stock_on_hand")
+    counted = pc.is_valid(stock)
     zero = pa.scalar(0, pa.int64())
     parts = pa.table(
-        {
-            "sku_id": batch.column("sku_id"),
-            "location_id": batch.column("location_id"),
-            "units_sold": pc.if_else(pc.equal(kind, "sale"), quantity, zero),
-            "units_returned": pc.if_else(pc.equal(kind, "return"), quantity, zero),
-        }
-    )
-    return _sum_by_pair(parts)
-
-
-def _sum_by_pair(parts: pa.Table) -> pa.Table:
-    summed = parts.group_by(_KEYS).aggregate([("units_sold", "sum"), ("units_returned", "sum")])
-    return pa.table(
         [
-            summed.column("sku_id"),
-            summed.column("location_id"),
-            pc.fill_null(summed.column("units_sold_sum"), 0),
-            pc.fill_null(summed.column("units_returned_sum"), 0),
+            batch.column("sku_id"),
+            batch.column("location_id"),
+            pc.if_else(pc.equal(kind, "sale"), quantity, zero),
+            pc.if_else(pc.equal(kind, "return"), quantity, zero),
+            pc.if_else(counted, batch.column("event_time"), None),
+            pc.if_else(counted, batch.column("event_id"), None),
+            stock,
         ],
-        schema=_SUMS_SCHEMA,
+        schema=_REDUCED_SCHEMA,
     )
+    return _reduce(parts)
 
 
-def _latest(rows: pa.Table) -> pa.Table:
-    """Per pair, the row with a stock reading that is latest by (event_time, event_id)."""
-    counted = rows.filter(pc.is_valid(rows.column("stock_on_hand"))).select(_LATEST_SCHEMA.names)
-    if counted.num_rows == 0:
-        return _LATEST_SCHEMA.empty_table()
-    # Only the order within a pair matters: "last" is an ordered aggregation (it needs the
-    # single-threaded group-by, which keeps the input order inside every group).
-    ordered = counted.sort_by([("event_time", "ascending"), ("event_id", "ascending")])
-    last = ordered.group_by(_KEYS, use_threads=False).aggregate(
-        [("event_time", "last"), ("event_id", "last"), ("stock_on_hand", "last")]
-    )
-    return pa.table(
-        [
-            last.column("sku_id"),
-            last.column("location_id"),
-            last.column("event_time_last"),
-            last.column("event_id_last"),
-            last.column("stock_on_hand_last"),
-        ],
-        schema=_LATEST_SCHEMA,
-    )
+@dataclass
+class DaySales:
+    """One day's sales, reduced a row group at a time: units per pair and the latest stock.
+
+    Feed it the rows as they stream by (the job feeds the batches it writes to the merged
+    partition); memory follows one row group plus one row per pair, not the size of the day.
+    """
+
+    parts: list[pa.Table] = field(default_factory=list)
+    pending: list[pa.Table] = field(default_factory=list)
+    pending_rows: int = 0
+
+    def add(self, batch: pa.Table | pa.RecordBatch) -> None:
+        rows = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
+        if rows.num_rows:
+            # Every reduction has a fixed cost: reduce row groups, not the small batches.
+            self.pending.append(rows.select(DEMAND_INPUT))
+            self.pending_rows += rows.num_rows
+            if self.pending_rows >= ROW_GROUP_ROWS:
+                self._reduce_pending()
+
+    def _reduce_pending(self) -> None:
+        if self.pending:
+            self.parts.append(_sales_reduction(pa.concat_tables(self.pending)))
+        self.pending, self.pending_rows = [], 0
+
+    def reduced(self) -> pa.Table:
+        """The reduction of every row added."""
+        self._reduce_pending()
+        if not self.parts:
+            return _REDUCED_SCHEMA.empty_table()
+        if len(self.parts) > 1:
+            self.parts = [_reduce(pa.concat_tables(self.parts))]
+        return self.parts[0]
 
 
 @dataclass
@@ -132,22 +168,16 @@ class DemandBuilder:
 
     def day_from_batches(self, day: date, batches: Iterable[pa.Table | pa.RecordBatch]) -> pa.Table:
         """Like :meth:`day`, reducing the day's sales one batch at a time (the job streams)."""
-        sums: list[pa.Table] = []
-        latest: list[pa.Table] = []
+        sales = DaySales()
         for batch in batches:
-            rows = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
-            if rows.num_rows:
-                sums.append(_sums(rows))
-                latest.append(_latest(rows))
-        today = _sum_by_pair(pa.concat_tables(sums)) if sums else _SUMS_SCHEMA.empty_table()
-        stock = _latest(pa.concat_tables(latest)) if latest else _LATEST_SCHEMA.empty_table()
-        return self._advance(day, today, stock)
+            sales.add(batch)
+        return self.finish(day, sales)
 
-    def _advance(self, day: date, today: pa.Table, stock: pa.Table) -> pa.Table:
-        joined = self.carry.join(today, _KEYS, join_type="full outer")
-        joined = joined.join(
-            stock.select(["sku_id", "location_id", "stock_on_hand"]), _KEYS, join_type="left outer"
-        ).sort_by(_PAIR_ORDER)
+    def finish(self, day: date, sales: DaySales) -> pa.Table:
+        """The daily demand rows of ``day`` from its reduced sales; advances the carry."""
+        today = sales.reduced().select(["sku_id", "location_id", *_TODAY])
+        joined = self.carry.join(today, _KEYS, join_type="full outer", use_threads=False)
+        joined = joined.sort_by(_PAIR_ORDER)
         end_stock = pc.coalesce(joined.column("stock_on_hand"), joined.column("end_of_day_stock"))
         self.carry = pa.table(
             [joined.column("sku_id"), joined.column("location_id"), end_stock],
@@ -158,7 +188,7 @@ class DemandBuilder:
             [
                 joined.column("sku_id"),
                 joined.column("location_id"),
-                pa.array([day] * n, pa.date32()) if n else pa.array([], pa.date32()),
+                pa.repeat(pa.scalar(day, pa.date32()), n),
                 pc.fill_null(joined.column("units_sold"), 0),
                 pc.fill_null(joined.column("units_returned"), 0),
                 end_stock,

@@ -5,15 +5,18 @@ Steps, in this order (each one safe to repeat; the manifest PUT at the end commi
 1. load the manifest and list the raw zone; the new objects are those not in it;
 2. per raw object: parse, enforce types, quarantine bad lines (a deterministic key per raw
    object, so a re-run overwrites the same quarantine object), spool rows per event date;
-3. per touched ``sales`` partition: merge the existing file with the new rows (de-duplicated
-   by ``event_id``) into a local file, upload it over the partition's single object;
-4. register the partitions in the Glue catalog;
-5. recompute ``daily_demand`` from the first touched day through the last event date;
-6. commit the manifest.
+3. one pass over the days from the first touched day (or the day after the last known
+   event date) through the last event date: a touched ``sales`` partition is merged (the
+   existing file plus the new rows, de-duplicated by ``event_id``) into a local file that
+   replaces the partition's single object; the ``daily_demand`` day is reduced from the
+   same rows as they are written (other days from their existing partition);
+4. once every object is uploaded, register the partitions in the Glue catalog;
+5. commit the manifest.
 
 S3 round trips overlap the CPU work without changing that order where it matters: raw GETs
-run a few MiB ahead of the parser, partition uploads and catalog registration run in the
-background, and every one of them has finished (or raised) before the manifest commits.
+run a few MiB ahead of the parser, downloads of existing partitions a few days ahead of the
+merge, uploads behind it, and every one of them has finished (or raised) before the
+catalog registration and the manifest commit. The run creates its S3 and Glue clients once.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import pyarrow.parquet as pq
 
 from pipeline.compaction.catalog import register_partitions
 from pipeline.compaction.dedupe import split_by_event_date
-from pipeline.compaction.demand import DEMAND_INPUT, DemandBuilder
+from pipeline.compaction.demand import DEMAND_INPUT, DaySales, DemandBuilder
 from pipeline.compaction.parquet_files import (
     ROW_GROUP_ROWS,
     DaySpool,
@@ -49,7 +52,7 @@ from pipeline.compaction.schema import (
     SALES_SCHEMA,
     SALES_TABLE,
 )
-from pipeline.compaction.state import load_manifest, save_manifest
+from pipeline.compaction.state import Manifest, load_manifest, save_manifest
 from pipeline.compaction.store import LakeStore, ObjectInfo
 from pipeline.lake import RAW_SALES_PREFIX, curated_partition_prefix
 
@@ -127,53 +130,28 @@ def run_compaction(
         tempfile.TemporaryDirectory(prefix="compaction-") as tmp,
         # Inside the directory's block: a failure waits for uploads before files go away.
         ThreadPoolExecutor(IO_THREADS, thread_name_prefix="compaction-io") as pool,
-        # One thread: awswrangler makes a Glue client from the session per call, and client
-        # creation from one boto3 session is not safe from two threads at once.
-        ThreadPoolExecutor(1, thread_name_prefix="compaction-catalog") as catalog,
     ):
-        work = Path(tmp)
-        run = _Run(store, raw_bucket, curated_bucket, work, report, pool)
-        run.prefetch_listings()
-        spool = DaySpool(work, SALES_SCHEMA)
+        run = _Run(store, raw_bucket, curated_bucket, Path(tmp), report, pool)
+        # Started now, needed after the raw read. Making a Glue client loads Glue's service
+        # model into the session (~200 ms cold, ~8 ms warm), so awswrangler's client for the
+        # registration is cheap later. It is the only client made off the main thread, and
+        # the main thread makes none meanwhile (client creation from one session is not
+        # thread-safe).
+        sales_keys = pool.submit(run.keys, SALES_TABLE)
+        glue_model = pool.submit(session.client, "glue")
+        spool = DaySpool(run.work, SALES_SCHEMA)
         try:
             run.read_raw(listing, spool)
         finally:
             spool.close()
-        days = spool.days
-        merged = run.write_sales(spool)
-        report("register partitions", 0, 1)
-        # Registration overlaps the demand rebuild; both finish before the manifest commits.
-        registered = [
-            catalog.submit(
-                register_partitions,
-                database=database,
-                table=SALES_TABLE,
-                bucket=curated_bucket,
-                days=days,
-                session=session,
-            )
-        ]
-        report("register partitions", 1, 1)
+        touched = spool.days
         demand_days: list[date] = []
-        if days:
-            start = days[0]
-            if manifest.max_event_date is not None:
-                start = min(start, manifest.max_event_date + timedelta(days=1))
-            end = max([days[-1], *([manifest.max_event_date] if manifest.max_event_date else [])])
-            demand_days = run.write_demand(start, end, merged)
-            registered.append(
-                catalog.submit(
-                    register_partitions,
-                    database=database,
-                    table=DAILY_DEMAND_TABLE,
-                    bucket=curated_bucket,
-                    days=demand_days,
-                    session=session,
-                )
-            )
+        if touched:
+            start, end = _demand_range(touched, manifest)
+            demand_days = run.write_days(spool, start, end, sales_keys.result())
             manifest.max_event_date = end
-        for registration in registered:
-            registration.result()
+        glue_model.result()
+        run.register(session, database, touched, demand_days)
         report("commit", 0, 1)
         manifest.objects.update({o.key: o.etag for o in listing})
         manifest.compacted_at = (now or datetime.now(UTC)).isoformat()
@@ -191,6 +169,16 @@ def run_compaction(
     )
 
 
+def _demand_range(touched: list[date], manifest: Manifest) -> tuple[date, date]:
+    """The days whose demand changes: from the first touched day (or the day after the last
+    known event date, whose stock now carries further) through the last event date."""
+    start, end = touched[0], touched[-1]
+    if manifest.max_event_date is not None:
+        start = min(start, manifest.max_event_date + timedelta(days=1))
+        end = max(end, manifest.max_event_date)
+    return start, end
+
+
 @dataclass
 class _Run:
     """The state of one run: where things go, what was counted, whom to tell."""
@@ -202,10 +190,18 @@ class _Run:
     report: Callable[[str, int, int], None]
     pool: ThreadPoolExecutor
     counts: dict[str, int] = field(default_factory=dict)
-    listings: dict[str, Future[set[str]]] = field(default_factory=dict)
+    uploads: dict[str, list[Future[None]]] = field(default_factory=dict)
 
     def count(self, name: str, n: int) -> None:
         self.counts[name] = self.counts.get(name, 0) + n
+
+    def keys(self, table: str) -> set[str]:
+        """The curated objects of ``table`` (one LIST instead of a HEAD per day).
+
+        Listed at the start of the run: the job is the only writer, and it only looks up
+        partitions it has not written in this run.
+        """
+        return {o.key for o in self.store.list(self.curated_bucket, f"{table}/")}
 
     def _fetched(self, listing: list[ObjectInfo]) -> Iterator[tuple[ObjectInfo, bytes | None]]:
         """The raw objects in listing order, GETs running ahead up to ``PREFETCH_BYTES``."""
@@ -224,6 +220,7 @@ class _Run:
 
     def read_raw(self, listing: list[ObjectInfo], spool: DaySpool) -> None:
         total = len(listing)
+        quarantined: list[Future[None]] = []
         self.report("read raw", 0, total)
         for i, (obj, data) in enumerate(self._fetched(listing), start=1):
             if data is not None:  # None: deleted since the listing, nothing to compact
@@ -232,110 +229,136 @@ class _Run:
                 if parsed.rejected:
                     source = f"s3://{self.raw_bucket}/{obj.key}"
                     body = "".join(r.to_json(source) + "\n" for r in parsed.rejected)
-                    self.store.put(
-                        self.curated_bucket,
-                        quarantine_key(obj.key),
-                        body.encode(),
-                        "application/x-ndjson",
+                    quarantined.append(
+                        self.pool.submit(
+                            self.store.put,
+                            self.curated_bucket,
+                            quarantine_key(obj.key),
+                            body.encode(),
+                            "application/x-ndjson",
+                        )
                     )
                     self.count("quarantined", len(parsed.rejected))
                 self.count("events_in", parsed.table.num_rows)
                 for day, rows in split_by_event_date(parsed.table).items():
                     spool.append(day, rows)
             self.report("read raw", i, total)
+        for put in quarantined:
+            put.result()
 
-    def prefetch_listings(self) -> None:
-        """Start listing the curated tables while the raw data is read."""
-        for table in (SALES_TABLE, DAILY_DEMAND_TABLE):
-            self.listings[table] = self.pool.submit(self._keys, table)
+    def _download(self, key: str, path: Path) -> Path | None:
+        return path if self.store.download(self.curated_bucket, key, path) else None
 
-    def _keys(self, table: str) -> set[str]:
-        return {o.key for o in self.store.list(self.curated_bucket, f"{table}/")}
-
-    def _exists(self, table: str, key: str) -> bool:
-        """Whether the curated object exists (one LIST per table instead of a HEAD per day).
-
-        The listing is from the start of the run: the job is the only writer, and it only
-        looks up partitions it has not written in this run.
-        """
-        if table not in self.listings:
-            self.listings[table] = self.pool.submit(self._keys, table)
-        return key in self.listings[table].result()
-
-    def _download(self, table: str, key: str, path: Path) -> bool:
-        return self._exists(table, key) and self.store.download(self.curated_bucket, key, path)
-
-    def write_sales(self, spool: DaySpool) -> dict[date, Path]:
-        """Merge every touched partition; returns the local copy of each partition's file.
-
-        Merges run one at a time (memory follows one partition); uploads overlap the next
-        merge, and all of them have finished when this returns.
-        """
-        days = spool.days
-        local: dict[date, Path] = {}
-        uploads: list[Future[None]] = []
-        self.report("write sales", 0, len(days))
-        for i, day in enumerate(days, start=1):
+    def _existing(self, days: list[date], keys: set[str]) -> Iterator[Path | None]:
+        """Each day's existing sales partition as a local file (``None``: there is none), in
+        order, downloads running up to ``IO_THREADS`` days ahead."""
+        pending: deque[Future[Path | None] | None] = deque()
+        for day in days:
             key = curated_key(day)
-            existing = self.work / f"existing-{day.isoformat()}.parquet"
-            has_existing = self._download(SALES_TABLE, key, existing)
-            out = self.work / f"sales-{day.isoformat()}.parquet"
-            result = merge_partition(
-                existing if has_existing else None,
-                partial(spool.batches, day),
-                out,
-                SALES_SCHEMA,
-            )
-            self.count("duplicates", result.duplicates)
-            if result.new_rows:
-                # One PUT over the partition's one object: readers see old or new, never none.
-                uploads.append(self.pool.submit(self.store.upload, out, self.curated_bucket, key))
-                self.count("rows_written", result.new_rows)
-                self.count("partitions_written", 1)
-                local[day] = out
-                existing.unlink(missing_ok=True)
-            elif has_existing:
-                local[day] = existing
-            spool.discard(day)
-            self.report("write sales", i, len(days))
-        for upload in uploads:
-            upload.result()
-        return local
+            path = self.work / f"existing-{day.isoformat()}.parquet"
+            pending.append(self.pool.submit(self._download, key, path) if key in keys else None)
+            if len(pending) > IO_THREADS:
+                head = pending.popleft()
+                yield None if head is None else head.result()
+        while pending:
+            head = pending.popleft()
+            yield None if head is None else head.result()
 
-    def write_demand(self, start: date, end: date, merged: dict[date, Path]) -> list[date]:
-        """Rebuild ``daily_demand`` for ``start..end`` from the curated sales partitions."""
-        previous_path = self.work / "demand-previous.parquet"
-        previous_key = curated_key(start - timedelta(days=1), DAILY_DEMAND_TABLE)
-        builder = DemandBuilder.from_previous_day(
-            conform(pq.read_table(previous_path), DAILY_DEMAND_SCHEMA)
-            if self._download(DAILY_DEMAND_TABLE, previous_key, previous_path)
-            else None
+    def write_days(self, spool: DaySpool, start: date, end: date, keys: set[str]) -> list[date]:
+        """Write the touched ``sales`` partitions and the ``daily_demand`` of ``start..end``.
+
+        One day at a time (memory follows one partition): the day's demand is reduced from
+        the rows as the merge writes them, or from the existing partition of a day without
+        new rows. Uploads overlap the next day; all of them have been submitted on return.
+        """
+        touched = set(spool.days)
+        days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+        # Keys sort by date: with no sales before ``start`` no pair has a stock to carry in.
+        previous: Future[Path | None] | None = None
+        if any(key < curated_key(start) for key in keys):
+            previous = self.pool.submit(
+                self._download,
+                curated_key(start - timedelta(days=1), DAILY_DEMAND_TABLE),
+                self.work / "demand-previous.parquet",
+            )
+        builder: DemandBuilder | None = None
+        self.report("write partitions", 0, len(days))
+        for i, (day, existing) in enumerate(zip(days, self._existing(days, keys), strict=True)):
+            sales = DaySales()
+            merged = False
+            if day in touched:
+                merged = self._merge(day, spool, existing, sales)
+                spool.discard(day)
+            if existing is not None:
+                if not merged:
+                    for batch in _sales_batches(existing):
+                        sales.add(batch)
+                existing.unlink()
+            if builder is None:
+                builder = _builder(None if previous is None else previous.result())
+            self._write_demand(day, builder.finish(day, sales))
+            self.report("write partitions", i + 1, len(days))
+        return days
+
+    def _merge(self, day: date, spool: DaySpool, existing: Path | None, sales: DaySales) -> bool:
+        """Merge the day's new rows into its partition; whether anything was new."""
+        out = self.work / f"sales-{day.isoformat()}.parquet"
+        result = merge_partition(
+            existing, partial(spool.batches, day), out, SALES_SCHEMA, on_rows=sales.add
         )
-        total = (end - start).days + 1
-        written: list[date] = []
-        uploads: list[Future[None]] = []
-        self.report("write daily demand", 0, total)
-        for i in range(total):
-            day = start + timedelta(days=i)
-            path = merged.get(day, self.work / f"sales-read-{day.isoformat()}.parquet")
-            found = day in merged or self._download(SALES_TABLE, curated_key(day), path)
-            out = self.work / f"demand-{day.isoformat()}.parquet"
-            writer = RowGroupWriter(out, DAILY_DEMAND_SCHEMA)
-            writer.write(builder.day_from_batches(day, _sales_batches(path) if found else []))
-            writer.close()
-            key = curated_key(day, DAILY_DEMAND_TABLE)
-            uploads.append(self.pool.submit(self._upload_and_remove, out, key))
-            if day not in merged:
-                path.unlink(missing_ok=True)
-            written.append(day)
-            self.report("write daily demand", i + 1, total)
-        for upload in uploads:
-            upload.result()
-        return written
+        self.count("duplicates", result.duplicates)
+        if not result.new_rows:
+            return False
+        # One PUT over the partition's one object: readers see old or new, never none.
+        self._upload(SALES_TABLE, out, curated_key(day))
+        self.count("rows_written", result.new_rows)
+        self.count("partitions_written", 1)
+        return True
+
+    def _write_demand(self, day: date, rows: pa.Table) -> None:
+        out = self.work / f"demand-{day.isoformat()}.parquet"
+        writer = RowGroupWriter(out, DAILY_DEMAND_SCHEMA)
+        writer.write(rows)
+        writer.close()
+        self._upload(DAILY_DEMAND_TABLE, out, curated_key(day, DAILY_DEMAND_TABLE))
+
+    def _upload(self, table: str, path: Path, key: str) -> None:
+        future = self.pool.submit(self._upload_and_remove, path, key)
+        self.uploads.setdefault(table, []).append(future)
 
     def _upload_and_remove(self, path: Path, key: str) -> None:
         self.store.upload(path, self.curated_bucket, key)
         path.unlink()
+
+    def register(
+        self,
+        session: boto3.session.Session,
+        database: str,
+        sales_days: list[date],
+        demand_days: list[date],
+    ) -> None:
+        """Register each table's partitions once all of its objects are uploaded."""
+        self.report("register partitions", 0, 1)
+        for table, days in ((SALES_TABLE, sales_days), (DAILY_DEMAND_TABLE, demand_days)):
+            for upload in self.uploads.get(table, []):
+                upload.result()
+            register_partitions(
+                database=database,
+                table=table,
+                bucket=self.curated_bucket,
+                days=days,
+                session=session,
+            )
+        self.report("register partitions", 1, 1)
+
+
+def _builder(previous: Path | None) -> DemandBuilder:
+    """A demand builder carrying the stock of the day before the first day to build."""
+    if previous is None:
+        return DemandBuilder()
+    builder = DemandBuilder.from_previous_day(conform(pq.read_table(previous), DAILY_DEMAND_SCHEMA))
+    previous.unlink()
+    return builder
 
 
 def _sales_batches(path: Path) -> Iterator[pa.Table]:

@@ -139,13 +139,15 @@ def merge_partition(
     new: Callable[[list[str] | None], Iterable[pa.Table]],
     out: Path,
     schema: pa.Schema,
+    on_rows: Callable[[pa.Table], None] | None = None,
 ) -> MergeResult:
     """Write ``existing`` rows then the new rows whose ``event_id`` is not there yet to ``out``.
 
     ``new(columns)`` yields the new rows in order (it is read twice: ids, then rows).
     Within the new rows the first occurrence wins; against the partition the existing row
     wins, so a re-run after a crash keeps exactly the rows the first run kept. Nothing is
-    written when no row is new (``new_rows == 0``).
+    written when no row is new (``new_rows == 0``). ``on_rows`` sees every batch written
+    (so the caller can reduce the merged partition without reading it back).
     """
     id_tables = [t.column("event_id") for t in new(["event_id"])]
     new_ids = pa.chunked_array([c for column in id_tables for c in column.chunks], pa.string())
@@ -160,12 +162,19 @@ def merge_partition(
     if kept == 0:
         return MergeResult(0, duplicates, len(existing_ids))
     writer = RowGroupWriter(out, schema)
+
+    def write(rows: pa.Table | pa.RecordBatch) -> None:
+        rows = conform(rows, schema)
+        writer.write(rows)
+        if on_rows is not None:
+            on_rows(rows)
+
     if existing is not None:
         for batch in pq.ParquetFile(existing).iter_batches(batch_size=ROW_GROUP_ROWS):
-            writer.write(batch)
+            write(batch)
     offset = 0
     for batch in new(None):
-        writer.write(batch.filter(mask.slice(offset, batch.num_rows)))
+        write(batch.filter(mask.slice(offset, batch.num_rows)))
         offset += batch.num_rows
     writer.close()
     return MergeResult(kept, duplicates, writer.rows)

@@ -31,6 +31,8 @@ _TRANSIENT_CODES = frozenset(
     }
 )
 _MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+_CHUNK = 1 << 20
+_SINGLE_PUT_BYTES = 256 << 20
 
 
 def translate(e: Exception, what: str) -> Exception:
@@ -66,13 +68,18 @@ class LakeStore:
     def list(self, bucket: str, prefix: str) -> list[ObjectInfo]:
         """Every object under ``prefix``, sorted by key."""
         out: list[ObjectInfo] = []
+        # Pages by hand: a paginator loads a model file per client just to do this.
+        args = {"Bucket": bucket, "Prefix": prefix}
         try:
-            pages = self._s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-            for page in pages:
+            while True:
+                page = self._s3.list_objects_v2(**args)
                 out.extend(
                     ObjectInfo(o["Key"], o["ETag"].strip('"'), int(o["Size"]))
                     for o in page.get("Contents", [])
                 )
+                if not page.get("IsTruncated"):
+                    break
+                args["ContinuationToken"] = page["NextContinuationToken"]
         except (ClientError, BotoCoreError) as e:
             raise translate(e, f"list s3://{bucket}/{prefix}") from e
         return sorted(out, key=lambda o: o.key)
@@ -97,21 +104,37 @@ class LakeStore:
             raise translate(e, f"put s3://{bucket}/{key}") from e
 
     def upload(self, path: Path, bucket: str, key: str) -> None:
-        """Upload a local file; a multipart upload only becomes visible once complete."""
+        """Upload a local file; readers see the old or the new object, never a mix.
+
+        Partition-sized files go in one PUT: ``upload_file`` sets up a transfer manager and
+        threads per call, which costs more than the PUT itself. Larger files go multipart
+        (a PUT takes at most 5 GB), which also only becomes visible once complete.
+        """
+        what = f"upload s3://{bucket}/{key}"
         try:
-            self._s3.upload_file(str(path), bucket, key)
+            if path.stat().st_size <= _SINGLE_PUT_BYTES:
+                with path.open("rb") as body:
+                    self._s3.put_object(Bucket=bucket, Key=key, Body=body)
+            else:
+                self._s3.upload_file(str(path), bucket, key)
         except (ClientError, BotoCoreError) as e:
-            raise translate(e, f"upload s3://{bucket}/{key}") from e
+            raise translate(e, what) from e
         except Exception as e:  # boto3's S3UploadFailedError wraps the ClientError
             cause = e.__cause__ or e.__context__
             if isinstance(cause, ClientError | BotoCoreError):
-                raise translate(cause, f"upload s3://{bucket}/{key}") from e
+                raise translate(cause, what) from e
             raise
 
     def download(self, bucket: str, key: str, path: Path) -> bool:
-        """Download to ``path``; ``False`` when there is no such object."""
+        """Stream the object to ``path``; ``False`` when there is no such object.
+
+        One GET (``download_file`` would HEAD first and start a transfer manager).
+        """
         try:
-            self._s3.download_file(bucket, key, str(path))
+            body = self._s3.get_object(Bucket=bucket, Key=key)["Body"]
+            with path.open("wb") as out:
+                for chunk in body.iter_chunks(_CHUNK):
+                    out.write(chunk)
         except ClientError as e:
             if str(e.response.get("Error", {}).get("Code")) in _MISSING_CODES:
                 return False

@@ -252,3 +252,25 @@ def test_given_missing_raw_bucket_when_compacting_then_terminal_error_names_it(
             database=lake.database,
             session=session,
         )
+
+
+@pytest.mark.parametrize("single_put_bytes", [0, 1 << 30], ids=["upload_file", "put_object"])
+def test_given_a_file_when_uploaded_either_way_then_it_round_trips_and_a_missing_key_is_false(
+    lake: Lake,
+    s3: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    single_put_bytes: int,
+) -> None:
+    from pipeline.compaction import store
+
+    monkeypatch.setattr(store, "_SINGLE_PUT_BYTES", single_put_bytes)
+    source, back = tmp_path / "part.parquet", tmp_path / "back.parquet"
+    source.write_bytes(bytes(range(256)) * 4096)
+    lake_store = store.LakeStore(s3)
+
+    lake_store.upload(source, lake.curated, "sales/year=2024/month=03/day=01/part.parquet")
+
+    assert lake_store.download(lake.curated, "sales/year=2024/month=03/day=01/part.parquet", back)
+    assert back.read_bytes() == source.read_bytes()
+    assert not lake_store.download(lake.curated, "sales/nothing.parquet", tmp_path / "none")
