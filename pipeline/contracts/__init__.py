@@ -7,6 +7,7 @@ from pipeline.contracts.sales_event import (
     SalesEvent,
     load_schema,
     parse_event,
+    parse_plain,
     validate_event,
 )
 
@@ -17,5 +18,6 @@ __all__ = [
     "SalesEvent",
     "load_schema",
     "parse_event",
+    "parse_plain",
     "validate_event",
 ]

@@ -10,10 +10,11 @@ exception per event for the ``if``/``then`` rule), most of the stream consumer's
 :func:`validate_event` first tries :func:`accept_plain`, plain Python checks of the common
 valid shape whose bounds and patterns are read from the published schema; it can only
 accept. Anything it does not accept goes through :func:`validate_with_schema`, which alone
-decides rejections and their messages. Decoding likewise tries orjson where it returns
-what ``json.loads`` would, and leaves everything else, rejections included, to
-``json.loads``. Property tests hold both fast paths to agreement
-(tests/property/test_contract_agreement.py).
+decides rejections and their messages. Decoding likewise: :func:`parse_plain` (orjson,
+then :func:`accept_plain`) returns what :func:`parse_event` would for a plainly valid
+record and None for anything else, which ``json.loads`` and the reference validation then
+decide. Property tests hold the fast paths to agreement
+(tests/property/test_contract_agreement.py, tests/property/test_contract_fast_path.py).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
-from typing import Any, Final, Literal, cast
+from typing import Any, Final, Literal
 
 import fastjsonschema
 import orjson
@@ -83,43 +84,36 @@ class SalesEvent:
         return out
 
 
-# A frozen dataclass's __init__ stores each field through object.__setattr__; the slot
-# descriptors make the same stores at half the cost (1 us an event on the hot path).
-def _setter(name: str) -> Any:
-    return getattr(SalesEvent, name).__set__
+class _UnfrozenSalesEvent:
+    """SalesEvent's very slots without its frozen ``__setattr__``, to build one cheaply.
 
+    A frozen dataclass's ``__init__`` stores each field through ``object.__setattr__``
+    (1.2 us an event on the hot path); plain slot stores here cost a fifth of that, and the
+    instance then becomes a :class:`SalesEvent` by ``__class__`` assignment, which CPython
+    allows between classes of one layout (same base, same slots).
+    """
 
-_set_event_id = _setter("event_id")
-_set_event_type = _setter("event_type")
-_set_sku_id = _setter("sku_id")
-_set_location_id = _setter("location_id")
-_set_quantity = _setter("quantity")
-_set_event_time = _setter("event_time")
-_set_stock_on_hand = _setter("stock_on_hand")
-_set_unit_price = _setter("unit_price")
+    __slots__ = SalesEvent.__slots__
 
-
-def _new_event(
-    *,
-    event_id: str,
-    event_type: EventType,
-    sku_id: str,
-    location_id: str,
-    quantity: int,
-    event_time: datetime,
-    stock_on_hand: int | None,
-    unit_price: float | None,
-) -> SalesEvent:
-    event = object.__new__(SalesEvent)
-    _set_event_id(event, event_id)
-    _set_event_type(event, event_type)
-    _set_sku_id(event, sku_id)
-    _set_location_id(event, location_id)
-    _set_quantity(event, quantity)
-    _set_event_time(event, event_time)
-    _set_stock_on_hand(event, stock_on_hand)
-    _set_unit_price(event, unit_price)
-    return event
+    def __init__(  # noqa: PLR0913, PLR0917 - the model's fields, in its order
+        self,
+        event_id: str,
+        event_type: str,  # one of EVENT_TYPES: accept_plain checks it first
+        sku_id: str,
+        location_id: str,
+        quantity: int,
+        event_time: datetime,
+        stock_on_hand: int | None,
+        unit_price: float | None,
+    ) -> None:
+        self.event_id = event_id
+        self.event_type = event_type
+        self.sku_id = sku_id
+        self.location_id = location_id
+        self.quantity = quantity
+        self.event_time = event_time
+        self.stock_on_hand = stock_on_hand
+        self.unit_price = unit_price
 
 
 def load_schema() -> dict[str, Any]:
@@ -144,7 +138,6 @@ _BOM: Final = "\ufeff"
 #: Nesting depth stays under half of this, far below json.loads' recursion limit (about
 #: 1,000 levels less the caller's stack).
 _ORJSON_MAX_BYTES: Final = 1024
-_NOT_PARSED: Final[Any] = object()
 _DIGITS_AS_ZERO: Final = bytes.maketrans(b"0123456789", b"0" * 10)
 #: 2**63 has 19 digits; shorter integers are within the 64 bits orjson keeps exact.
 _LONG_DIGIT_RUN: Final = b"0" * 19
@@ -156,43 +149,63 @@ def parse_event(data: bytes, *, now: datetime | None = None) -> tuple[SalesEvent
     Raises :class:`RejectedRecord` with the reason code for anything that breaks the
     contract; the caller quarantines it.
     """
+    now = now or datetime.now(UTC)
+    plain = parse_plain(data, now)
+    if plain is not None:
+        return plain
     if len(data) > MAX_RECORD_BYTES:
         raise RejectedRecord("record_too_large", f"{len(data)} bytes > {MAX_RECORD_BYTES}")
-    obj = _fast_loads(data)
-    if obj is _NOT_PARSED:
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise RejectedRecord("invalid_utf8", str(e)) from e
-        try:
-            if text.startswith(_BOM):
-                # json.loads' own check (JSONDecoder.decode lacks it), with its message.
-                raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
-            obj = _DECODER.decode(text)
-        except RejectedRecord:
-            raise
-        except (ValueError, RecursionError) as e:
-            raise RejectedRecord("invalid_json", str(e)[:200]) from e
+    obj = _loads(data)
     return validate_event(obj, now=now), obj
 
 
-def _fast_loads(data: bytes) -> Any:
-    """What ``json.loads`` makes of ``data`` when orjson can tell, else ``_NOT_PARSED``.
+def parse_plain(data: bytes, now: datetime) -> tuple[SalesEvent, dict[str, Any]] | None:
+    """What :func:`parse_event` returns for ``data`` if it is plainly valid, else None.
 
-    orjson parses the common record in a quarter of the time and returns the same values
-    for whatever it accepts, except in two cases ruled out before it runs: nesting that
-    json.loads refuses at its recursion limit (a document under
+    None is never a rejection, only "ask parse_event", which alone decides rejections
+    and their reasons. An object returned here was decoded by orjson, so it holds no
+    non-finite float, lone surrogate or integer beyond 64 bits: ``orjson.dumps`` writes
+    back exactly its values.
+
+    orjson decodes what it accepts as ``json.loads`` does, with two exceptions ruled out
+    here: nesting that json.loads refuses at its recursion limit (a document under
     :data:`_ORJSON_MAX_BYTES` nests less than half as deep) and integers beyond 64 bits,
-    which orjson turns into floats (no run of 19 digits). Whatever orjson refuses
-    (invalid UTF-8, a BOM, NaN, a number beyond a double, lone surrogates, bad JSON) goes
-    to json.loads, which alone decides rejections and their messages.
+    which orjson turns into floats. The contract's own fields cannot hold such a float
+    once :func:`accept_plain` accepts them (exact ints within bounds; a price that large
+    is out of bounds), so the digit scan runs only for objects with unknown fields.
     """
-    if len(data) < _ORJSON_MAX_BYTES and _LONG_DIGIT_RUN not in data.translate(_DIGITS_AS_ZERO):
-        try:
-            return orjson.loads(data)
-        except orjson.JSONDecodeError:
-            pass
-    return _NOT_PARSED
+    if len(data) >= _ORJSON_MAX_BYTES:
+        return None
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    if type(obj) is not dict:
+        return None
+    event = accept_plain(obj, now)
+    if event is None:
+        return None
+    contract_fields = 6 + (event.stock_on_hand is not None) + (event.unit_price is not None)
+    if len(obj) > contract_fields and _LONG_DIGIT_RUN in data.translate(_DIGITS_AS_ZERO):
+        return None
+    return event, obj
+
+
+def _loads(data: bytes) -> Any:
+    """``json.loads(data)`` with non-finite numbers refused, its errors as rejections."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise RejectedRecord("invalid_utf8", str(e)) from e
+    try:
+        if text.startswith(_BOM):
+            # json.loads' own check (JSONDecoder.decode lacks it), with its message.
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        return _DECODER.decode(text)
+    except RejectedRecord:
+        raise
+    except (ValueError, RecursionError) as e:
+        raise RejectedRecord("invalid_json", str(e)[:200]) from e
 
 
 def validate_event(obj: Any, *, now: datetime | None = None) -> SalesEvent:
@@ -248,26 +261,38 @@ def _bounds(field: str) -> tuple[float, float]:
     return spec["minimum"], spec["maximum"]
 
 
-def _full_pattern(field: str) -> re.Pattern[str]:
+def _full_pattern(field: str) -> str:
     # The schema's "^...$" read as a full match, which is what fastjsonschema's "\Z"
     # rewrite and the extra id checks enforce together.
     pattern: str = _PROPERTIES[field]["pattern"]
-    return re.compile(pattern.removeprefix("^").removesuffix("$"))
+    return pattern.removeprefix("^").removesuffix("$")
+
+
+def _text_fields_pattern() -> re.Pattern[str]:
+    """One regex for ``f"{event_id}/{sku_id}/{location_id}/{event_time}"``.
+
+    It fully matches exactly when each field fully matches its schema pattern and
+    ``event_time`` the very regex fastjsonschema applies for ``"format": "date-time"``:
+    none of them admits a "/", so a match has exactly three and they split the fields.
+    One regex call instead of four saves a twentieth of the handler's time.
+    """
+    date_time = CodeGeneratorDraft04.FORMAT_REGEXS["date-time"]
+    parts = [_full_pattern(f) for f in ("event_id", "sku_id", "location_id")]
+    parts.append(date_time.removeprefix("^").removesuffix("\\Z"))
+    if any("/" in part for part in parts):
+        raise ValueError("a field pattern admits '/', the separator of the combined regex")
+    return re.compile("/".join(parts))
 
 
 _SCHEMA: Final = load_schema()
 _PROPERTIES: Final[dict[str, Any]] = _SCHEMA["properties"]
-_PLAIN_EVENT_ID: Final = _full_pattern("event_id")
-_PLAIN_SKU_ID: Final = _full_pattern("sku_id")
-_PLAIN_LOCATION_ID: Final = _full_pattern("location_id")
+_PLAIN_TEXT_FIELDS: Final = _text_fields_pattern()
 _PLAIN_EVENT_TYPES: Final = frozenset(_PROPERTIES["event_type"]["enum"])
 #: The event type whose events must carry stock_on_hand (the schema's if/then).
 _STOCK_REQUIRED_FOR: Final = _SCHEMA["if"]["properties"]["event_type"]["const"]
 _MIN_QUANTITY, _MAX_QUANTITY = _bounds("quantity")
 _MIN_STOCK, _MAX_STOCK = _bounds("stock_on_hand")
 _MIN_PRICE, _MAX_PRICE = _bounds("unit_price")
-#: The very regex fastjsonschema applies for ``"format": "date-time"``.
-_DATE_TIME: Final = re.compile(CodeGeneratorDraft04.FORMAT_REGEXS["date-time"])
 _MISSING: Final[Any] = object()
 
 
@@ -296,10 +321,7 @@ def accept_plain(obj: dict[str, Any], now: datetime) -> SalesEvent | None:
         and type(event_time) is str
         and event_type in _PLAIN_EVENT_TYPES
         and _MIN_QUANTITY <= quantity <= _MAX_QUANTITY
-        and _PLAIN_EVENT_ID.fullmatch(event_id)
-        and _PLAIN_SKU_ID.fullmatch(sku_id)
-        and _PLAIN_LOCATION_ID.fullmatch(location_id)
-        and _DATE_TIME.match(event_time)
+        and _PLAIN_TEXT_FIELDS.fullmatch(f"{event_id}/{sku_id}/{location_id}/{event_time}")
     ):
         return None
     stock = obj.get("stock_on_hand", _MISSING)
@@ -323,18 +345,19 @@ def accept_plain(obj: dict[str, Any], now: datetime) -> SalesEvent | None:
         parsed = datetime.fromisoformat(event_time)
     except ValueError:
         return None
-    if parsed.tzinfo is None or parsed > now + MAX_CLOCK_SKEW or parsed < MIN_EVENT_TIME:
+    if parsed.tzinfo is None:
         return None
-    return _new_event(
-        event_id=event_id,
-        event_type=cast("EventType", event_type),
-        sku_id=sku_id,
-        location_id=location_id,
-        quantity=quantity,
-        event_time=parsed.astimezone(UTC),
-        stock_on_hand=stock,
-        unit_price=price,
+    # Converted before the range check: aware datetimes sharing one tzinfo compare
+    # field by field, others through two utcoffset() calls.
+    moment = parsed.astimezone(UTC)
+    if not MIN_EVENT_TIME <= moment <= now + MAX_CLOCK_SKEW:
+        return None
+    unfrozen: Any = _UnfrozenSalesEvent(
+        event_id, event_type, sku_id, location_id, quantity, moment, stock, price
     )
+    unfrozen.__class__ = SalesEvent
+    event: SalesEvent = unfrozen  # typing.cast would cost a call an event
+    return event
 
 
 def _parse_event_time(value: str, now: datetime) -> datetime:

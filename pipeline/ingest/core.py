@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from pipeline.contracts import MAX_RECORD_BYTES, parse_event
+from pipeline.contracts import MAX_RECORD_BYTES, parse_event, parse_plain
 from pipeline.errors import RejectedRecord
 from pipeline.ingest.decode import KPL_MAGIC, deaggregate
 from pipeline.ingest.inventory import observations
@@ -113,28 +113,30 @@ def _split(record: StreamRecord, now: datetime, shard: _ShardBatch, valid: list[
 
     Returns how many events (user records) the record held, valid or not.
     """
-    data = record.data
-    if record.defect is not None:
+    if record.defect is None:  # the common case first: one plainly valid event
+        plain = parse_plain(record.data, now)
+        if plain is not None:
+            event, obj = plain
+            line = orjson.dumps(obj)  # exact for what orjson decoded (see parse_plain)
+            shard.lines.append(line if line.isascii() else _raw_line(obj))
+            shard.arrivals.append(record.approximate_arrival)
+            valid.append(event)
+            return 1
+    else:
         shard.reject(record, record.defect, record.defect_detail)
         return 1
+    data = record.data
     if len(data) > MAX_RECORD_BYTES:
         shard.reject(record, "record_too_large", f"{len(data)} bytes > {MAX_RECORD_BYTES}")
         return 1
-    if data[:4] != KPL_MAGIC:  # the common case: one event, no list, no loop
+    if data[:4] != KPL_MAGIC:
+        user_records = [record]
+    else:
         try:
-            event, obj = parse_event(data, now=now)
+            user_records = deaggregate(record)
         except RejectedRecord as e:
             shard.reject(record, e.reason, e.detail)
             return 1
-        shard.lines.append(_raw_line(obj))
-        shard.arrivals.append(record.approximate_arrival)
-        valid.append(event)
-        return 1
-    try:
-        user_records = deaggregate(record)
-    except RejectedRecord as e:
-        shard.reject(record, e.reason, e.detail)
-        return 1
     for user_record in user_records:
         try:
             event, obj = parse_event(user_record.data, now=now)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import FrozenInstanceError
 from datetime import UTC, datetime
 
 import jsonschema
 import pytest
 
-from pipeline.contracts import SalesEvent, load_schema, parse_event, validate_event
+from pipeline.contracts import SalesEvent, load_schema, parse_event, parse_plain, validate_event
 from pipeline.errors import RejectedRecord
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -31,8 +32,13 @@ def test_the_published_schema_is_a_valid_draft7_schema() -> None:
 def test_given_a_valid_event_when_parsed_then_typed_model_in_utc_and_extra_fields_kept() -> None:
     event, original = parse_event(json.dumps(GOOD).encode(), now=NOW)
     assert event == SalesEvent(
-        event_id="evt-1", event_type="sale", sku_id="SKU_055", location_id="LON_01",
-        quantity=3, unit_price=1.25, event_time=datetime(2026, 11, 25, 9, 15, tzinfo=UTC),
+        event_id="evt-1",
+        event_type="sale",
+        sku_id="SKU_055",
+        location_id="LON_01",
+        quantity=3,
+        unit_price=1.25,
+        event_time=datetime(2026, 11, 25, 9, 15, tzinfo=UTC),
     )
     assert original["till"] == 7
     assert event.partition_key == "SKU_055#LON_01"
@@ -68,5 +74,34 @@ def test_given_nan_when_parsed_then_invalid_json() -> None:
     with pytest.raises(RejectedRecord) as info:
         parse_event(b'{"quantity": NaN}', now=NOW)
     assert (info.value.reason, info.value.detail) == (
-        "invalid_json", "non-finite number NaN is not JSON"
+        "invalid_json",
+        "non-finite number NaN is not JSON",
     )
+
+
+def test_given_a_plain_valid_record_when_parsed_fast_then_a_real_frozen_sales_event() -> None:
+    plain = parse_plain(json.dumps(GOOD).encode(), NOW)
+    assert plain is not None
+    event, original = plain
+    assert type(event) is SalesEvent
+    assert (event, original) == parse_event(json.dumps(GOOD).encode(), now=NOW)
+    assert hash(event) == hash(parse_event(json.dumps(GOOD).encode(), now=NOW)[0])
+    with pytest.raises(FrozenInstanceError):
+        event.quantity = 4  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        json.dumps({**GOOD, "quantity": -1}).encode(),  # a rejection
+        json.dumps({**GOOD, "till": 2**70}).encode(),  # orjson would make it a float
+        json.dumps({**GOOD, "note": "x" * 2000}).encode(),  # past the orjson size limit
+        b"\xef\xbb\xbf" + json.dumps(GOOD).encode(),
+        b"[1]",
+        b"",
+    ],
+)
+def test_given_anything_not_plainly_valid_when_parsed_fast_then_none_never_a_raise(
+    data: bytes,
+) -> None:
+    assert parse_plain(data, NOW) is None

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import FrozenInstanceError
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from ingest_factories import ARRIVAL, encode, kpl_aggregate, put, sales_event
 
 from pipeline.errors import TerminalError, TransientError
-from pipeline.ingest import InMemoryRawStore, from_lambda_event, ingest_batch
+from pipeline.ingest import InMemoryRawStore, StreamRecord, from_lambda_event, ingest_batch
 from pipeline.ingest.lambda_event import kinesis_lambda_event
 
 NOW = datetime(2025, 3, 1, 9, 17, 15, tzinfo=UTC)
@@ -118,3 +119,24 @@ def test_given_an_empty_batch_then_nothing_is_written() -> None:
     store = InMemoryRawStore()
     result = ingest_batch([], store=store)
     assert (result.records, result.raw_keys, store.objects) == (0, (), {})
+
+
+def test_given_lambda_records_when_decoded_then_they_are_real_frozen_stream_records() -> None:
+    record = from_lambda_event(_event(b"{}"))[0]
+    assert type(record) is StreamRecord
+    assert record == StreamRecord(
+        record.shard_id, record.sequence_number, record.approximate_arrival, b"{}",
+        record.partition_key,
+    )  # fmt: skip
+    assert (record.sub_sequence, record.defect, record.defect_detail) == (None, None, "")
+    with pytest.raises(FrozenInstanceError):
+        record.data = b"[]"  # type: ignore[misc]
+
+
+def test_given_a_valid_event_with_non_ascii_when_stored_then_the_raw_line_stays_ascii() -> None:
+    event = {**sales_event(1), "note": "café ☕"}
+    store = InMemoryRawStore()
+    ingest_batch(from_lambda_event(_event(encode(event))), store=store, now=NOW)
+    (raw,) = store.objects.values()
+    assert raw.isascii()
+    assert json.loads(raw) == event
