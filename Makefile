@@ -32,7 +32,7 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check pipeline stream_consumers glue_jobs
+	$(BIN)/ruff format --check pipeline stream_consumers glue_jobs benchmarks
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -13,6 +13,7 @@ import argparse
 import json
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from _common import Figure, add_arguments, write_json
 
@@ -30,7 +31,7 @@ def shard_capacity(records_per_event: float, event_bytes: float) -> float:
     return min(SHARD_RECORDS_PER_S / records_per_event, SHARD_BYTES_PER_S / event_bytes)
 
 
-def padded_events(n: int) -> list[dict]:
+def padded_events(n: int) -> list[dict[str, Any]]:
     """Synthetic events padded (with an extra field, which the contract keeps) to 200 bytes."""
     events = live_events(SynthConfig(seed=5), datetime.now(UTC), n, spacing_s=0.001)
     for event in events:

@@ -227,7 +227,7 @@ def main() -> None:
     chosen = [b for b in BENCHES if not only or b.name in only]
 
     now = datetime.now(UTC)
-    info = {
+    info: dict[str, Any] = {
         "date": now.strftime("%Y-%m-%d"),
         "started_at": now.isoformat(timespec="seconds"),
         "machine": machine(),
