@@ -84,17 +84,27 @@ class LakeStore:
             raise translate(e, f"list s3://{bucket}/{prefix}") from e
         return sorted(out, key=lambda o: o.key)
 
-    def get(self, bucket: str, key: str) -> bytes | None:
-        """The object's bytes, or ``None`` when there is no such object."""
+    def _body(self, bucket: str, key: str, what: str) -> Any:
+        """The object's streaming body, or ``None`` when there is no such object."""
         try:
-            body: bytes = self._s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            return self._s3.get_object(Bucket=bucket, Key=key)["Body"]
         except ClientError as e:
             if str(e.response.get("Error", {}).get("Code")) in _MISSING_CODES:
                 return None
-            raise translate(e, f"get s3://{bucket}/{key}") from e
+            raise translate(e, f"{what} s3://{bucket}/{key}") from e
+        except BotoCoreError as e:
+            raise translate(e, f"{what} s3://{bucket}/{key}") from e
+
+    def get(self, bucket: str, key: str) -> bytes | None:
+        """The object's bytes, or ``None`` when there is no such object."""
+        body = self._body(bucket, key, "get")
+        if body is None:
+            return None
+        try:
+            data: bytes = body.read()
         except BotoCoreError as e:
             raise translate(e, f"get s3://{bucket}/{key}") from e
-        return body
+        return data
 
     def put(self, bucket: str, key: str, body: bytes, content_type: str) -> None:
         """Write one object (a single PUT: readers see the old or the new one, never a mix)."""
@@ -130,15 +140,13 @@ class LakeStore:
 
         One GET (``download_file`` would HEAD first and start a transfer manager).
         """
+        body = self._body(bucket, key, "download")
+        if body is None:
+            return False
         try:
-            body = self._s3.get_object(Bucket=bucket, Key=key)["Body"]
             with path.open("wb") as out:
                 for chunk in body.iter_chunks(_CHUNK):
                     out.write(chunk)
-        except ClientError as e:
-            if str(e.response.get("Error", {}).get("Code")) in _MISSING_CODES:
-                return False
-            raise translate(e, f"download s3://{bucket}/{key}") from e
         except BotoCoreError as e:
             raise translate(e, f"download s3://{bucket}/{key}") from e
         return True

@@ -18,7 +18,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Sequence
 
 HOST = "127.0.0.1"
 #: Debugging memory: a directory to write a tracemalloc snapshot to every
@@ -26,30 +26,6 @@ HOST = "127.0.0.1"
 #: ``tracemalloc.Snapshot.load(a).compare_to(tracemalloc.Snapshot.load(b), "traceback")``.
 TRACEMALLOC_DIR_ENV = "FMCG_EMULATOR_TRACEMALLOC"
 TRACEMALLOC_EVERY_ENV = "FMCG_EMULATOR_TRACEMALLOC_EVERY_S"
-
-
-def ensure_a_body_chunk(app: Any) -> Any:
-    """Wrap a WSGI app so every response yields at least one (possibly empty) body chunk.
-
-    Hypercorn's WSGI adapter only sends the status line with the first body chunk, so a
-    response with an empty body (moto's 404 to a HEAD request, say) would never start and
-    would surface as a 500.
-    """
-
-    def wrapped(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
-        body = app(environ, start_response)
-        try:
-            empty = True
-            for chunk in body:
-                empty = False
-                yield chunk
-            if empty:
-                yield b""
-        finally:
-            if hasattr(body, "close"):
-                body.close()
-
-    return wrapped
 
 
 def one_request_at_a_time(app: Any) -> Any:
@@ -61,6 +37,10 @@ def one_request_at_a_time(app: Any) -> Any:
     request committed in between. AWS never loses writes that way, so the emulator must
     not either; the whole response is produced under the lock. (moto's work is pure Python
     under the GIL, so this costs little throughput.)
+
+    An empty body comes back as one empty chunk: Hypercorn's WSGI adapter only sends the
+    status line with the first body chunk, so a response with no chunk at all (moto's 404
+    to a HEAD request, say) would never start and would surface as a 500.
     """
     lock = threading.Lock()
 
@@ -68,7 +48,7 @@ def one_request_at_a_time(app: Any) -> Any:
         with lock:
             body = app(environ, start_response)
             try:
-                return list(body)
+                return list(body) or [b""]
             finally:
                 if hasattr(body, "close"):
                     body.close()
@@ -122,9 +102,7 @@ def serve(host: str, port: int) -> None:
     # Kinesis GetRecords and S3 PutObject bodies stay far below this; the default (16 MiB)
     # would reject a large multipart part.
     config.wsgi_max_body_size = 128 * 1024 * 1024
-    app = ensure_a_body_chunk(
-        one_request_at_a_time(DomainDispatcherApplication(create_backend_app))
-    )
+    app = one_request_at_a_time(DomainDispatcherApplication(create_backend_app))
     asyncio.run(hypercorn_serve(app, config, mode="wsgi"))
 
 

@@ -7,7 +7,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from pipeline.local.server import ensure_a_body_chunk, one_request_at_a_time
+from pipeline.local.server import one_request_at_a_time
 
 
 class SlowApp:
@@ -50,9 +50,9 @@ def test_given_concurrent_requests_when_serialised_then_one_runs_at_a_time_and_b
     assert bodies == [[b"a", b"b"]] * 32
 
 
-def test_given_an_empty_body_when_wrapped_then_one_empty_chunk_is_yielded() -> None:
+def test_given_an_empty_body_when_served_then_one_empty_chunk_is_returned() -> None:
     def empty(environ: dict[str, Any], start_response: Any) -> list[bytes]:
         start_response("404 Not Found", [])
         return []
 
-    assert list(ensure_a_body_chunk(empty)({}, lambda *a: None)) == [b""]
+    assert list(one_request_at_a_time(empty)({}, lambda *a: None)) == [b""]
