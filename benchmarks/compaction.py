@@ -1,13 +1,14 @@
 """Compaction benchmark: throughput against bare pyarrow, and memory as the day grows.
 
-Prints, for raw NDJSON of one arrival day at 1x and 4x the size:
+Prints, for raw NDJSON of one arrival day at 1x and 4x the size, the medians over
+``--rounds`` rounds that alternate the two sides (the machine is shared and noisy):
 - the job's throughput in MB/s of raw NDJSON and the bare-pyarrow baseline's on the same
   objects in the same run (GET every object, ``pyarrow.json.read_json``, one
   ``pyarrow.parquet.write_table``, PUT), and their ratio (goal >= 0.7);
 - the peak RSS of each (a fresh process each, so imports count once) and how much the
   job's peak grows from 1x to 4x (goal < 1.5x: the job streams per object and partition).
 
-Usage: .venv/bin/python benchmarks/compaction.py [--mb 16]
+Usage: .venv/bin/python benchmarks/compaction.py [--mb 16] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import json
 import os
 import random
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -113,6 +115,32 @@ def _measure(mode: str, raw: str, curated: str, database: str) -> None:
     print(json.dumps({"elapsed": elapsed, "bytes": bytes_in, "peak_mb": peak_kb / 1024}))
 
 
+def _run_side(
+    mode: str, raw: str, curated: str, database: str, env: dict[str, str]
+) -> dict[str, float]:
+    """One side in a fresh process (imports count once, peak RSS is its own)."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--measure", mode, raw, curated, database],
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"{mode} failed:\n{out.stderr[-3000:]}")
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _median(runs: list[dict[str, float]]) -> dict[str, float]:
+    """The median elapsed time and peak RSS of a side's rounds (the bytes are the same)."""
+    return {
+        "elapsed": statistics.median(r["elapsed"] for r in runs),
+        "bytes": runs[0]["bytes"],
+        "peak_mb": statistics.median(r["peak_mb"] for r in runs),
+    }
+
+
 def _marginal(small: dict[str, float], large: dict[str, float]) -> float:
     """MB/s of the data the larger run adds over the smaller one."""
     return (large["bytes"] - small["bytes"]) / 1e6 / (large["elapsed"] - small["elapsed"])
@@ -121,6 +149,7 @@ def _marginal(small: dict[str, float], large: dict[str, float]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--mb", type=int, default=16, help="raw MB of the 1x day")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per size (medians)")
     parser.add_argument("--measure", nargs=4, help=argparse.SUPPRESS)
     add_arguments(parser)
     args = parser.parse_args()
@@ -137,37 +166,36 @@ def main() -> None:
     pid, url = start_server()
     env = {**os.environ, **local_environment(url)}
     os.environ.update(local_environment(url))
-    results: dict[int, dict[str, dict[str, float]]] = {}
+    rounds: dict[int, dict[str, list[dict[str, float]]]] = {}
     try:
         for factor in (1, 4):
             stack = LocalStack.create(url, stack_name=f"bench{factor}x")
             s3 = stack.session().client("s3")
-            raw, curated = stack.ref("RawBucket"), stack.ref("CuratedBucket")
+            raw = stack.ref("RawBucket")
             for n, body in enumerate(_events(args.mb * factor << 20, seed=factor)):
                 key = f"sales/2024/06/03/shardId-000000000000-{n:08d}-{n:08d}.json"
                 s3.put_object(Bucket=raw, Key=key, Body=body)
-            results[factor] = {}
-            for mode in ("baseline", "job"):
-                out = subprocess.run(
-                    [
-                        sys.executable,
-                        __file__,
-                        "--measure",
-                        mode,
-                        raw,
-                        curated,
-                        stack.ref("LakeDatabase"),
-                    ],
-                    env=env,
-                    check=False,
-                    capture_output=True,
-                    text=True,
-                )
-                if out.returncode != 0:
-                    raise SystemExit(f"{mode} failed:\n{out.stderr[-3000:]}")
-                results[factor][mode] = json.loads(out.stdout.strip().splitlines()[-1])
+            rounds[factor] = {"baseline": [], "job": []}
+            for r in range(args.rounds):
+                # Each round compacts into a fresh curated zone and catalog; the sides take
+                # turns going first.
+                target = LocalStack.create(url, stack_name=f"bench{factor}x-{r}")
+                for mode in ("baseline", "job")[:: 1 if r % 2 == 0 else -1]:
+                    rounds[factor][mode].append(
+                        _run_side(
+                            mode,
+                            raw,
+                            target.ref("CuratedBucket"),
+                            target.ref("LakeDatabase"),
+                            env,
+                        )
+                    )
     finally:
         stop_server(pid)
+    results = {
+        factor: {mode: _median(runs) for mode, runs in sides.items()}
+        for factor, sides in rounds.items()
+    }
     for factor, sides in results.items():
         mbps = {m: r["bytes"] / 1e6 / r["elapsed"] for m, r in sides.items()}
         print(
@@ -206,7 +234,10 @@ def main() -> None:
                 "MB/s",
                 baseline=mbps["baseline"],
                 goal=">= 0.7",
-                note="baseline: bare pyarrow read_json + write_table",
+                note=(
+                    "baseline: bare pyarrow read_json + write_table;"
+                    f" medians of {args.rounds} rounds"
+                ),
             )
         )
     figures.append(
@@ -240,7 +271,11 @@ def main() -> None:
         "compaction",
         figures,
         quick=args.quick,
-        details={str(factor): sides for factor, sides in results.items()},
+        details={
+            "rounds": args.rounds,
+            "medians": {str(factor): sides for factor, sides in results.items()},
+            "runs": {str(factor): sides for factor, sides in rounds.items()},
+        },
     )
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -62,29 +63,43 @@ _TODAY: Final = ["units_sold", "units_returned", "stock_on_hand"]
 def _reduce(rows: pa.Table) -> pa.Table:
     """Per pair, the sums of the units and the stock reading latest by (event_time, event_id).
 
-    One sort and one group-by: the reading's time and id are null wherever the stock is,
-    so "last" (which skips nulls) picks the same row for all three of them. "last" is an
-    ordered aggregation: the single-threaded group-by keeps the input order in a group.
+    Only the rows with a reading are sorted, and only for their ranks: one hash group-by
+    then sums the units and takes each pair's highest rank, which picks its latest reading
+    (ties keep the input order: the sort is stable). Sorting every row and aggregating
+    with the ordered "last" gives the same result at about twice the cost.
     """
-    grouped = rows.sort_by(_LATEST_ORDER).group_by(_KEYS, use_threads=False)
-    reduced = grouped.aggregate(
-        [
-            ("units_sold", "sum"),
-            ("units_returned", "sum"),
-            ("event_time", "last"),
-            ("event_id", "last"),
-            ("stock_on_hand", "last"),
-        ]
+    stock = rows.column("stock_on_hand")
+    has_reading = pc.is_valid(stock).to_numpy(zero_copy_only=False)
+    readings = rows.filter(has_reading)
+    order = pc.sort_indices(readings, sort_keys=_LATEST_ORDER).to_numpy()
+    rank = np.full(rows.num_rows, -1, dtype=np.int64)
+    rank[np.flatnonzero(has_reading)[order]] = np.arange(len(order), dtype=np.int64)
+    reduced = (
+        pa.table(
+            {
+                "sku_id": rows.column("sku_id"),
+                "location_id": rows.column("location_id"),
+                "units_sold": rows.column("units_sold"),
+                "units_returned": rows.column("units_returned"),
+                "rank": rank,
+            }
+        )
+        .group_by(_KEYS, use_threads=False)
+        .aggregate([("units_sold", "sum"), ("units_returned", "sum"), ("rank", "max")])
     )
+    latest = reduced.column("rank_max").to_numpy()
+    found = latest >= 0
+    # Rank r is readings row order[r]; a pair without a reading takes a null.
+    index = pa.array(order[np.where(found, latest, 0)] if len(order) else latest, mask=~found)
     return pa.table(
         [
             reduced.column("sku_id"),
             reduced.column("location_id"),
             pc.fill_null(reduced.column("units_sold_sum"), 0),
             pc.fill_null(reduced.column("units_returned_sum"), 0),
-            reduced.column("event_time_last"),
-            reduced.column("event_id_last"),
-            reduced.column("stock_on_hand_last"),
+            readings.column("event_time").take(index),
+            readings.column("event_id").take(index),
+            readings.column("stock_on_hand").take(index),
         ],
         schema=_REDUCED_SCHEMA,
     )

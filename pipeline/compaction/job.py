@@ -13,10 +13,12 @@ Steps, in this order (each one safe to repeat; the manifest PUT at the end commi
 4. once every object is uploaded, register the partitions in the Glue catalog;
 5. commit the manifest.
 
-S3 round trips overlap the CPU work without changing that order where it matters: raw GETs
-run a few MiB ahead of the parser, downloads of existing partitions a few days ahead of the
-merge, uploads behind it, and every one of them has finished (or raised) before the
-catalog registration and the manifest commit. The run creates its S3 and Glue clients once.
+Worker threads overlap S3 round trips and the GIL-free Arrow work with the main thread
+without changing that order where it matters: raw objects are fetched and parsed a few MiB
+ahead of the spool, existing partitions downloaded a few days ahead of the merge, and each
+written file is closed (its last row group encoded) and uploaded behind it while the main
+thread goes on to the day's demand. Every one of them has finished (or raised) before the
+catalog registration and the manifest commit.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from pipeline.compaction.parquet_files import (
     conform,
     merge_partition,
 )
-from pipeline.compaction.parse import parse_raw_object
+from pipeline.compaction.parse import Rejected, parse_raw_object
 from pipeline.compaction.schema import (
     DAILY_DEMAND_SCHEMA,
     DAILY_DEMAND_TABLE,
@@ -63,8 +65,8 @@ QUARANTINE_PREFIX = "quarantine/compaction/"
 
 #: S3 calls in flight at once (raw GETs ahead of the parser, partition uploads behind it).
 IO_THREADS: Final = 4
-#: Raw bytes fetched ahead of the parser: enough to hide a GET's latency, small enough that
-#: memory still follows one raw object (at least one object is always fetched).
+#: Raw bytes fetched and parsed ahead of the spool: enough to keep every core parsing, small
+#: enough that memory still follows a few raw objects (at least one is always fetched).
 PREFETCH_BYTES: Final = 8 << 20
 
 
@@ -179,6 +181,15 @@ def _demand_range(touched: list[date], manifest: Manifest) -> tuple[date, date]:
     return start, end
 
 
+@dataclass(frozen=True)
+class _Parsed:
+    """One raw object's rows by event date and its rejected lines."""
+
+    rejected: list[Rejected]
+    rows: int
+    days: dict[date, pa.Table]
+
+
 @dataclass
 class _Run:
     """The state of one run: where things go, what was counted, whom to tell."""
@@ -203,16 +214,28 @@ class _Run:
         """
         return {o.key for o in self.store.list(self.curated_bucket, f"{table}/")}
 
-    def _fetched(self, listing: list[ObjectInfo]) -> Iterator[tuple[ObjectInfo, bytes | None]]:
-        """The raw objects in listing order, GETs running ahead up to ``PREFETCH_BYTES``."""
-        pending: deque[tuple[ObjectInfo, Future[bytes | None]]] = deque()
+    def _parsed(self, obj: ObjectInfo) -> _Parsed | None:
+        """GET and parse one raw object (``None``: deleted since the listing)."""
+        data = self.store.get(self.raw_bucket, obj.key)
+        if data is None:
+            return None
+        parsed = parse_raw_object(data)
+        return _Parsed(parsed.rejected, parsed.table.num_rows, split_by_event_date(parsed.table))
+
+    def _fetched(self, listing: list[ObjectInfo]) -> Iterator[tuple[ObjectInfo, _Parsed | None]]:
+        """The raw objects in listing order, parsed, running ahead up to ``PREFETCH_BYTES``.
+
+        Each worker GETs and parses one object: ``read_json`` and the compute kernels
+        release the GIL, so objects parse on every core while the main thread spools.
+        """
+        pending: deque[tuple[ObjectInfo, Future[_Parsed | None]]] = deque()
         ahead = 0
         for obj in listing:
             while pending and ahead + obj.size > PREFETCH_BYTES:
                 done, future = pending.popleft()
                 ahead -= done.size
                 yield done, future.result()
-            pending.append((obj, self.pool.submit(self.store.get, self.raw_bucket, obj.key)))
+            pending.append((obj, self.pool.submit(self._parsed, obj)))
             ahead += obj.size
         while pending:
             done, future = pending.popleft()
@@ -222,10 +245,8 @@ class _Run:
         total = len(listing)
         quarantined: list[Future[None]] = []
         self.report("read raw", 0, total)
-        for i, (obj, data) in enumerate(self._fetched(listing), start=1):
-            if data is not None:  # None: deleted since the listing, nothing to compact
-                parsed = parse_raw_object(data)
-                del data
+        for i, (obj, parsed) in enumerate(self._fetched(listing), start=1):
+            if parsed is not None:
                 if parsed.rejected:
                     source = f"s3://{self.raw_bucket}/{obj.key}"
                     body = "".join(r.to_json(source) + "\n" for r in parsed.rejected)
@@ -239,8 +260,8 @@ class _Run:
                         )
                     )
                     self.count("quarantined", len(parsed.rejected))
-                self.count("events_in", parsed.table.num_rows)
-                for day, rows in split_by_event_date(parsed.table).items():
+                self.count("events_in", parsed.rows)
+                for day, rows in parsed.days.items():
                     spool.append(day, rows)
             self.report("read raw", i, total)
         for put in quarantined:
@@ -304,13 +325,16 @@ class _Run:
         """Merge the day's new rows into its partition; whether anything was new."""
         out = self.work / f"sales-{day.isoformat()}.parquet"
         result = merge_partition(
-            existing, partial(spool.batches, day), out, SALES_SCHEMA, on_rows=sales.add
+            existing,
+            partial(spool.batches, day),
+            out,
+            SALES_SCHEMA,
+            on_rows=sales.add,
+            finish=partial(self._finish, SALES_TABLE, curated_key(day)),
         )
         self.count("duplicates", result.duplicates)
         if not result.new_rows:
             return False
-        # One PUT over the partition's one object: readers see old or new, never none.
-        self._upload(SALES_TABLE, out, curated_key(day))
         self.count("rows_written", result.new_rows)
         self.count("partitions_written", 1)
         return True
@@ -319,16 +343,24 @@ class _Run:
         out = self.work / f"demand-{day.isoformat()}.parquet"
         writer = RowGroupWriter(out, DAILY_DEMAND_SCHEMA)
         writer.write(rows)
+        self._finish(DAILY_DEMAND_TABLE, curated_key(day, DAILY_DEMAND_TABLE), writer)
+
+    def _finish(self, table: str, key: str, writer: RowGroupWriter) -> None:
+        """Close the file and upload it over the partition's one object, off the main thread.
+
+        Closing encodes the last row group (most of a small day's work), which overlaps
+        the day's demand. One PUT per partition: readers see old or new, never none.
+        """
+        futures = self.uploads.setdefault(table, [])
+        if len(futures) >= 2:
+            # Memory: at most two of a table's last row groups wait for their close.
+            futures[-2].result()
+        futures.append(self.pool.submit(self._close_and_upload, writer, key))
+
+    def _close_and_upload(self, writer: RowGroupWriter, key: str) -> None:
         writer.close()
-        self._upload(DAILY_DEMAND_TABLE, out, curated_key(day, DAILY_DEMAND_TABLE))
-
-    def _upload(self, table: str, path: Path, key: str) -> None:
-        future = self.pool.submit(self._upload_and_remove, path, key)
-        self.uploads.setdefault(table, []).append(future)
-
-    def _upload_and_remove(self, path: Path, key: str) -> None:
-        self.store.upload(path, self.curated_bucket, key)
-        path.unlink()
+        self.store.upload(writer.path, self.curated_bucket, key)
+        writer.path.unlink()
 
     def register(
         self,
