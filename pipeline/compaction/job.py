@@ -10,7 +10,7 @@ Steps, in this order (each one safe to repeat; the manifest PUT at the end commi
    existing file plus the new rows, de-duplicated by ``event_id``) into a local file that
    replaces the partition's single object; the ``daily_demand`` day is reduced from the
    same rows as they are written (other days from their existing partition);
-4. once every object is uploaded, register the partitions in the Glue catalog;
+4. once every object of a table is uploaded, register its partitions in the Glue catalog;
 5. commit the manifest.
 
 Worker threads overlap S3 round trips and the GIL-free Arrow work with the main thread
@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import boto3
 import pyarrow as pa
@@ -133,14 +133,22 @@ def run_compaction(
         # Inside the directory's block: a failure waits for uploads before files go away.
         ThreadPoolExecutor(IO_THREADS, thread_name_prefix="compaction-io") as pool,
     ):
-        run = _Run(store, raw_bucket, curated_bucket, Path(tmp), report, pool)
         # Started now, needed after the raw read. Making a Glue client loads Glue's service
-        # model into the session (~200 ms cold, ~8 ms warm), so awswrangler's client for the
-        # registration is cheap later. It is the only client made off the main thread, and
-        # the main thread makes none meanwhile (client creation from one session is not
-        # thread-safe).
-        sales_keys = pool.submit(run.keys, SALES_TABLE)
+        # model into the session (~60-200 ms cold, ~15 ms warm), so awswrangler's clients for
+        # the registrations, which run after it, are cheaper.
         glue_model = pool.submit(session.client, "glue")
+        run = _Run(
+            store,
+            raw_bucket,
+            curated_bucket,
+            Path(tmp),
+            report,
+            pool,
+            session,
+            database,
+            glue_model,
+        )
+        sales_keys = pool.submit(run.keys, SALES_TABLE)
         spool = DaySpool(run.work, SALES_SCHEMA)
         try:
             run.read_raw(listing, spool)
@@ -152,8 +160,9 @@ def run_compaction(
             start, end = _demand_range(touched, manifest)
             demand_days = run.write_days(spool, start, end, sales_keys.result())
             manifest.max_event_date = end
-        glue_model.result()
-        run.register(session, database, touched, demand_days)
+        report("register partitions", 0, 1)
+        run.registered.result()
+        report("register partitions", 1, 1)
         report("commit", 0, 1)
         manifest.objects.update({o.key: o.etag for o in listing})
         manifest.compacted_at = (now or datetime.now(UTC)).isoformat()
@@ -200,6 +209,10 @@ class _Run:
     work: Path
     report: Callable[[str, int, int], None]
     pool: ThreadPoolExecutor
+    session: boto3.session.Session
+    database: str
+    #: The last registration submitted (at first, the Glue model's warm-up).
+    registered: Future[Any]
     counts: dict[str, int] = field(default_factory=dict)
     uploads: dict[str, list[Future[None]]] = field(default_factory=dict)
 
@@ -293,6 +306,7 @@ class _Run:
         new rows. Uploads overlap the next day; all of them have been submitted on return.
         """
         touched = set(spool.days)
+        last_touched = max(touched)
         days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
         # Keys sort by date: with no sales before ``start`` no pair has a stock to carry in.
         previous: Future[Path | None] | None = None
@@ -318,7 +332,10 @@ class _Run:
             if builder is None:
                 builder = _builder(None if previous is None else previous.result())
             self._write_demand(day, builder.finish(day, sales))
+            if day == last_touched:
+                self._register_when_uploaded(SALES_TABLE, sorted(touched))
             self.report("write partitions", i + 1, len(days))
+        self._register_when_uploaded(DAILY_DEMAND_TABLE, days)
         return days
 
     def _merge(self, day: date, spool: DaySpool, existing: Path | None, sales: DaySales) -> bool:
@@ -362,26 +379,28 @@ class _Run:
         self.store.upload(writer.path, self.curated_bucket, key)
         writer.path.unlink()
 
-    def register(
-        self,
-        session: boto3.session.Session,
-        database: str,
-        sales_days: list[date],
-        demand_days: list[date],
-    ) -> None:
-        """Register each table's partitions once all of its objects are uploaded."""
-        self.report("register partitions", 0, 1)
-        for table, days in ((SALES_TABLE, sales_days), (DAILY_DEMAND_TABLE, demand_days)):
-            for upload in self.uploads.get(table, []):
-                upload.result()
-            register_partitions(
-                database=database,
-                table=table,
-                bucket=self.curated_bucket,
-                days=days,
-                session=session,
-            )
-        self.report("register partitions", 1, 1)
+    def _register_when_uploaded(self, table: str, days: list[date]) -> None:
+        """Register ``table``'s partitions in a worker once all its files are uploaded.
+
+        The registrations overlap the rest of the run, one after the other: each makes a
+        Glue client, and making clients from one session is not thread-safe (the main
+        thread makes none after the run's start). A worker only waits for tasks submitted
+        before its own, which the pool (first in, first out) has already started, so the
+        waits cannot deadlock.
+        """
+        after = [self.registered, *self.uploads.get(table, [])]
+        self.registered = self.pool.submit(self._register, table, days, after)
+
+    def _register(self, table: str, days: list[date], after: list[Future[Any]]) -> None:
+        for future in after:
+            future.result()
+        register_partitions(
+            database=self.database,
+            table=table,
+            bucket=self.curated_bucket,
+            days=days,
+            session=self.session,
+        )
 
 
 def _builder(previous: Path | None) -> DemandBuilder:
