@@ -40,11 +40,11 @@ from pipeline.compaction.catalog import register_partitions
 from pipeline.compaction.dedupe import split_by_event_date
 from pipeline.compaction.demand import DEMAND_INPUT, DaySales, DemandBuilder
 from pipeline.compaction.parquet_files import (
-    ROW_GROUP_ROWS,
     DaySpool,
     RowGroupWriter,
     conform,
     merge_partition,
+    read_batch_rows,
 )
 from pipeline.compaction.parse import Rejected, parse_raw_object
 from pipeline.compaction.schema import (
@@ -420,5 +420,5 @@ def _sales_batches(path: Path) -> Iterator[pa.Table]:
     file = pq.ParquetFile(path)
     present = [c for c in DEMAND_INPUT if c in file.schema_arrow.names]
     demand_schema = pa.schema([SALES_SCHEMA.field(c) for c in DEMAND_INPUT])
-    for batch in file.iter_batches(batch_size=ROW_GROUP_ROWS, columns=present):
+    for batch in file.iter_batches(batch_size=read_batch_rows(), columns=present):
         yield conform(batch, demand_schema)
