@@ -1,7 +1,8 @@
 """Local Parquet files of the job: per-day spools of new rows and merged partitions.
 
-Everything streams in record batches so memory follows one raw object, one row group and
-the ``event_id`` column of one partition, not the size of the day.
+Everything streams in record batches so memory follows a few raw objects, a row group or
+two and the ``event_id`` column of one partition (de-duplication's hash tables cover one
+bucket of it at a time), not the size of the day.
 """
 
 from __future__ import annotations
