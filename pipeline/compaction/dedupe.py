@@ -35,7 +35,8 @@ def not_in(ids: pa.Array | pa.ChunkedArray, existing: pa.Array | pa.ChunkedArray
 def new_rows(
     ids: pa.Array | pa.ChunkedArray,
     existing: pa.Array | pa.ChunkedArray,
-    bucket_rows: int = 256 * 1024,
+    *,
+    bucket_rows: int,
 ) -> pa.Array:
     """A mask of the first occurrence of every id in ``ids`` that ``existing`` does not hold.
 

@@ -195,8 +195,11 @@ class _Parsed:
     """One raw object's rows by event date and its rejected lines."""
 
     rejected: list[Rejected]
-    rows: int
     days: dict[date, pa.Table]
+
+    @property
+    def rows(self) -> int:
+        return sum(rows.num_rows for rows in self.days.values())
 
 
 @dataclass
@@ -233,7 +236,7 @@ class _Run:
         if data is None:
             return None
         parsed = parse_raw_object(data)
-        return _Parsed(parsed.rejected, parsed.table.num_rows, split_by_event_date(parsed.table))
+        return _Parsed(parsed.rejected, split_by_event_date(parsed.table))
 
     def _fetched(self, listing: list[ObjectInfo]) -> Iterator[tuple[ObjectInfo, _Parsed | None]]:
         """The raw objects in listing order, parsed, running ahead up to ``PREFETCH_BYTES``.

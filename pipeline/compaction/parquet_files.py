@@ -141,7 +141,8 @@ class DaySpool:
             writer.close()
 
     def batches(self, day: date, columns: list[str] | None = None) -> Iterator[pa.Table]:
-        """The rows of ``day`` in the order they were appended, a row group at a time."""
+        """The rows of ``day`` in the order they were appended, in batches of at most a row
+        group (scratch-file rows come in :func:`read_batch_rows` batches)."""
         if day in self._writers:
             file = pq.ParquetFile(self._path(day))
             for batch in file.iter_batches(batch_size=read_batch_rows(), columns=columns):
@@ -189,7 +190,7 @@ def merge_partition(
         if existing is not None
         else pa.chunked_array([], pa.string())
     )
-    mask = new_rows(new_ids, existing_ids)
+    mask = new_rows(new_ids, existing_ids, bucket_rows=ROW_GROUP_ROWS)
     kept = int(pc.sum(mask).as_py() or 0)
     duplicates = len(new_ids) - kept
     if kept == 0:
