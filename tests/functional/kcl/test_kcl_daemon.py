@@ -83,9 +83,11 @@ def test_given_two_workers_when_one_is_killed_then_the_other_takes_its_lease_and
             "each worker to own one of the two shards",
             alive=everyone_alive,
         )
+        # Owning a lease is not consuming it yet: the shard consumer and its Python child
+        # start after that, which under a loaded test run took more than 30 s.
         wait_for(
             lambda: set(raw_event_ids(session, bucket)) >= first,
-            30,
+            START_TIMEOUT_S,
             "the first events in the raw zone",
             alive=everyone_alive,
         )
