@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit bench clean layer
+.PHONY: install demo test lint typecheck unit bench fuzz clean layer
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,13 @@ typecheck: $(STAMP)
 
 test: lint typecheck $(TOOLS_STAMP)
 	$(BIN)/python -m pytest -n 2 --durations=15
+
+# Property suites with fresh random seeds and FUZZ_SCALE x the examples, round after round
+# for FUZZ_MINUTES (make test is derandomized: same commit, same result).
+FUZZ_MINUTES ?= 10
+FUZZ_SCALE ?= 10
+fuzz: $(STAMP)
+	$(BIN)/python tests/fuzz.py --minutes $(FUZZ_MINUTES) --scale $(FUZZ_SCALE)
 
 # The forecaster benchmark compares against statsforecast's AutoETS (the `bench` extra).
 bench: $(STAMP)

@@ -12,12 +12,62 @@ import uuid
 from typing import TYPE_CHECKING
 
 import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis.database import DirectoryBasedExampleDatabase
 
 from pipeline.local.emulator import local_environment, start_server, stop_server
 from pipeline.local.stack import LocalStack
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+# Same commit, same result: every run is derandomized (examples follow from each test's
+# source) unless it names a seed or the fuzz profile. Hypothesis' own "ci" profile is only
+# active where a CI variable is set, so a developer's `make test` would otherwise draw
+# fresh examples and could disagree with CI.
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+# `--hypothesis-seed=N`: that seed's examples exactly (derandomize would ignore the seed).
+# No database either: replayed failures from earlier runs would change what N means.
+settings.register_profile("seeded", settings.get_profile("ci"), derandomize=False, database=None)
+# `make fuzz`: fresh seeds and more examples; failures are kept and replayed first next time.
+settings.register_profile(
+    "fuzz",
+    settings.get_profile("ci"),
+    derandomize=False,
+    database=DirectoryBasedExampleDatabase(".hypothesis/fuzz"),
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+#: ``make fuzz`` multiplies each property test's own example budget by this.
+FUZZ_SCALE = int(os.environ.get("FMCG_FUZZ_SCALE", "1"))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    # Runs after Hypothesis' plugin has applied --hypothesis-profile / --hypothesis-seed.
+    if config.getoption("hypothesis_seed", None) is not None and settings().derandomize:
+        settings.load_profile("seeded")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if FUZZ_SCALE == 1:
+        return
+    for item in items:
+        test = getattr(item, "obj", None)
+        if not getattr(test, "is_hypothesis_test", False):
+            continue
+        # A test's own @settings(max_examples=...) outranks every profile, so the budget is
+        # scaled on the settings object Hypothesis attached to the test (no public hook).
+        own = test._hypothesis_internal_use_settings  # type: ignore[union-attr]
+        test._hypothesis_internal_use_settings = settings(  # type: ignore[union-attr]
+            own, max_examples=own.max_examples * FUZZ_SCALE
+        )
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ the same forecast replaces the item with an identical one: idempotent.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -58,8 +59,25 @@ def _number(value: float) -> Decimal:
     return Decimal(str(round(float(value), 4)))
 
 
+class NonFiniteForecast(TerminalError):
+    """A forecast number that DynamoDB cannot store (NaN or infinite): a forecaster bug,
+    refused before the write so the message names the series instead of a field."""
+
+
 def forecast_item(row: ForecastRow, *, now: datetime) -> Item:
     """The DynamoDB item (Python types, Decimal numbers) of one forecast row."""
+    numbers = {
+        "forecast_val": row.forecast_val,
+        "confidence_lower": row.confidence_lower,
+        "confidence_upper": row.confidence_upper,
+    }
+    bad = {name: value for name, value in numbers.items() if not math.isfinite(value)}
+    if bad:
+        fields = ", ".join(f"{name}={value}" for name, value in bad.items())
+        raise NonFiniteForecast(
+            f"forecast of sku_id={row.sku_id} location_id={row.location_id} "
+            f"for {row.day.isoformat()} is not finite: {fields}"
+        )
     pk, sk = forecast_keys(row.sku_id, row.location_id, row.day)
     return {
         "PK": pk,
@@ -90,8 +108,8 @@ def attribute_value(value: Any) -> dict[str, Any]:
         return {"S": value}
     if isinstance(value, int | Decimal) and not isinstance(value, bool):
         number = str(DYNAMODB_CONTEXT.create_decimal(value))  # raises where DynamoDB would
-        if number in ("Infinity", "-Infinity", "NaN"):
-            raise TypeError("Infinity and NaN not supported")
+        if number in ("Infinity", "-Infinity", "NaN", "sNaN"):
+            raise TerminalError(f"DynamoDB cannot store the number {number}")
         return {"N": number}
     return cast("dict[str, Any]", _SERIALIZER.serialize(value))  # rejects floats, as boto3 does
 

@@ -36,6 +36,10 @@ SES_ALPHAS = (0.01, 0.02, 0.035, 0.05, 0.1, 0.2)
 TSB_PAIRS = ((0.05, 0.05), (0.1, 0.05), (0.1, 0.1), (0.2, 0.1))
 MA_WINDOWS = (28, 56, 91)
 POISSON_OFFSET = 0.5
+#: Daily units above this are no retail series (the contract caps one event at 1e9 units):
+#: clipping there keeps squared errors and their sums far from float64 overflow, which
+#: would otherwise turn a blend weight, and so the whole series' forecast, into NaN.
+MAX_DAILY_UNITS = 1e12
 CANDIDATES = (
     *(f"ses_{a}" for a in SES_ALPHAS),
     *(f"tsb_{s}_{p}" for s, p in TSB_PAIRS),
@@ -108,7 +112,11 @@ def forecast(history: Matrix, config: ForecasterConfig | None = None) -> Forecas
 def _forecast(history: Matrix, config: ForecasterConfig | None) -> Forecast:
     config = config or ForecasterConfig()
     horizon = config.horizon
-    y = np.asarray(history, dtype=np.float64)[:, -config.fit_days :]
+    y = np.clip(
+        np.asarray(history, dtype=np.float64)[:, -config.fit_days :],
+        -MAX_DAILY_UNITS,
+        MAX_DAILY_UNITS,
+    )
     n, days = y.shape
     with np.errstate(divide="ignore", invalid="ignore"):
         index = config.seasonal.compute(y)
@@ -151,18 +159,43 @@ def _conformal(
     width = np.sqrt(point + POISSON_OFFSET)
     out: dict[float, tuple[Matrix, Matrix]] = {}
     for level in config.levels:
-        if origins.size == 0 or np.isnan(scaled).all():
-            lo = hi = np.zeros(horizon)
-        else:
-            # A planner reads the interval as "around the forecast": when past errors were
-            # one-sided the interval still has to contain the point it is published with.
-            lo = np.minimum(np.nanquantile(scaled, (1 - level) / 2, axis=(0, 1)), 0.0)
-            hi = np.maximum(np.nanquantile(scaled, (1 + level) / 2, axis=(0, 1)), 0.0)
+        # A planner reads the interval as "around the forecast": when past errors were
+        # one-sided the interval still has to contain the point it is published with.
+        lo = np.minimum(_step_quantiles(scaled, (1 - level) / 2), 0.0)
+        hi = np.maximum(_step_quantiles(scaled, (1 + level) / 2), 0.0)
         out[level] = (
-            np.maximum(point + lo[None, :] * width, 0.0),
-            np.maximum(point + hi[None, :] * width, 0.0),
+            _finite_clip(point + lo[None, :] * width, 0.0, point),
+            _finite_clip(point + hi[None, :] * width, point, np.finfo(np.float64).max),
         )
     return out
+
+
+def _step_quantiles(scaled: Matrix, q: float) -> Matrix:
+    """The ``q`` quantile of the scaled errors per horizon step, ``(horizon,)``.
+
+    A step can have no known error while others have some: when every actual it would be
+    scored on is censored or before launch (a history that starts with stockout days).
+    Such a step takes the quantile pooled over all steps; with no known error at all the
+    interval collapses onto the point (nothing says how wide it should be).
+    """
+    horizon = scaled.shape[-1]
+    errors = scaled.reshape(-1, horizon)
+    known = np.isfinite(errors)
+    if not known.any():
+        return np.zeros(horizon)
+    pooled = float(np.quantile(errors[known], q))
+    per_step = np.full(horizon, pooled)
+    has_errors = known.any(axis=0)
+    if has_errors.any():
+        masked = np.where(known[:, has_errors], errors[:, has_errors], np.nan)
+        per_step[has_errors] = np.nanquantile(masked, q, axis=0)
+    return per_step
+
+
+def _finite_clip(values: Matrix, low: Matrix | float, high: Matrix | float) -> Matrix:
+    """``values`` clipped to ``[low, high]`` with overflow (inf) read as the bound."""
+    clipped = np.clip(np.nan_to_num(values, nan=0.0, posinf=np.inf, neginf=0.0), low, high)
+    return np.asarray(clipped, dtype=np.float64)
 
 
 def seasonal_naive_forecast(history: Matrix, config: ForecasterConfig | None = None) -> Forecast:

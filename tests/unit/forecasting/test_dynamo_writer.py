@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -10,8 +11,14 @@ import pytest
 from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import ClientError
 
-from pipeline.errors import TransientError
-from pipeline.forecasting.dynamo import BatchWriter, attribute_value
+from pipeline.errors import TerminalError, TransientError
+from pipeline.forecasting.dynamo import (
+    BatchWriter,
+    ForecastRow,
+    NonFiniteForecast,
+    attribute_value,
+    forecast_item,
+)
 from pipeline.local.emulator import aws_session
 
 
@@ -40,10 +47,38 @@ def test_given_a_value_when_serialising_then_it_matches_boto3s_type_serializer(
     assert attribute_value(value) == TypeSerializer().serialize(value)
 
 
-@pytest.mark.parametrize("value", [1.5, Decimal("NaN"), Decimal("Infinity"), Decimal("-Infinity")])
-def test_given_a_value_dynamodb_cannot_hold_when_serialising_then_type_error(value: Any) -> None:
-    with pytest.raises(TypeError):
+def test_given_a_float_when_serialising_then_type_error_as_boto3_raises() -> None:
+    with pytest.raises(TypeError, match="Float types are not supported"):
+        attribute_value(1.5)
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(Decimal("NaN"), "NaN"), (Decimal("Infinity"), "Infinity"), (Decimal("-Infinity"), "-Infinity")],
+)
+def test_given_a_number_dynamodb_cannot_hold_when_serialising_then_terminal_error(
+    value: Decimal, shown: str
+) -> None:
+    with pytest.raises(TerminalError) as raised:
         attribute_value(value)
+    assert str(raised.value) == f"DynamoDB cannot store the number {shown}"
+
+
+@pytest.mark.parametrize("field", ["forecast_val", "confidence_lower", "confidence_upper"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_given_a_non_finite_forecast_when_building_its_item_then_terminal_error_names_the_series(
+    field: str, bad: float
+) -> None:
+    numbers = {"forecast_val": 2.0, "confidence_lower": 1.0, "confidence_upper": 3.0, field: bad}
+    row = ForecastRow(sku_id="SKU-1", location_id="L-9", day=date(2026, 3, 4), **numbers)
+
+    with pytest.raises(NonFiniteForecast) as raised:
+        forecast_item(row, now=datetime(2026, 3, 1, tzinfo=UTC))
+
+    assert str(raised.value) == (
+        f"forecast of sku_id=SKU-1 location_id=L-9 for 2026-03-04 is not finite: {field}={bad}"
+    )
+    assert isinstance(raised.value, TerminalError)
 
 
 def test_given_workers_when_building_the_client_then_one_pooled_connection_per_worker() -> None:
