@@ -52,6 +52,8 @@ BENCHES = (
     Bench("compaction", "Compaction (raw NDJSON -> Parquet)", ("--mb", "16"), 420),
     # In full: AutoETS on all 944 series is the baseline (~2 min with n_jobs=2 on 2 idle cores).
     Bench("forecaster", "Forecaster vs AutoETS (M5 subset, 944 series)", (), 420),
+    # Quick mode: 944 and 7,622 series (plus the 7,622 in one chunk as the baseline).
+    Bench("forecaster_scale", "Forecaster memory as series grow", (), 300),
     Bench("dynamodb_writes", "DynamoDB forecast writes", ("--items", "1500"), 150),
     Bench("api_latency", "API latency (GET /forecasts)", (), 180),
     Bench("stream_lag", "Stream lag (Kinesis -> raw object)", (), 240),

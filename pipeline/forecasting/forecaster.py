@@ -57,6 +57,10 @@ class ForecasterConfig:
     validation_weeks: int = 8
     calibration_origins: int = 182
     levels: tuple[float, ...] = (0.8, 0.95)
+    #: Series forecast at once: peak memory follows this, not the number of series.
+    chunk_series: int = 2048
+    #: Series whose errors calibrate the intervals (all of them up to this many).
+    calibration_series: int = 4096
 
 
 @dataclass(frozen=True)
@@ -111,41 +115,87 @@ def forecast(history: Matrix, config: ForecasterConfig | None = None) -> Forecas
 
 def _forecast(history: Matrix, config: ForecasterConfig | None) -> Forecast:
     config = config or ForecasterConfig()
-    horizon = config.horizon
     y = np.clip(
         np.asarray(history, dtype=np.float64)[:, -config.fit_days :],
         -MAX_DAILY_UNITS,
         MAX_DAILY_UNITS,
     )
-    n, days = y.shape
+    n = y.shape[0]
+    chunks = [slice(s, min(s + config.chunk_series, n)) for s in range(0, n, config.chunk_series)]
+    # The only quantities shared across series are the pooled weekday index and the
+    # conformal quantiles; everything else is per series, so memory follows the chunk.
+    pooled: tuple[Matrix, Matrix] | None = None
+    if len(chunks) > 1:
+        parts = [config.seasonal.pooled_parts(y[c]) for c in chunks]
+        pooled = (np.sum([p[0] for p in parts], axis=0), np.sum([p[1] for p in parts], axis=0))
+    # Calibration pools errors over series: every series up to ``calibration_series``,
+    # beyond that an evenly spaced sample of them, so that memory stays flat too.
+    stride = -(-n // config.calibration_series) if n else 1
+    fits = [
+        _fit(y[c], pooled, config, sample=np.arange(c.start, c.stop) % stride == 0) for c in chunks
+    ]
+    point = np.concatenate([f.point for f in fits]) if fits else np.zeros((0, config.horizon))
+    weights = (
+        np.concatenate([f.weights for f in fits], axis=1)
+        if fits
+        else np.zeros((len(CANDIDATES), 0))
+    )
+    scaled = (
+        np.concatenate([f.scaled for f in fits])
+        if fits
+        else np.full((0, 0, config.horizon), np.nan)
+    )
+    chosen = np.argmax(weights, axis=0)
+    return Forecast(
+        point=point,
+        intervals=_intervals(point, scaled, config),
+        model=[CANDIDATES[k] for k in chosen],
+        weights=weights,
+    )
+
+
+@dataclass(frozen=True)
+class _Fit:
+    point: Matrix  # (series, horizon)
+    weights: Matrix  # (candidates, series)
+    scaled: Matrix  # (sampled series, origins, horizon): calibration errors
+
+
+def _fit(
+    y: Matrix,
+    pooled: tuple[Matrix, Matrix] | None,
+    config: ForecasterConfig,
+    *,
+    sample: npt.NDArray[np.bool_],
+) -> _Fit:
+    """Blend, point forecasts and calibration errors of one chunk of series."""
+    horizon = config.horizon
+    days = y.shape[1]
     with np.errstate(divide="ignore", invalid="ignore"):
-        index = config.seasonal.compute(y)
+        index = config.seasonal.compute(y, pooled)
         paths = _candidate_paths(deseasonalise(y, index))
 
         validation = days - 1 - horizon - WEEK * np.arange(config.validation_weeks)
         validation = validation[validation >= 0]
         errors = _from_origins(paths, index, validation, horizon) - _actuals(y, validation, horizon)
         mse = np.nanmean(errors**2, axis=(2, 3))
+        del errors
+    # A series without validation data has NaN for every candidate, so any common value
+    # gives it equal weights.
     mse = np.where(np.isfinite(mse), mse, np.nanmax(mse) if np.isfinite(mse).any() else 1.0)
     inverse = 1.0 / np.maximum(mse, 1e-9) ** 2
     weights = inverse / inverse.sum(axis=0, keepdims=True)
     blended = np.einsum("mnt,mn->nt", paths, weights)
+    del paths
 
     last = np.array([days - 1])
     point = np.maximum(_from_origins(blended, index, last, horizon)[:, 0, :], 0.0)
-    intervals = _conformal(y, blended, index, point, config)
-    chosen = np.argmax(weights, axis=0)
-    return Forecast(
-        point=point,
-        intervals=intervals,
-        model=[CANDIDATES[k] for k in chosen],
-        weights=weights,
-    )
+    scaled = _scaled_errors(y[sample], blended[sample], index[sample], config)
+    return _Fit(point=point, weights=weights, scaled=scaled)
 
 
-def _conformal(
-    y: Matrix, blended: Matrix, index: Matrix, point: Matrix, config: ForecasterConfig
-) -> dict[float, tuple[Matrix, Matrix]]:
+def _scaled_errors(y: Matrix, blended: Matrix, index: Matrix, config: ForecasterConfig) -> Matrix:
+    """The blended model's rolling-origin errors over ``sqrt(level)``: (series, origins, h)."""
     horizon = config.horizon
     days = y.shape[1]
     origins = days - 1 - horizon - np.arange(config.calibration_origins)
@@ -153,9 +203,17 @@ def _conformal(
     past = _from_origins(blended, index, origins, horizon)
     # Errors of count data grow like sqrt(level); scaling by it lets one pooled quantile per
     # horizon step fit every series and follow a level that moved since calibration.
-    scaled = (_actuals(y, origins, horizon) - past) / np.sqrt(
-        np.maximum(past, 0.0) + POISSON_OFFSET
-    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray(
+            (_actuals(y, origins, horizon) - past)
+            / np.sqrt(np.maximum(past, 0.0) + POISSON_OFFSET),
+            dtype=np.float64,
+        )
+
+
+def _intervals(
+    point: Matrix, scaled: Matrix, config: ForecasterConfig
+) -> dict[float, tuple[Matrix, Matrix]]:
     width = np.sqrt(point + POISSON_OFFSET)
     out: dict[float, tuple[Matrix, Matrix]] = {}
     for level in config.levels:

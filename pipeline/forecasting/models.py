@@ -33,7 +33,42 @@ class SeasonalIndex:
     shrink: float = 20.0
     floor: float = 0.2
 
-    def compute(self, y: Matrix) -> Matrix:
+    def pooled_parts(self, y: Matrix) -> tuple[Matrix, Matrix]:
+        """Numerator and denominator of the pooled index, summed over ``y``'s series.
+
+        Both add up over disjoint groups of series, so a forecaster working through
+        series in chunks gets the same pooled index as one pass over all of them."""
+        _, day_mean, level = self._day_means(y)
+        return (
+            np.nansum(day_mean, axis=0, keepdims=True),
+            np.nansum(level, axis=0, keepdims=True),
+        )
+
+    def compute(self, y: Matrix, pooled_parts: tuple[Matrix, Matrix] | None = None) -> Matrix:
+        """The indices of ``y``'s series, shrunk toward the pool ``pooled_parts`` (summed
+        over every series being forecast) or, without it, toward ``y``'s own pool."""
+        sums, day_mean, level = self._day_means(y)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = day_mean / level
+            numerator, denominator = (
+                pooled_parts
+                if pooled_parts is not None
+                else (
+                    np.nansum(day_mean, axis=0, keepdims=True),
+                    np.nansum(level, axis=0, keepdims=True),
+                )
+            )
+            pooled = numerator / denominator
+        pooled = np.where(np.isfinite(pooled), pooled, 1.0)
+        units = sums.sum(axis=1, keepdims=True)
+        weight = units / (units + self.shrink)
+        index = np.where(np.isfinite(ratio), weight * ratio + (1 - weight) * pooled, pooled)
+        # A floor keeps deseasonalising finite when a weekday had no sales in the window.
+        index = np.maximum(np.nan_to_num(index, nan=1.0), self.floor)
+        return np.asarray(index / index.mean(axis=1, keepdims=True), dtype=np.float64)
+
+    def _day_means(self, y: Matrix) -> tuple[Matrix, Matrix, Matrix]:
+        """Trailing unit sums ``(series, 7, days)``, mean per weekday and its mean level."""
         n, days = y.shape
         known = ~np.isnan(y)
         values = np.where(known, y, 0.0)
@@ -48,17 +83,7 @@ class SeasonalIndex:
         with np.errstate(divide="ignore", invalid="ignore"):
             day_mean = np.where(counts > 0, sums / counts, np.nan)
             level = np.nanmean(day_mean, axis=1, keepdims=True)
-            ratio = day_mean / level
-            pooled = np.nansum(day_mean, axis=0, keepdims=True) / np.nansum(
-                level, axis=0, keepdims=True
-            )
-        pooled = np.where(np.isfinite(pooled), pooled, 1.0)
-        units = sums.sum(axis=1, keepdims=True)
-        weight = units / (units + self.shrink)
-        index = np.where(np.isfinite(ratio), weight * ratio + (1 - weight) * pooled, pooled)
-        # A floor keeps deseasonalising finite when a weekday had no sales in the window.
-        index = np.maximum(np.nan_to_num(index, nan=1.0), self.floor)
-        return np.asarray(index / index.mean(axis=1, keepdims=True), dtype=np.float64)
+        return sums, day_mean, level
 
 
 def _trailing_sum(x: Matrix, window: int) -> Matrix:

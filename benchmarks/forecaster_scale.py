@@ -1,0 +1,151 @@
+"""Forecaster time and peak memory as the number of series grows (1,941 days each).
+
+Each size runs in a fresh process so its peak RSS (``VmHWM``) is its own: the synthetic
+history (M5-like intermittency: a Poisson-gamma mix with per-series levels from 0.05 to
+20 units a day, weekly seasonality and stockout-censored stretches), then one
+``forecast``. Printed per size: seconds, peak RSS, and the growth per doubling of series
+(``(rss_b / rss_a) ** (1 / log2(n_b / n_a))``; 1.0 is flat).
+
+    python benchmarks/forecaster_scale.py [--sizes 944 7622 30490] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from _common import Figure, add_arguments, write_json
+
+DAYS = 1941  # the M5 history length
+HORIZON = 28
+
+
+def synthetic_history(series: int, days: int = DAYS, seed: int = 7) -> npt.NDArray[np.float64]:
+    """Intermittent daily demand ``(series, days)`` with NaN for censored and unlaunched days."""
+    rng = np.random.default_rng(seed)
+    history = np.empty((series, days))
+    weekly = 1.0 + 0.3 * np.sin(2 * np.pi * (np.arange(days) % 7) / 7)[None, :]
+    # In blocks of series, so the generator's temporaries do not set the peak being measured.
+    for start in range(0, series, 1024):
+        rows = min(1024, series - start)
+        level = np.exp(rng.uniform(np.log(0.05), np.log(20.0), rows))[:, None]
+        block = rng.poisson(rng.gamma(2.0, level * weekly / 2.0, (rows, days))).astype(np.float64)
+        launch = rng.integers(0, days // 2, rows)
+        block[np.arange(days)[None, :] < launch[:, None]] = np.nan
+        block[rng.random((rows, days)) < 0.01] = np.nan  # about 1 % of days with an empty shelf
+        history[start : start + rows] = block
+    return history
+
+
+def _peak_rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _one(series: int, chunk: int | None) -> dict[str, float]:
+    from pipeline.forecasting.forecaster import ForecasterConfig, forecast
+
+    history = synthetic_history(series)
+    before = _peak_rss_mb()
+    config = ForecasterConfig(horizon=HORIZON)
+    if chunk:
+        config = ForecasterConfig(horizon=HORIZON, chunk_series=chunk, calibration_series=chunk)
+    started = time.perf_counter()
+    result = forecast(history, config)
+    seconds = time.perf_counter() - started
+    assert result.point.shape == (series, HORIZON)
+    return {
+        "series": series,
+        "seconds": round(seconds, 2),
+        "peak_rss_mb": round(_peak_rss_mb(), 1),
+        "input_rss_mb": round(before, 1),
+    }
+
+
+def _run(series: int, chunk: int | None = None) -> dict[str, float]:
+    command = [sys.executable, __file__, "--one", str(series)]
+    if chunk:
+        command += ["--chunk", str(chunk)]
+    out = subprocess.run(command, capture_output=True, text=True, check=True)  # noqa: S603
+    row: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    print(json.dumps({**row, "chunk": chunk or "default"}), flush=True)
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[944, 7622, 30490])
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--chunk", type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--baseline-size",
+        type=int,
+        default=7622,
+        help="also forecast this many series in one chunk (the single-pass forecaster)",
+    )
+    add_arguments(parser)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(_one(args.one, args.chunk)))
+        return
+    sizes = [944, 7622] if args.quick else args.sizes
+    rows = [_run(n) for n in sizes]
+    single = _run(args.baseline_size, chunk=args.baseline_size)
+    figures = []
+    for row in rows:
+        n = row["series"]
+        baseline = single if n == single["series"] else None
+        figures.append(
+            Figure(
+                f"forecast {n} series, peak RSS",
+                row["peak_rss_mb"],
+                "MB",
+                baseline=baseline["peak_rss_mb"] if baseline else None,
+                note="baseline: the same series in one chunk" if baseline else "",
+            )
+        )
+        figures.append(
+            Figure(
+                f"forecast {n} series, time",
+                row["seconds"],
+                "s",
+                baseline=baseline["seconds"] if baseline else None,
+            )
+        )
+    for a, b in zip(rows, rows[1:], strict=False):
+        doublings = math.log2(b["series"] / a["series"])
+        for key, unit in (("peak_rss_mb", "RSS"), ("seconds", "time")):
+            growth = (b[key] / a[key]) ** (1 / doublings)
+            name = f"{unit} growth per doubling, {a['series']} -> {b['series']} series"
+            figures.append(Figure(name, round(growth, 3), "x"))
+            print(f"{name}: {growth:.3f}x")
+    largest = rows[-1]
+    if largest["series"] >= 30490:
+        figures.append(
+            Figure(
+                f"peak RSS at {largest['series']} series",
+                largest["peak_rss_mb"],
+                "MB",
+                goal="<= 4096",
+            )
+        )
+    write_json(
+        args.json,
+        "forecaster_scale",
+        figures,
+        quick=args.quick,
+        details={"days": DAYS, "horizon": HORIZON, "rows": rows, "single_chunk": single},
+    )
+
+
+if __name__ == "__main__":
+    main()
