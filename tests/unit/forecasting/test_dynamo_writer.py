@@ -54,7 +54,11 @@ def test_given_a_float_when_serialising_then_type_error_as_boto3_raises() -> Non
 
 @pytest.mark.parametrize(
     ("value", "shown"),
-    [(Decimal("NaN"), "NaN"), (Decimal("Infinity"), "Infinity"), (Decimal("-Infinity"), "-Infinity")],
+    [
+        (Decimal("NaN"), "NaN"),
+        (Decimal("Infinity"), "Infinity"),
+        (Decimal("-Infinity"), "-Infinity"),
+    ],
 )
 def test_given_a_number_dynamodb_cannot_hold_when_serialising_then_terminal_error(
     value: Decimal, shown: str
