@@ -1,40 +1,39 @@
-"""Glue Python-shell job: compact the raw zone into the curated zone.
+"""Glue job: compact the raw zone into the curated zone.
 
-Wiring only: Glue-style ``--name value`` arguments, a boto3 session (the platform's role on
-AWS, ``AWS_ENDPOINT_URL`` locally), the core in :mod:`pipeline.compaction`, and progress
-and report lines on stdout. On AWS the ``pipeline`` package ships as ``--extra-py-files``.
+Wiring only: the job protocol (:mod:`pipeline.job_protocol`), a boto3 session (the job's
+role on AWS, ``AWS_ENDPOINT_URL`` locally) and the core in :mod:`pipeline.compaction`.
+The ``pipeline`` package comes from the job's ``--additional-python-modules`` (the
+project's wheel, see infra/template.yaml).
 """
 
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import boto3
 
 from pipeline.compaction import run_compaction
-from pipeline.compaction.progress_lines import progress_line, report_line
-from pipeline.glue_args import resolve_options
+from pipeline.job_protocol import Progress, run_job
 
-ARGUMENTS = ("raw_bucket", "curated_bucket", "database")
-
-
-def _emit(line: str) -> None:
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
+REQUIRED = ("raw_bucket", "curated_bucket", "database")
 
 
-def main(argv: list[str]) -> int:
-    """Run the job with ``argv`` (without the script name); the exit status."""
-    options = resolve_options(argv, ARGUMENTS)
+def compact(options: dict[str, str], progress: Progress) -> dict[str, Any]:
+    """One compaction run; its report."""
     report = run_compaction(
         raw_bucket=options["raw_bucket"],
         curated_bucket=options["curated_bucket"],
         database=options["database"],
         session=boto3.session.Session(),
-        progress=lambda step, done, total: _emit(progress_line(step, done, total)),
+        progress=progress,
     )
-    _emit(report_line(report.to_dict()))
-    return 0
+    return report.to_dict()
+
+
+def main(argv: list[str]) -> int:
+    """Run the job with ``argv`` (without the script name); the exit status."""
+    return run_job(argv, compact, required=REQUIRED)
 
 
 if __name__ == "__main__":

@@ -1,50 +1,59 @@
-"""Glue Python-shell job: forecast demand for every SKU x location (thin wiring only).
+"""Glue job: forecast demand for every SKU x location (wiring only).
 
-Arguments arrive Glue-style as ``--name value`` pairs; Glue adds its own (``--library-set``,
-``--job-bookmark-option``, ...), which are ignored. Progress lines go to stderr, the report as
-one JSON line to stdout (after the ForecastBias EMF line). ``--as_of yyyy-mm-dd`` backfills
-the forecast a run on that day would have made.
+The job protocol (:mod:`pipeline.job_protocol`) around :func:`run_forecast`, which writes
+the forecasts to DynamoDB and the curated archive and puts ForecastBias into CloudWatch.
+``--as_of yyyy-mm-dd`` backfills the forecast a run on that day would have made.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from datetime import date
+from typing import Any
 
+from pipeline.errors import ConfigurationError
 from pipeline.forecasting.job import run_forecast
-from pipeline.glue_args import parse_glue_args
+from pipeline.job_protocol import Progress, run_job
 
 REQUIRED = ("curated_bucket", "database", "forecast_table")
+OPTIONAL = ("horizon_days", "as_of")
 
 
-def _progress(stage: str, done: int, total: int) -> None:
-    sys.stderr.write(f"progress {stage} {done} {total}\n")
-    sys.stderr.flush()
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_glue_args(sys.argv[1:] if argv is None else argv)
-    missing = [name for name in REQUIRED if not args.get(name)]
-    if missing:
-        sys.stderr.write(f"missing job arguments: {', '.join('--' + m for m in missing)}\n")
-        return 2
+def _as_of(options: dict[str, str]) -> date | None:
+    if "as_of" not in options:
+        return None
     try:
-        as_of = date.fromisoformat(args["as_of"]) if args.get("as_of") else None
+        return date.fromisoformat(options["as_of"])
     except ValueError:
-        sys.stderr.write(f"--as_of must be a date (yyyy-mm-dd), got {args['as_of']!r}\n")
-        return 2
+        raise ConfigurationError(
+            f"--as_of must be a date (yyyy-mm-dd), got {options['as_of']!r}"
+        ) from None
+
+
+def _horizon(options: dict[str, str]) -> int:
+    value = options.get("horizon_days", "28")
+    if not value.isdigit() or not 1 <= int(value) <= 366:
+        raise ConfigurationError(f"--horizon_days must be a whole number of days, got {value!r}")
+    return int(value)
+
+
+def forecast(options: dict[str, str], progress: Progress) -> dict[str, Any]:
+    """One forecast run; its report."""
     report = run_forecast(
-        curated_bucket=args["curated_bucket"],
-        database=args["database"],
-        forecast_table=args["forecast_table"],
-        horizon_days=int(args.get("horizon_days") or 28),
-        as_of=as_of,
-        progress=_progress,
+        curated_bucket=options["curated_bucket"],
+        database=options["database"],
+        forecast_table=options["forecast_table"],
+        horizon_days=_horizon(options),
+        as_of=_as_of(options),
+        progress=progress,
     )
-    sys.stdout.write(json.dumps({"report": report.as_dict()}) + "\n")
-    return 0
+    return report.as_dict()
+
+
+def main(argv: list[str]) -> int:
+    """Run the job with ``argv`` (without the script name); the exit status."""
+    return run_job(argv, forecast, required=REQUIRED, optional=OPTIONAL)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -1,8 +1,8 @@
 """Glue-style job arguments (``--name value``) without ``awsglue``.
 
 Glue passes its own arguments too (``--JOB_NAME``, ``--job-bookmark-option``,
-``--library-set``, ``--TempDir`` ...); like ``getResolvedOptions``, only the requested
-names are returned and everything else is ignored.
+``--additional-python-modules``, ``--TempDir`` ...); like ``getResolvedOptions``, only the
+requested names are returned and everything else is ignored.
 """
 
 from __future__ import annotations
@@ -35,11 +35,14 @@ def parse_glue_args(argv: Sequence[str]) -> dict[str, str]:
     return args
 
 
-def resolve_options(argv: Sequence[str], names: Iterable[str]) -> dict[str, str]:
-    """The values of the requested names (like ``getResolvedOptions``); each is required."""
+def resolve_options(
+    argv: Sequence[str], names: Iterable[str], optional: Iterable[str] = ()
+) -> dict[str, str]:
+    """The values of the requested names (like ``getResolvedOptions``); each of ``names`` is
+    required, each of ``optional`` is included when given a non-empty value."""
     args = parse_glue_args(argv)
     wanted = list(names)
     missing = [n for n in wanted if not args.get(n)]
     if missing:
         raise ConfigurationError("missing job arguments: " + ", ".join(f"--{n}" for n in missing))
-    return {n: args[n] for n in wanted}
+    return {n: args[n] for n in [*wanted, *optional] if args.get(n)}

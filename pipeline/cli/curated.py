@@ -17,9 +17,9 @@ app = typer.Typer(help="The curated zone: compaction and queries.", no_args_is_h
 
 @app.command()
 def compact() -> None:
-    """Run the compaction Glue job locally, as Glue would (a process with --name value args)."""
+    """Run the compaction Glue job locally as Glue would: from its artifacts, in its runtime."""
     from pipeline.cli.local import current_stack
-    from pipeline.compaction.local_job import run_job_process
+    from pipeline.local.glue_runtime import run_glue_job
 
     stack = current_stack()
     with progress() as bar:
@@ -30,7 +30,7 @@ def compact() -> None:
                 tasks[step] = bar.add_task(step, total=total)
             bar.update(tasks[step], completed=done, total=total)
 
-        report = run_job_process(stack, on_progress=on_progress)
+        report = run_glue_job(stack, "CompactSalesJob", progress=on_progress)
     for name, value in report.items():
         console.print(f"{name:>22}: {value:,}", highlight=False)
 

@@ -3,56 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
+from rich.progress import TaskID
 
-from pipeline.cli.console import console, err_console, progress
-from pipeline.errors import PipelineError, TransientError
+from pipeline.cli.console import console, progress
+from pipeline.errors import PipelineError
 
 JOB = "ForecastDemandJob"
 
 app = typer.Typer(help="The batch demand forecaster.", no_args_is_help=False)
-
-
-def run_job_process(stack: Any, extra: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run the job script as Glue would (a process, ``--name value`` arguments, the stack's
-    environment; ``extra`` overrides them as job-run arguments do), showing its progress
-    lines as a bar; returns the job's report."""
-    arguments = {**stack.job_arguments(JOB), **(extra or {})}
-    args = [part for name, value in arguments.items() for part in (name, value)]
-    command = [sys.executable, str(stack.job_script(JOB)), *args]
-    env = {**os.environ, **stack.environment()}
-    with (
-        progress() as bar,
-        subprocess.Popen(
-            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        ) as process,
-    ):
-        task = bar.add_task("forecast", total=None)
-        log: list[str] = []
-        assert process.stderr is not None
-        for line in process.stderr:
-            parts = line.split()
-            if len(parts) == 4 and parts[0] == "progress":
-                bar.update(
-                    task, description=parts[1], completed=int(parts[2]), total=max(int(parts[3]), 1)
-                )
-            else:
-                log.append(line)
-        stdout = process.stdout.read() if process.stdout else ""
-    if process.returncode != 0:
-        raise TransientError(f"forecast job failed ({process.returncode}): {''.join(log)[-2000:]}")
-    reports = [json.loads(x) for x in stdout.splitlines() if x.startswith('{"report"')]
-    for line in stdout.splitlines():
-        if "ForecastBias" in line:
-            err_console.print(f"[dim]{line}[/]")
-    return dict(reports[-1]["report"]) if reports else {}
 
 
 @app.callback(invoke_without_command=True)
@@ -67,7 +30,8 @@ def run(
         ),
     ] = None,
 ) -> None:
-    """Forecast every SKU x location on the local stack (the ForecastDemandJob Glue job)."""
+    """Forecast every SKU x location on the local stack: the ForecastDemandJob Glue job, run
+    from its artifacts as Glue would."""
     if ctx.invoked_subcommand is not None:
         return
     from pipeline.cli.local import current_stack
@@ -79,7 +43,22 @@ def run(
             raise typer.BadParameter(
                 f"not a date (yyyy-mm-dd): {as_of!r}", param_hint="--as-of"
             ) from e
-    report = run_job_process(current_stack(), {"--as_of": as_of} if as_of else None)
+    from pipeline.local.glue_runtime import run_glue_job
+
+    with progress() as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def on_progress(step: str, done: int, total: int) -> None:
+            if step not in tasks:
+                tasks[step] = bar.add_task(step, total=max(total, 1))
+            bar.update(tasks[step], completed=done, total=max(total, 1))
+
+        report = run_glue_job(
+            current_stack(),
+            JOB,
+            arguments={"--as_of": as_of} if as_of else None,
+            progress=on_progress,
+        )
     console.print_json(data=report)
 
 

@@ -1,13 +1,12 @@
 """The batch forecast job: curated daily demand -> forecasts -> DynamoDB + curated archive.
 
 Also computes ForecastBias (percent, past archived forecasts vs the actuals that have
-arrived since) and emits it as an EMF metric in ``FMCG/Business``.
+arrived since) and puts it into CloudWatch (``FMCG/Business``, :mod:`.metrics`).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import TYPE_CHECKING, Any
@@ -18,7 +17,9 @@ import pandas as pd
 from pipeline.errors import TransientError
 from pipeline.forecasting.dynamo import ForecastRow, write_forecasts
 from pipeline.forecasting.forecaster import ForecasterConfig, forecast
+from pipeline.forecasting.metrics import publish_forecast_bias
 from pipeline.forecasting.series import SeriesMatrix, to_matrix
+from pipeline.job_protocol import Progress, null_progress
 
 if TYPE_CHECKING:
     import boto3
@@ -28,10 +29,7 @@ if TYPE_CHECKING:
 DAILY_DEMAND_TABLE = "daily_demand"
 FORECASTS_TABLE = "forecasts"
 INTERVAL_LEVEL = 0.8
-METRICS_NAMESPACE = "FMCG/Business"
 SERIES_KEYS = ["sku_id", "location_id"]
-
-Progress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -88,18 +86,6 @@ def forecast_bias_pct(archive: pd.DataFrame, demand: pd.DataFrame) -> float | No
     if joined.empty or total == 0:
         return None
     return 100.0 * (float(joined["forecast_val"].sum()) - total) / total
-
-
-def emit_bias(bias: float | None) -> None:
-    """Print the ForecastBias EMF line on stdout (CloudWatch picks it up from Glue logs)."""
-    if bias is None:
-        return
-    from aws_lambda_powertools import Metrics
-    from aws_lambda_powertools.metrics import MetricUnit
-
-    metrics = Metrics(namespace=METRICS_NAMESPACE, service="forecast")
-    metrics.add_metric(name="ForecastBias", unit=MetricUnit.Percent, value=bias)
-    metrics.flush_metrics()
 
 
 def forecast_frame(
@@ -183,7 +169,7 @@ def run_forecast(
         now = datetime.combine(as_of, time(), UTC) if as_of else datetime.now(UTC)
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
-    report_progress = progress or (lambda stage, done, total: None)
+    report_progress = progress or null_progress
 
     report_progress("read", 0, 1)
     demand = read_dataset(f"s3://{curated_bucket}/{DAILY_DEMAND_TABLE}/", session)
@@ -193,7 +179,8 @@ def run_forecast(
         demand = demand.loc[pd.to_datetime(demand["date"]) < pd.Timestamp(as_of)]
     report_progress("read", 1, 1)
     bias = forecast_bias_pct(archive, demand)
-    emit_bias(bias)
+    if as_of is None:  # a backfill replays the past; CloudWatch takes no datum that old
+        publish_forecast_bias(session.client("cloudwatch"), bias, timestamp=now)
     if demand.empty:
         return ForecastReport(0, 0, horizon_days, bias, generated_at=now.isoformat())
 

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from pipeline.aws_errors import translate
 from pipeline.errors import TransientError
-from pipeline.ingest.aws_errors import translate
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence

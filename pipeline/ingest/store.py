@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline.ingest.aws_errors import translate
+from pipeline.aws_errors import translate
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

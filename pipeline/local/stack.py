@@ -103,13 +103,6 @@ class LocalStack:
         args = resolve(props.get("DefaultArguments", {}), self.context())
         return {k: str(v) for k, v in args.items()}
 
-    def job_script(self, logical_id: str) -> Path:
-        """The local path of a Glue job's script (``Command.ScriptLocation``)."""
-        location = str(
-            self.template["Resources"][logical_id]["Properties"]["Command"]["ScriptLocation"]
-        )
-        return (Path(self.template_path).parent / location).resolve()
-
     def names(self) -> dict[str, str]:
         """Every name the project uses: the functions' variables and the outputs."""
         ctx = self.context()

@@ -21,9 +21,9 @@ from compaction_helpers import event, put_raw, raw_key  # noqa: E402
 from compaction_lake import Lake, fresh_lake  # noqa: E402
 
 from pipeline.compaction import curated_key, quarantine_key, run_compaction  # noqa: E402
-from pipeline.compaction.local_job import run_job_process  # noqa: E402
 from pipeline.compaction.state import MANIFEST_KEY  # noqa: E402
 from pipeline.errors import TerminalError  # noqa: E402
+from pipeline.local.glue_runtime import run_glue_job  # noqa: E402
 from pipeline.local.stack import LocalStack  # noqa: E402
 
 if TYPE_CHECKING:
@@ -233,7 +233,7 @@ def test_given_stack_when_job_runs_as_glue_process_then_progress_and_report_arri
     )
     steps: list[tuple[str, int, int]] = []
 
-    report = run_job_process(shared_stack, on_progress=lambda *p: steps.append(p))
+    report = run_glue_job(shared_stack, "CompactSalesJob", progress=lambda *p: steps.append(p))
 
     assert (report["rows_written"], report["raw_objects"]) == (2, 1)
     assert ("read raw", 1, 1) in steps

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -119,7 +118,7 @@ def test_given_daily_demand_when_job_runs_then_items_have_the_seed_schema_and_tt
 
 
 def test_given_archived_forecasts_when_actuals_arrive_then_bias_is_emitted_as_emf(
-    stack: LocalStack, capsys: pytest.CaptureFixture[str]
+    stack: LocalStack,
 ) -> None:
     demand = _demand()
     _write_demand(stack, demand)
@@ -164,16 +163,24 @@ def test_given_archived_forecasts_when_actuals_arrive_then_bias_is_emitted_as_em
     forecast_sum = float(archive.loc[~censored, "forecast_val"].sum())
     expected = 100 * (forecast_sum - 200) / 200  # 20 uncensored days x 10 units
 
-    capsys.readouterr()
-    report = _run(stack, now=NOW + timedelta(days=7))
+    run_at = NOW + timedelta(days=7, seconds=41)  # a moment no other test puts a datum at
+    report = _run(stack, now=run_at)
 
     assert report.forecast_bias_pct == pytest.approx(expected)
-    emf = [
-        json.loads(line) for line in capsys.readouterr().out.splitlines() if "ForecastBias" in line
-    ]
-    assert len(emf) == 1
-    assert emf[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "FMCG/Business"
-    assert emf[0]["ForecastBias"] == [pytest.approx(expected)]
+    cloudwatch = stack.session().client("cloudwatch")
+    metric = {
+        "Namespace": "FMCG/Business",
+        "MetricName": "ForecastBias",
+        "Dimensions": [{"Name": "service", "Value": "forecast"}],
+    }
+    got = cloudwatch.get_metric_data(
+        MetricDataQueries=[
+            {"Id": "bias", "MetricStat": {"Metric": metric, "Period": 60, "Stat": "Maximum"}}
+        ],
+        StartTime=run_at - timedelta(seconds=1),
+        EndTime=run_at + timedelta(seconds=1),
+    )
+    assert got["MetricDataResults"][0]["Values"] == [pytest.approx(expected)]
 
 
 def test_given_a_backfill_as_of_a_past_day_when_today_runs_then_bias_compares_it_with_actuals(

@@ -14,7 +14,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from compaction_helpers import event, put_raw, raw_key  # noqa: E402
 
-from pipeline.compaction.local_job import compact_stack  # noqa: E402
+from pipeline.compaction import run_compaction  # noqa: E402
 from pipeline.errors import NotFoundError  # noqa: E402
 from pipeline.lake import curated_partition_prefix  # noqa: E402
 from pipeline.query import named_queries, named_query, run_query  # noqa: E402
@@ -44,7 +44,12 @@ def test_given_curated_data_when_each_named_query_runs_locally_then_expected_row
             event("b2", yesterday, location="LOC-2", event_type="return", quantity=1, price=None),
         ],
     )
-    compact_stack(stack)
+    run_compaction(
+        raw_bucket=stack.ref("RawBucket"),
+        curated_bucket=stack.ref("CuratedBucket"),
+        database=stack.ref("LakeDatabase"),
+        session=stack.session(),
+    )
     forecasts = pa.table(
         {
             "sku_id": ["SKU-1", "SKU-1"],

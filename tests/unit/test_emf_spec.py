@@ -5,7 +5,9 @@ JSON Schema for the document structure, plus the rules a schema cannot state: ev
 and dimension a directive names is a member of the root, dimension values are strings,
 metric values are numbers or arrays of at most 100 numbers. Each emitter runs with stdout
 captured and each line it prints is checked: the ingest metrics (``IngestMetrics``, as the
-Lambda consumer and the KCL consumer use it) and the forecaster's ``ForecastBias``.
+Lambda consumer and the KCL consumer use it). The forecast job puts ``ForecastBias`` with
+PutMetricData instead (CloudWatch extracts no EMF from a Glue job's output); its test reads
+the datum back from the emulator (tests/functional/test_forecast_job.py).
 """
 
 from __future__ import annotations
@@ -339,32 +341,3 @@ def test_given_a_failed_batch_when_ingest_metrics_flush_then_the_line_meets_the_
     docs = emitted(capsys, emit)
     assert metric_values(docs) == {("FMCG/System", "IngestFailedBatches"): [1.0]}
     assert [doc["service"] for doc in docs] == ["ingest"]
-
-
-@pytest.mark.parametrize("bias", [-12.5, 0.0, 3.25, 250.0])
-def test_given_a_forecast_bias_when_emitted_then_the_line_meets_the_spec(
-    capsys: pytest.CaptureFixture[str], bias: float
-) -> None:
-    emit_bias, namespace = forecast_bias_emitter()
-    docs = emitted(capsys, lambda: emit_bias(bias))
-    assert len(docs) == 1
-    assert metric_values(docs) == {(namespace, "ForecastBias"): [bias]}
-
-
-def test_given_no_forecast_bias_when_emitted_then_nothing_is_printed(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    emit_bias, _ = forecast_bias_emitter()
-    assert emitted(capsys, lambda: emit_bias(None)) == []
-
-
-def forecast_bias_emitter() -> tuple[Callable[[float | None], None], str]:
-    """The forecaster's ForecastBias emitter and its namespace (``pipeline.forecasting.job``).
-
-    Test hook: if the forecaster moves or renames its emitter, point this at the new one.
-    Imported here, not at the top, so the ingest checks run without the forecaster's
-    pandas import.
-    """
-    from pipeline.forecasting.job import METRICS_NAMESPACE, emit_bias
-
-    return emit_bias, METRICS_NAMESPACE

@@ -12,10 +12,10 @@ import pytest
 from pipeline.compaction.dedupe import first_occurrences, not_in, split_by_event_date
 from pipeline.compaction.demand import DemandBuilder
 from pipeline.compaction.parse import parse_raw_object
-from pipeline.compaction.progress_lines import parse_line, progress_line, report_line
 from pipeline.compaction.schema import SALES_SCHEMA
 from pipeline.errors import ConfigurationError
 from pipeline.glue_args import resolve_options
+from pipeline.job_protocol import parse_line, progress_line, report_line
 
 
 def _line(**overrides: object) -> str:

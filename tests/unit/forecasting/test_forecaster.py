@@ -16,6 +16,7 @@ from pipeline.forecasting.evaluate import rmsse, rmsse_scale
 from pipeline.forecasting.forecaster import ForecasterConfig, forecast
 from pipeline.forecasting.job import forecast_bias_pct
 from pipeline.forecasting.series import to_matrix
+from pipeline.glue_args import parse_glue_args
 
 REPO = Path(__file__).resolve().parents[3]
 M5 = (REPO / "../shared/data/m5_subset/m5_subset_944.parquet").resolve()
@@ -118,7 +119,9 @@ def test_given_a_forecast_row_when_building_the_item_then_keys_numbers_and_ttl_m
     }
 
 
-def test_given_glue_arguments_when_parsing_then_unknown_glue_flags_are_ignored() -> None:
+def test_given_glue_arguments_when_parsing_then_unknown_glue_flags_are_ignored(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     spec = importlib.util.spec_from_file_location(
         "forecast_demand", REPO / "glue_jobs" / "forecast_demand.py"
     )
@@ -126,7 +129,7 @@ def test_given_glue_arguments_when_parsing_then_unknown_glue_flags_are_ignored()
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
 
-    args = module.parse_glue_args(
+    args = parse_glue_args(
         [
             "--curated_bucket",
             "b",
@@ -147,6 +150,7 @@ def test_given_glue_arguments_when_parsing_then_unknown_glue_flags_are_ignored()
         "database": "db",
     }
     assert module.main(["--curated_bucket", "b"]) == 2
+    assert capsys.readouterr().err == "missing job arguments: --database, --forecast_table\n"
 
 
 def test_given_the_m5_subset_when_backtesting_then_it_beats_seasonal_naive_and_is_calibrated() -> (

@@ -1,0 +1,49 @@
+"""ForecastBias into CloudWatch with PutMetricData.
+
+CloudWatch extracts embedded-metric-format lines only from log streams written with the
+EMF header (Lambda's, the CloudWatch agent's), never from a Glue job's output, so the job
+puts the metric itself. Namespace, name, dimension and unit are the ones the
+ForecastBias alarm and the dashboard in infra/template.yaml read; the job's role may put
+metrics into this namespace only.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pipeline.aws_errors import translate
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from mypy_boto3_cloudwatch import CloudWatchClient
+
+NAMESPACE: Final = "FMCG/Business"
+FORECAST_BIAS: Final = "ForecastBias"
+#: Powertools' ``service`` dimension, which every metric of the project carries.
+DIMENSIONS: Final = ({"Name": "service", "Value": "forecast"},)
+
+
+def publish_forecast_bias(
+    cloudwatch: CloudWatchClient, bias_pct: float | None, *, timestamp: datetime
+) -> None:
+    """Put one ForecastBias datum (percent); nothing when there was nothing to measure."""
+    if bias_pct is None:
+        return
+    try:
+        cloudwatch.put_metric_data(
+            Namespace=NAMESPACE,
+            MetricData=[
+                {
+                    "MetricName": FORECAST_BIAS,
+                    "Dimensions": [dict(d) for d in DIMENSIONS],  # type: ignore[misc]
+                    "Timestamp": timestamp,
+                    "Value": bias_pct,
+                    "Unit": "Percent",
+                }
+            ],
+        )
+    except (ClientError, BotoCoreError) as e:
+        raise translate(e, f"PutMetricData {NAMESPACE}/{FORECAST_BIAS}") from e
