@@ -83,8 +83,7 @@ def run_demo(
     step: Step = lambda _msg: None,
 ) -> DemoReport:
     """Run every stage once against ``stack`` and return the figures for the report."""
-    from pipeline.compaction import run_compaction
-    from pipeline.forecasting.job import run_forecast
+    from pipeline.local.glue_runtime import run_glue_job
     from pipeline.local.invoke import load_handler
     from pipeline.local.poller import LocalPoller
     from pipeline.produce import Producer
@@ -136,36 +135,19 @@ def run_demo(
 
     report.events_landed, report.quarantined = _count_raw(session, stack.ref("RawBucket"))
 
-    step("compacting the raw zone into the curated zone (Glue job)")
-    compaction = run_compaction(
-        raw_bucket=stack.ref("RawBucket"),
-        curated_bucket=stack.ref("CuratedBucket"),
-        database=stack.ref("LakeDatabase"),
-        session=session,
-    )
-    report.curated_rows = compaction.rows_written
-    report.curated_partitions = compaction.partitions_written
+    step("compacting the raw zone into the curated zone (Glue job, from its artifacts)")
+    compaction = run_glue_job(stack, "CompactSalesJob")
+    report.curated_rows = int(compaction["rows_written"])
+    report.curated_partitions = int(compaction["partitions_written"])
 
     step(f"backfilling the forecast of {BIAS_DAYS} days ago, so ForecastBias has actuals")
-    run_forecast(
-        curated_bucket=stack.ref("CuratedBucket"),
-        database=stack.ref("LakeDatabase"),
-        forecast_table=stack.ref("ForecastTable"),
-        horizon_days=28,
-        session=session,
-        as_of=today - timedelta(days=BIAS_DAYS),
-    )
+    backfill = (today - timedelta(days=BIAS_DAYS)).isoformat()
+    run_glue_job(stack, "ForecastDemandJob", arguments={"--as_of": backfill})
 
-    step("forecasting every SKU x location into DynamoDB (Glue job)")
-    forecast = run_forecast(
-        curated_bucket=stack.ref("CuratedBucket"),
-        database=stack.ref("LakeDatabase"),
-        forecast_table=stack.ref("ForecastTable"),
-        horizon_days=28,
-        session=session,
-    )
-    report.forecast_items = forecast.items_written
-    report.forecast_bias_pct = forecast.forecast_bias_pct
+    step("forecasting every SKU x location into DynamoDB (Glue job, from its artifacts)")
+    forecast = run_glue_job(stack, "ForecastDemandJob")
+    report.forecast_items = int(forecast["items_written"])
+    report.forecast_bias_pct = forecast["forecast_bias_pct"]
 
     sku, location = history[0]["sku_id"], history[0]["location_id"]
     step("reading one forecast through the API with a ViewerGroup token")

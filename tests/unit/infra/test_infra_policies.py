@@ -160,6 +160,44 @@ def test_given_the_get_forecast_role_when_read_then_no_s3_and_forecasts_are_read
     assert all(s["Effect"] == "Allow" for s in statements)
 
 
+def _object_prefixes(statements: list[dict[str, Any]], bucket: str) -> set[str]:
+    """The object key patterns the statements allow on ``bucket`` (``${Bucket.Arn}/<p>``)."""
+    out = set()
+    for s in statements:
+        for r in _as_list(s["Resource"]):
+            sub = r.get("Fn::Sub") if isinstance(r, dict) else None
+            if isinstance(sub, str) and sub.startswith(f"${{{bucket}.Arn}}/"):
+                out.add(sub.removeprefix(f"${{{bucket}.Arn}}/"))
+    return out
+
+
+def test_given_the_glue_jobs_when_read_then_each_has_a_role_scoped_to_its_own_prefixes(
+    cfn_template: dict[str, Any],
+) -> None:
+    jobs = resources_of(cfn_template, "AWS::Glue::Job")
+    roles = {lid: job["Properties"]["Role"]["Fn::GetAtt"][0] for lid, job in jobs.items()}
+    compact = role_statements(cfn_template, roles["CompactSalesJob"])
+    forecast = role_statements(cfn_template, roles["ForecastDemandJob"])
+
+    assert len(set(roles.values())) == len(roles) == 2
+    assert _object_prefixes(compact, "RawBucket") == {"sales/*"}
+    assert _object_prefixes(compact, "CuratedBucket") == {
+        "sales/*",
+        "daily_demand/*",
+        "quarantine/compaction/*",
+        "_state/compaction/*",
+    }
+    assert _object_prefixes(forecast, "RawBucket") == set()
+    assert _object_prefixes(forecast, "CuratedBucket") == {"daily_demand/*", "forecasts/*"}
+    for statements in (compact, forecast):
+        assert _object_prefixes(statements, "ArtifactsBucket") == {"glue/*"}
+        lists = [s for s in statements if "s3:ListBucket" in _as_list(s["Action"])]
+        assert lists and all("s3:prefix" in s["Condition"]["StringLike"] for s in lists)
+    assert not any("dynamodb" in str(s["Action"]) for s in compact)
+    (put_metric,) = [s for s in forecast if s["Action"] == "cloudwatch:PutMetricData"]
+    assert put_metric["Condition"] == {"StringEquals": {"cloudwatch:namespace": "FMCG/Business"}}
+
+
 # ---------------------------------------------------------------- network
 
 
