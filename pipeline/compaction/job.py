@@ -157,7 +157,7 @@ def run_compaction(
         touched = spool.days
         demand_days: list[date] = []
         if touched:
-            start, end = _demand_range(touched, manifest)
+            start, end = demand_range(touched, manifest)
             demand_days = run.write_days(spool, start, end, sales_keys.result())
             manifest.max_event_date = end
         report("register partitions", 0, 1)
@@ -180,7 +180,7 @@ def run_compaction(
     )
 
 
-def _demand_range(touched: list[date], manifest: Manifest) -> tuple[date, date]:
+def demand_range(touched: list[date], manifest: Manifest) -> tuple[date, date]:
     """The days whose demand changes: from the first touched day (or the day after the last
     known event date, whose stock now carries further) through the last event date."""
     start, end = touched[0], touched[-1]
@@ -329,11 +329,11 @@ class _Run:
                 spool.discard(day)
             if existing is not None:
                 if not merged:
-                    for batch in _sales_batches(existing):
+                    for batch in sales_batches(existing):
                         sales.add(batch)
                 existing.unlink()
             if builder is None:
-                builder = _builder(None if previous is None else previous.result())
+                builder = demand_builder(None if previous is None else previous.result())
             self._write_demand(day, builder.finish(day, sales))
             if day == last_touched:
                 self._register_when_uploaded(SALES_TABLE, sorted(touched))
@@ -406,7 +406,7 @@ class _Run:
         )
 
 
-def _builder(previous: Path | None) -> DemandBuilder:
+def demand_builder(previous: Path | None) -> DemandBuilder:
     """A demand builder carrying the stock of the day before the first day to build."""
     if previous is None:
         return DemandBuilder()
@@ -415,7 +415,7 @@ def _builder(previous: Path | None) -> DemandBuilder:
     return builder
 
 
-def _sales_batches(path: Path) -> Iterator[pa.Table]:
+def sales_batches(path: Path) -> Iterator[pa.Table]:
     """The demand's columns of a sales partition, row group by row group.
 
     Older partitions may lack a column added to the contract since: it reads as nulls.

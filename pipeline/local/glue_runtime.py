@@ -45,6 +45,12 @@ CACHE: Final = ROOT / "build" / "local" / "glue"
 MODULE_LISTS: Final = ROOT / "infra" / "glue"
 #: The Python each Glue version runs (AWS Glue release notes).
 PYTHON_OF_GLUE: Final = {"5.0": (3, 11), "5.1": (3, 11)}
+#: The Spark of each Glue version, which a glueetl job imports as ``pyspark`` (it is the
+#: runtime, not one of the listed modules): Glue 5.0 runs Spark 3.5.4, Glue 5.1 3.5.6.
+SPARK_OF_GLUE: Final = {
+    "5.0": ("pyspark==3.5.4", "py4j==0.10.9.7"),
+    "5.1": ("pyspark==3.5.6", "py4j==0.10.9.7"),
+}
 #: What Glue adds to every run of a job without bookmarks.
 GLUE_RUN_ARGUMENTS: Final = ("--job-bookmark-option", "job-bookmark-disable")
 MODULES_ARGUMENT: Final = "--additional-python-modules"
@@ -186,6 +192,7 @@ def job_environment(definition: GlueJobDefinition, cache: Path = CACHE) -> Path:
         "\n".join(
             [
                 definition.glue_version,
+                *SPARK_OF_GLUE[definition.glue_version],
                 provided.read_text(),
                 *requirements,
                 "--",
@@ -202,7 +209,7 @@ def job_environment(definition: GlueJobDefinition, cache: Path = CACHE) -> Path:
         base = _base_python(PYTHON_OF_GLUE[definition.glue_version])
         subprocess.run([base, "-m", "venv", str(env)], check=True, capture_output=True)
         # The provided list is complete (it is what Glue has installed), so no resolution.
-        _pip(python, "--no-deps", "-r", str(provided))
+        _pip(python, "--no-deps", "-r", str(provided), *SPARK_OF_GLUE[definition.glue_version])
         if requirements:
             _pip(python, *definition.installer_options, *requirements)
         (env / ".complete").write_text(key)

@@ -1,0 +1,233 @@
+"""Compaction on Spark: the steps of :mod:`pipeline.compaction.job`, spread over executors.
+
+1. driver: load the manifest, list the raw zone (the new objects, as in one process);
+2. executors, one task per raw object: GET, parse, quarantine bad lines, split by event
+   date (:func:`parse_raw_object`, :func:`split_by_event_date`);
+3. executors, one task per day of the demand range: the day's new rows, in listing order,
+   merged into its ``sales`` partition and uploaded over it (:func:`merge_partition`), and
+   the day's sales reduced per pair (:class:`DaySales`, whose reductions compose);
+4. driver: the ``daily_demand`` days in order from those reductions (the stock carried
+   from one day to the next is the one sequential step; one row per pair per day), then
+   partitions registered and the manifest committed, as in one process.
+
+A partition is still replaced by one PUT and nothing is committed before every upload has
+finished, so a crash at any step leaves the curated zone readable and the manifest
+unchanged, and the re-run converges to the same rows: the guarantees of the
+single-process path, from the same code.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime, timedelta
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import boto3
+
+from pipeline.compaction.catalog import register_partitions
+from pipeline.compaction.dedupe import split_by_event_date
+from pipeline.compaction.demand import DaySales
+from pipeline.compaction.job import (
+    CompactionReport,
+    curated_key,
+    demand_builder,
+    demand_range,
+    quarantine_key,
+    sales_batches,
+)
+from pipeline.compaction.parquet_files import RowGroupWriter, merge_partition
+from pipeline.compaction.parse import parse_raw_object
+from pipeline.compaction.schema import (
+    DAILY_DEMAND_SCHEMA,
+    DAILY_DEMAND_TABLE,
+    SALES_SCHEMA,
+    SALES_TABLE,
+)
+from pipeline.compaction.state import load_manifest, save_manifest
+from pipeline.compaction.store import LakeStore
+from pipeline.job_protocol import Progress, null_progress
+from pipeline.lake import RAW_SALES_PREFIX
+from pipeline.spark.arrow import from_bytes, to_bytes
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+#: Parsed objects: (listing index, events, quarantined, [(day, rows as Arrow IPC)]).
+Parsed = tuple[int, int, int, list[tuple[date, bytes]]]
+
+
+def _store() -> LakeStore:
+    # Each executor makes its own client: the job's role on Glue, the endpoint locally.
+    return LakeStore.from_session(boto3.session.Session())
+
+
+def parse_object(raw_bucket: str, curated_bucket: str, item: tuple[int, str]) -> Parsed:
+    """Step 2 for one raw object (an executor task)."""
+    index, key = item
+    store = _store()
+    data = store.get(raw_bucket, key)
+    if data is None:  # deleted since the listing
+        return index, 0, 0, []
+    parsed = parse_raw_object(data)
+    if parsed.rejected:
+        source = f"s3://{raw_bucket}/{key}"
+        body = "".join(r.to_json(source) + "\n" for r in parsed.rejected)
+        store.put(curated_bucket, quarantine_key(key), body.encode(), "application/x-ndjson")
+    days = split_by_event_date(parsed.table)
+    rows = sum(t.num_rows for t in days.values())
+    return index, rows, len(parsed.rejected), [(d, to_bytes(t)) for d, t in sorted(days.items())]
+
+
+def write_day(curated_bucket: str, group: tuple[date, Any]) -> tuple[date, int, int, bool, bytes]:
+    """Step 3 for one day (an executor task): (day, new rows, duplicates, whether new rows
+    came in, the day's reduced sales as Arrow IPC)."""
+    day, items = group
+    pieces = sorted((i for i in items if i is not None), key=lambda piece: piece[0])
+    store = _store()
+    sales = DaySales()
+    new_rows = duplicates = 0
+    with tempfile.TemporaryDirectory(prefix="compaction-day-") as tmp:
+        path = Path(tmp) / "existing.parquet"
+        existing = path if store.download(curated_bucket, curated_key(day), path) else None
+        merged = False
+        if pieces:
+            tables = [from_bytes(data) for _, data in pieces]
+
+            def new(columns: list[str] | None) -> list[Any]:
+                return [t.select(columns) if columns else t for t in tables]
+
+            out = Path(tmp) / "sales.parquet"
+            result = merge_partition(existing, new, out, SALES_SCHEMA, on_rows=sales.add)
+            duplicates = result.duplicates
+            if result.new_rows:
+                store.upload(out, curated_bucket, curated_key(day))
+                new_rows, merged = result.new_rows, True
+        if existing is not None and not merged:
+            for batch in sales_batches(existing):
+                sales.add(batch)
+    return day, new_rows, duplicates, bool(pieces), to_bytes(sales.reduced())
+
+
+def run_compaction_spark(
+    *,
+    spark: SparkSession,
+    raw_bucket: str,
+    curated_bucket: str,
+    database: str,
+    session: boto3.session.Session | None = None,
+    now: datetime | None = None,
+    progress: Progress = null_progress,
+) -> CompactionReport:
+    """Compact the raw objects not compacted yet, on ``spark``; see the module doc.
+
+    Same arguments, result and guarantees as :func:`pipeline.compaction.run_compaction`.
+    """
+    session = session or boto3.session.Session()
+    store = LakeStore.from_session(session)
+    manifest = load_manifest(store, curated_bucket)
+    listing = [
+        o
+        for o in store.list(raw_bucket, RAW_SALES_PREFIX)
+        if o.key.endswith(".json") and manifest.is_new(o)
+    ]
+    if not listing:
+        return CompactionReport()
+    sc = spark.sparkContext
+    progress("read raw", 0, len(listing))
+    parsed = (
+        sc.parallelize(list(enumerate(o.key for o in listing)), max(1, min(len(listing), 256)))
+        .map(partial(parse_object, raw_bucket, curated_bucket))
+        .cache()
+    )
+    try:
+        summary = parsed.map(lambda p: (p[1], p[2], [d for d, _ in p[3]])).collect()
+        progress("read raw", len(listing), len(listing))
+        touched = sorted({d for _, _, days in summary for d in days})
+        report = {
+            "events_in": sum(s[0] for s in summary),
+            "quarantined": sum(s[1] for s in summary),
+        }
+        days: list[date] = []
+        written: list[tuple[date, int, int, bool, bytes]] = []
+        if touched:
+            start, end = demand_range(touched, manifest)
+            days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+            progress("write partitions", 0, len(days))
+            pieces = parsed.flatMap(lambda p: [(d, (p[0], data)) for d, data in p[3]])
+            every_day = sc.parallelize([(d, None) for d in days], max(1, min(len(days), 64)))
+            written = sorted(
+                every_day.union(pieces)
+                .groupByKey(max(1, min(len(days), 64)))
+                .map(partial(write_day, curated_bucket))
+                .collect()
+            )
+            manifest.max_event_date = end
+    finally:
+        parsed.unpersist()
+    demand_days = _write_demand(store, curated_bucket, days, written, progress)
+    progress("register partitions", 0, 1)
+    # Like one process: every day that received rows is registered, new or not (a re-run
+    # after a crash between the uploads and the registration registers them then).
+    sales_days = [w[0] for w in written if w[3]]
+    for table, registered in ((SALES_TABLE, sales_days), (DAILY_DEMAND_TABLE, demand_days)):
+        if registered:
+            register_partitions(
+                database=database,
+                table=table,
+                bucket=curated_bucket,
+                days=registered,
+                session=session,
+            )
+    progress("register partitions", 1, 1)
+    progress("commit", 0, 1)
+    manifest.objects.update({o.key: o.etag for o in listing})
+    manifest.compacted_at = (now or datetime.now(UTC)).isoformat()
+    save_manifest(store, curated_bucket, manifest)
+    progress("commit", 1, 1)
+    return CompactionReport(
+        raw_objects=len(listing),
+        bytes_in=sum(o.size for o in listing),
+        events_in=report["events_in"],
+        duplicates_dropped=sum(w[2] for w in written),
+        rows_written=sum(w[1] for w in written),
+        partitions_written=sum(1 for w in written if w[1]),
+        quarantined=report["quarantined"],
+        demand_days_written=len(demand_days),
+    )
+
+
+def _write_demand(
+    store: LakeStore,
+    curated_bucket: str,
+    days: list[date],
+    written: list[tuple[date, int, int, bool, bytes]],
+    progress: Progress,
+) -> list[date]:
+    """Step 4: each day's demand from its reduced sales, the stock carried day to day."""
+    if not days:
+        return []
+    with tempfile.TemporaryDirectory(prefix="compaction-demand-") as tmp:
+        path = Path(tmp) / "previous.parquet"
+        key = curated_key(days[0] - timedelta(days=1), DAILY_DEMAND_TABLE)
+        previous = path if store.download(curated_bucket, key, path) else None
+        builder = demand_builder(previous)
+        with ThreadPoolExecutor(4, thread_name_prefix="compaction-demand") as pool:
+            uploads = []
+            for i, (day, _, _, _, reduced) in enumerate(written, start=1):
+                rows = builder.finish(day, DaySales(parts=[from_bytes(reduced)]))
+                out = Path(tmp) / f"demand-{day.isoformat()}.parquet"
+                writer = RowGroupWriter(out, DAILY_DEMAND_SCHEMA)
+                writer.write(rows)
+                writer.close()
+                uploads.append(
+                    pool.submit(
+                        store.upload, out, curated_bucket, curated_key(day, DAILY_DEMAND_TABLE)
+                    )
+                )
+                progress("write partitions", i, len(days))
+            for upload in uploads:
+                upload.result()
+    return days

@@ -1,0 +1,47 @@
+"""The Spark session a job runs on: Glue's cluster on AWS, local mode anywhere else."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+#: Overrides the master of a session started outside a cluster (``local[2]``, ...).
+MASTER_VARIABLE: Final = "FMCG_SPARK_MASTER"
+SETTINGS: Final = {
+    # Spark's own UI and shuffle service are of no use to a batch job run from a script.
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.shuffle.partitions": "8",
+}
+
+
+def spark_session(app_name: str, cores: int | None = None) -> SparkSession:
+    """The running session, or a new one.
+
+    Under Glue (or any ``spark-submit``) the launcher has set ``spark.master`` and the
+    session is the cluster's. Started from a plain Python process it runs in local mode
+    with ``cores`` worker threads (default: every core), its driver bound to 127.0.0.1, and
+    its Python workers on this interpreter, so they import what this process imports.
+    """
+    from pyspark import SparkConf
+    from pyspark.sql import SparkSession
+
+    conf = SparkConf()
+    builder = SparkSession.builder.appName(app_name)
+    for key, value in SETTINGS.items():
+        builder = builder.config(key, value)
+    if not conf.contains("spark.master"):
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        master = os.environ.get(MASTER_VARIABLE) or f"local[{cores or '*'}]"
+        builder = (
+            builder.master(master)
+            .config("spark.driver.host", "127.0.0.1")
+            .config("spark.driver.bindAddress", "127.0.0.1")
+        )
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    return session

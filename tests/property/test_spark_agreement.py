@@ -1,0 +1,161 @@
+"""Property: the Spark path and the single-process path write the same curated zone.
+
+The same generated raw objects (duplicates, late events, bad lines, two arrival runs) go
+into two fresh lakes; one is compacted in one process, the other on Spark in local mode,
+which also crashes at a drawn step of one run and is re-run. Every curated object (the
+sales and daily demand partitions, the quarantine, the manifest) must hold the same rows,
+and the catalog the same partitions.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import awswrangler as wr
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "functional"))
+from compaction_lake import Lake, fresh_lake  # noqa: E402
+
+from pipeline.compaction import run_compaction  # noqa: E402
+from pipeline.spark.compaction import run_compaction_spark  # noqa: E402
+from pipeline.spark.session import spark_session  # noqa: E402
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from pyspark.sql import SparkSession
+
+    from pipeline.local.stack import LocalStack
+
+BASE = datetime(2024, 5, 10, tzinfo=UTC)
+_SESSIONS: dict[str, Any] = {}
+
+
+class Crash(Exception):
+    """Injected between two steps of a run."""
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[SparkSession]:
+    session = spark_session("fmcg-tests", cores=2)
+    yield session
+    session.stop()
+
+
+@st.composite
+def raw_objects(draw: st.DrawFn) -> dict[str, Any]:
+    events: list[Any] = []
+    for i in range(draw(st.integers(1, 16))):
+        kind = draw(st.sampled_from(["sale", "sale", "return", "stock_count"]))
+        stock = draw(st.none() | st.integers(0, 5)) if kind != "stock_count" else 3
+        events.append(
+            {
+                "event_id": f"ev-{i}",
+                "event_type": kind,
+                "sku_id": draw(st.sampled_from(["A", "B", "C"])),
+                "location_id": draw(st.sampled_from(["L1", "L2"])),
+                "quantity": 0 if kind == "stock_count" else draw(st.integers(1, 5)),
+                "event_time": (
+                    BASE
+                    + timedelta(days=draw(st.integers(0, 5)), minutes=draw(st.integers(0, 1439)))
+                ).isoformat(),
+                **({} if stock is None else {"stock_on_hand": stock}),
+            }
+        )
+    lines: list[Any] = events + draw(st.lists(st.sampled_from(events), max_size=6))
+    lines += draw(st.lists(st.sampled_from(["{not json", '{"event_id": 1}', "[]"]), max_size=2))
+    lines = [lines[i] for i in draw(st.permutations(range(len(lines))))]
+    cuts = sorted(draw(st.sets(st.integers(1, max(1, len(lines) - 1)), max_size=4)))
+    objects = [lines[a:b] for a, b in zip([0, *cuts], [*cuts, len(lines)], strict=True) if a < b]
+    return {
+        "objects": objects,
+        "first_run": draw(st.integers(0, len(objects))),
+        "crash_run": draw(st.sampled_from([0, 1])),
+        "crash_at": draw(st.integers(1, 12)),
+    }
+
+
+def _crasher(at: int) -> Any:
+    calls = [0]
+
+    def crash(step: str, done: int, total: int) -> None:
+        calls[0] += 1
+        if calls[0] == at:
+            raise Crash(step)
+
+    return crash
+
+
+def _put(s3: Any, lake: Lake, run: int, objects: list[list[Any]], first: int) -> None:
+    for seq, lines in enumerate(objects, start=first):
+        body = "".join((x if isinstance(x, str) else json.dumps(x)) + "\n" for x in lines)
+        key = f"sales/2024/05/{16 + run:02d}/shardId-0-{seq:06d}-{seq:06d}.json"
+        s3.put_object(Bucket=lake.raw, Key=key, Body=body.encode())
+
+
+def _curated(s3: Any, lake: Lake) -> dict[str, Any]:
+    """Every curated object by key: rows of Parquet, lines of NDJSON, the manifest's state."""
+    out: dict[str, Any] = {}
+    for obj in s3.list_objects_v2(Bucket=lake.curated).get("Contents", []):
+        body = s3.get_object(Bucket=lake.curated, Key=obj["Key"])["Body"].read()
+        if obj["Key"].endswith(".parquet"):
+            out[obj["Key"]] = pq.read_table(io.BytesIO(body)).to_pylist()
+        elif obj["Key"].endswith("manifest.json"):
+            manifest = json.loads(body)
+            out[obj["Key"]] = (manifest["objects"], manifest["max_event_date"])
+        else:  # quarantine: the source names the lake's own raw bucket
+            out[obj["Key"]] = body.decode().replace(lake.raw, "<raw>").splitlines()
+    return out
+
+
+@settings(
+    max_examples=4,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(scenario=raw_objects())
+def test_given_the_same_raw_objects_when_compacted_on_spark_then_curated_is_identical(
+    stack: LocalStack, spark: SparkSession, scenario: dict[str, Any]
+) -> None:
+    session = _SESSIONS.setdefault(stack.stack_name, stack.session())
+    s3 = session.client("s3")
+    single, distributed = fresh_lake(stack, session), fresh_lake(stack, session)
+    split = scenario["first_run"]
+    runs = [scenario["objects"][:split], scenario["objects"][split:]]
+    for run, objects in enumerate(runs):
+        first = 1 + (0 if run == 0 else split)
+        for lake in (single, distributed):
+            _put(s3, lake, run, objects, first)
+        run_compaction(
+            raw_bucket=single.raw,
+            curated_bucket=single.curated,
+            database=single.database,
+            session=session,
+        )
+        kwargs = {
+            "spark": spark,
+            "raw_bucket": distributed.raw,
+            "curated_bucket": distributed.curated,
+            "database": distributed.database,
+            "session": session,
+        }
+        try:
+            crash = _crasher(scenario["crash_at"] if run == scenario["crash_run"] else -1)
+            run_compaction_spark(**kwargs, progress=crash)
+        except Crash:
+            run_compaction_spark(**kwargs)
+
+    assert _curated(s3, distributed) == _curated(s3, single)
+    for table in ("sales", "daily_demand"):
+        got = wr.catalog.get_partitions(distributed.database, table, boto3_session=session)
+        want = wr.catalog.get_partitions(single.database, table, boto3_session=session)
+        assert sorted(v for v in got.values()) == sorted(v for v in want.values())
