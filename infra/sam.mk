@@ -3,9 +3,10 @@
 # for python3.12 on arm64 with pip's --platform flags (python -m pipeline.packaging, cached),
 # so SAM needs neither Docker nor a local python3.12: it only gets a copy in ARTIFACTS_DIR.
 ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST)))..)
-BUILT := $(ROOT)/build/lambda
-# The project's Makefile bootstraps .venv first; the environment may say otherwise.
+# The project's Makefile bootstraps .venv first; the environment may say otherwise (a test
+# builds elsewhere with the interpreter it runs on).
 BUILD_LAMBDA ?= $(MAKE) -C $(ROOT) build-lambda
+BUILT ?= $(ROOT)/build/lambda
 
 build-SharedLayer:
 	$(BUILD_LAMBDA)
