@@ -9,7 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import pytest
 
@@ -18,9 +18,7 @@ from pipeline.packaging import LambdaArtifacts, build_lambda_artifacts, local_la
 from pipeline.packaging.limits import MB, tree_files
 from pipeline.packaging.requirements import installed_distributions, read_lock
 
-if TYPE_CHECKING:
-    from pathlib import Path
-
+ROOT = Path(__file__).resolve().parents[3]
 #: What the functions never import, so what the layer must not hold.
 ABSENT = (
     "pipeline/local/",
@@ -156,3 +154,22 @@ def test_given_a_module_missing_from_the_layer_when_invoked_then_it_fails_naming
     assert raised.value.error_message == (
         "Unable to import module 'app': No module named 'pipeline.lake.layout'"
     )
+
+
+def test_given_a_changed_handler_when_loaded_again_then_the_local_build_is_rebuilt_once(
+    out: Path, local: LambdaArtifacts, tmp_path: Path
+) -> None:
+    # A copy of the template and the functions' code: CodeUri is relative to the template.
+    shutil.copytree(ROOT / "infra", tmp_path / "infra")
+    shutil.copytree(ROOT / "stream_consumers", tmp_path / "stream_consumers")
+    template = tmp_path / "infra" / "template.yaml"
+
+    same = local_lambda_artifacts(out, template_path=template)
+    with (tmp_path / "stream_consumers" / "get_forecast" / "app.py").open("a") as f:
+        f.write("\nEDITED = True\n")
+    edited = local_lambda_artifacts(out, template_path=template)
+
+    assert same.root == local.root
+    assert edited.root != local.root
+    assert "EDITED = True" in (edited.code_dir("GetForecastFunction") / "app.py").read_text()
+    assert local_lambda_artifacts(out, template_path=template).root == edited.root
