@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit bench fuzz clean layer
+.PHONY: install demo test lint typecheck unit bench fuzz clean build build-lambda
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,7 +25,17 @@ $(TOOLS_STAMP):
 	$(TOOLS)/bin/python -m pip install --quiet 'checkov>=3.2,<4'
 	touch $(TOOLS_STAMP)
 
-install: $(STAMP) $(TOOLS_STAMP)
+# aws-sam-cli (`sam validate --lint`, `sam build`) pins its own dependencies too.
+SAM := .venv-sam
+SAM_STAMP := $(SAM)/.installed
+
+$(SAM_STAMP):
+	test -x $(SAM)/bin/python || $(PYTHON) -m venv $(SAM)
+	$(SAM)/bin/python -m pip install --quiet --upgrade pip
+	$(SAM)/bin/python -m pip install --quiet 'aws-sam-cli>=1.120,<2'
+	touch $(SAM_STAMP)
+
+install: $(STAMP) $(TOOLS_STAMP) $(SAM_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/fmcg demo
@@ -37,7 +47,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck $(TOOLS_STAMP)
+test: lint typecheck $(TOOLS_STAMP) $(SAM_STAMP)
 	$(BIN)/python -m pytest -n 2 --durations=15
 
 # Property suites with fresh random seeds and FUZZ_SCALE x the examples, round after round
@@ -52,13 +62,15 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python benchmarks/run_all.py
 
-# Stages the Lambda layer for `sam build`: the pipeline package plus the handlers' light
-# requirements (infra/layer/requirements.txt); SAM's python3.12 build method installs them.
-layer:
-	rm -rf layer && mkdir -p layer
-	cp -r pipeline layer/pipeline
-	find layer -name __pycache__ -prune -exec rm -rf {} +
-	cp infra/layer/requirements.txt layer/requirements.txt
+# Every deployment artifact into build/: the functions' code and their layer for python3.12
+# on arm64 (build/lambda, size-checked), and the Glue scripts and wheel. No Docker, no local
+# python3.12: pip's --platform flags fetch the target's wheels. `sam build` calls
+# build-lambda through infra/sam.mk. The local runtime builds its own host copy on demand.
+build: $(STAMP)
+	$(BIN)/python -m pipeline.packaging --out build
+
+build-lambda: $(STAMP)
+	$(BIN)/python -m pipeline.packaging --out build --only lambda
 
 clean:
-	rm -rf $(VENV) $(TOOLS) layer .fmcg .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) $(SAM) build .aws-sam .fmcg .pytest_cache .mypy_cache .ruff_cache

@@ -107,9 +107,16 @@ def invoke(
     logical_id: Annotated[str, typer.Argument(help="Function logical id in the template.")],
     event: Annotated[Path, typer.Option(help="JSON event file.", exists=True)],
 ) -> None:
-    """Run a template function's handler in-process with the template's environment."""
-    from pipeline.local.invoke import invoke_function
+    """Run a template function from its built artifacts with the template's environment.
+
+    Prints the response, or Lambda's error document (and exits 1) when the function fails.
+    """
+    from pipeline.local.invoke import FunctionError, invoke_function
 
     stack = current_stack()
-    response = invoke_function(stack, logical_id, json.loads(event.read_text()))
+    try:
+        response = invoke_function(stack, logical_id, json.loads(event.read_text()))
+    except FunctionError as e:
+        console.print_json(json.dumps(e.payload))
+        raise typer.Exit(1) from e
     console.print_json(json.dumps(response, default=str))

@@ -9,7 +9,7 @@ It does what API Gateway does for the REST API of ``infra/template.yaml``:
    ``iss`` (the pool), ``token_use == "id"`` and ``aud`` (the app client), as the REST
    Cognito authorizer without scopes does; ``401 Unauthorized`` on any failure;
 3. build the REST proxy event (stage ``v1``, ``requestContext.authorizer.claims`` with
-   string values, as the REST authorizer passes them) and call the handler in-process;
+   string values, as the REST authorizer passes them) and invoke the function;
 4. turn the proxy response into the HTTP answer (``502`` if the handler raises).
 
 Each route goes to the function whose ``Api`` event declares it (the template deploys the
@@ -276,11 +276,13 @@ def http_answer(response: Any) -> HttpAnswer:
 class HandlerPool:
     """Up to ``size`` handler instances, each serving one request at a time (like containers)."""
 
-    def __init__(self, factory: Callable[[], Handler], size: int) -> None:
+    def __init__(self, factory: Callable[[], Handler], size: int, *, owned: bool = True) -> None:
         self._factory = factory
+        self._owned = owned  # whether close() stops the instances (not a caller's handler)
         self._idle: queue.LifoQueue[Handler] = queue.LifoQueue()
         self._slots = threading.Semaphore(size)
         self._lock = threading.Lock()
+        self._built: list[Handler] = []
 
     def invoke(self, event: dict[str, Any]) -> Any:
         """Run ``event`` on an idle instance, building one if the pool is not full."""
@@ -290,10 +292,21 @@ class HandlerPool:
             except queue.Empty:
                 with self._lock:  # imports are not safe to run concurrently
                     handler = self._factory()
+                    if self._owned:
+                        self._built.append(handler)
             try:
                 return handler(event, None)
             finally:
                 self._idle.put(handler)
+
+    def close(self) -> None:
+        """Stop the instances this pool built (their worker processes), if they can be."""
+        with self._lock:
+            built, self._built = self._built, []
+        for handler in built:
+            close = getattr(handler, "close", None)
+            if close is not None:
+                close()
 
 
 class LocalGateway:
@@ -319,7 +332,7 @@ class LocalGateway:
         self.verifier = verifier or CognitoTokenVerifier.for_stack(stack)
         self.pools: dict[str, HandlerPool] = {}
         if handler is not None and handler_factory is None:
-            shared = HandlerPool(lambda: handler, 1)
+            shared = HandlerPool(lambda: handler, 1, owned=False)
             self.pools = {route.function: shared for route in self.routes}
         elif handler_factory is not None and handler is None:
             for function in {route.function for route in self.routes}:
@@ -398,6 +411,8 @@ class LocalGateway:
             self._thread.join(timeout=5)
             self._thread = None
         self._server.server_close()
+        for pool in {id(p): p for p in self.pools.values()}.values():
+            pool.close()
 
     def __enter__(self) -> LocalGateway:
         return self.start()

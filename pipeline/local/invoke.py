@@ -1,15 +1,20 @@
-"""Run a template function's handler in-process, like ``sam local invoke`` without Docker.
+"""Run a template function from its built artifacts, like ``sam local invoke`` without Docker.
 
-The handler file comes from the function's ``CodeUri`` and ``Handler``; it is imported
-fresh, under the environment variables the template gives the function (plus the
-emulator's endpoint and credentials), exactly as Lambda would start it.
+:func:`load_handler` finds the function's built code and the layer in
+``build/local/lambda`` (building them first when missing or stale, see
+:func:`pipeline.packaging.local_lambda_artifacts`) and returns a :class:`LocalFunction`:
+a callable that runs the handler in warm worker processes whose import path holds that code,
+that layer and the standard library only (:mod:`pipeline.local.worker`). The working tree
+is never on it, so a module missing from the artifact fails here as it would on AWS.
+
+Each worker gets the environment Lambda would give the function: the variables the template
+sets, the runtime's own (``AWS_LAMBDA_FUNCTION_NAME``, ``LAMBDA_TASK_ROOT``, ...), and the
+emulator's endpoint and credentials instead of a role.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -19,12 +24,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import ConfigurationError
+from pipeline.local.template import ACCOUNT_ID, REGION
+from pipeline.local.worker import FunctionError, FunctionTimeout, LocalFunction, WorkerSpec
+from pipeline.packaging.functions import function_spec
 
 if TYPE_CHECKING:
     from pipeline.local.stack import LocalStack
+    from pipeline.packaging.functions import FunctionSpec
 
 Handler = Callable[[dict[str, Any], Any], Any]
-_REPO_ROOT = Path(__file__).resolve().parents[2]
+#: Variables of this process the workers keep: the locale (Lambda sets its own).
+_INHERITED = ("LANG", "LC_ALL", "LC_CTYPE")
 
 
 @dataclass
@@ -42,7 +52,7 @@ class LocalContext:
 
     @property
     def invoked_function_arn(self) -> str:
-        return f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}"
+        return f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{self.function_name}"
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self.timeout_s - (time.monotonic() - self._started)) * 1000))
@@ -64,21 +74,18 @@ def patched_environ(values: Mapping[str, str]) -> Iterator[None]:
 
 
 def handler_location(stack: LocalStack, logical_id: str) -> tuple[Path, str]:
-    """The handler's source file and function name from ``CodeUri`` and ``Handler``."""
-    spec = stack.template["Resources"].get(logical_id)
-    if spec is None or spec["Type"] != "AWS::Serverless::Function":
-        raise ConfigurationError(f"{logical_id} is not a function in {stack.template_path}")
-    props = spec["Properties"]
-    module, _, function = props["Handler"].rpartition(".")
-    code_dir = (Path(stack.template_path).parent / props["CodeUri"]).resolve()
-    path = code_dir / (module.replace(".", "/") + ".py")
-    if not path.is_file():
-        raise ConfigurationError(f"handler file {path} of {logical_id} does not exist")
-    return path, function
+    """The handler's source file in the working tree and its function name.
+
+    For tests that drive a handler in-process; :func:`load_handler` runs the built one.
+    """
+    spec = function_spec(stack.template, Path(stack.template_path), logical_id)
+    if not spec.handler_file.is_file():
+        raise ConfigurationError(f"handler file {spec.handler_file} of {logical_id} does not exist")
+    return spec.handler_file, spec.handler.rpartition(".")[2]
 
 
 def function_env(stack: LocalStack, logical_id: str) -> dict[str, str]:
-    """Everything the function's process sees: emulator endpoint, credentials, template env."""
+    """The emulator's endpoint and credentials, and the variables the template sets."""
     from pipeline.local.emulator import local_environment
 
     return {
@@ -88,34 +95,72 @@ def function_env(stack: LocalStack, logical_id: str) -> dict[str, str]:
     }
 
 
-def load_handler(stack: LocalStack, logical_id: str) -> Handler:
-    """Import the function's handler fresh, under its template environment.
+def runtime_environment(spec: FunctionSpec, code_dir: Path) -> dict[str, str]:
+    """The variables Lambda's runtime sets in every execution environment."""
+    return {
+        "AWS_EXECUTION_ENV": f"AWS_Lambda_{spec.runtime}",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.logical_id}",
+        "AWS_LAMBDA_LOG_STREAM_NAME": "local",
+        "LAMBDA_TASK_ROOT": str(code_dir),
+        "_HANDLER": spec.handler,
+        "TZ": "UTC",
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        **{k: os.environ[k] for k in _INHERITED if k in os.environ},
+    }
 
-    The returned callable also runs under that environment, so code that reads variables
-    lazily sees the same values as code that read them at import.
+
+def load_handler(
+    stack: LocalStack, logical_id: str, *, build_dir: Path | None = None
+) -> LocalFunction:
+    """The function ``logical_id`` of the stack's template, run from its built artifacts.
+
+    Workers start on the first invocation (the cold start), under the function's
+    environment and ``Timeout``; ``close()`` the result (or use it as a context manager)
+    to stop them, or they stop when this process exits.
     """
-    path, function = handler_location(stack, logical_id)
-    env = function_env(stack, logical_id)
-    module_name = f"_fmcg_local_{logical_id}_{uuid.uuid4().hex[:8]}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        raise ConfigurationError(f"cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
-    # The Lambda layer puts the pipeline package on the path; locally the repo root does.
-    if str(_REPO_ROOT) not in sys.path:
-        sys.path.append(str(_REPO_ROOT))
-    with patched_environ(env):
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-    target: Handler = getattr(module, function)
+    from pipeline.packaging import local_lambda_artifacts
 
-    def invoke(event: dict[str, Any], context: Any = None) -> Any:
-        with patched_environ(env):
-            return target(event, context or LocalContext(function_name=logical_id))
-
-    return invoke
+    template_path = Path(stack.template_path)
+    spec = function_spec(stack.template, template_path, logical_id)
+    artifacts = local_lambda_artifacts(build_dir, template_path=template_path)
+    code_dir = artifacts.code_dir(logical_id)
+    return LocalFunction(
+        WorkerSpec(
+            function=logical_id,
+            code_dir=code_dir,
+            layers=(artifacts.layer_python,),
+            handler=spec.handler,
+            environment={**runtime_environment(spec, code_dir), **function_env(stack, logical_id)},
+            timeout_s=float(spec.timeout_s),
+            invoked_function_arn=LocalContext(logical_id).invoked_function_arn,
+        )
+    )
 
 
-def invoke_function(stack: LocalStack, logical_id: str, event: dict[str, Any]) -> Any:
-    """Load the handler, run it once on ``event`` and return its response."""
-    return load_handler(stack, logical_id)(event, None)
+def invoke_function(
+    stack: LocalStack, logical_id: str, event: dict[str, Any], *, build_dir: Path | None = None
+) -> Any:
+    """Run the function once on ``event`` (a cold start) and return its response.
+
+    A function error raises :class:`FunctionError`, whose ``payload`` is Lambda's error
+    document.
+    """
+    with load_handler(stack, logical_id, build_dir=build_dir) as function:
+        return function(event)
+
+
+__all__ = [
+    "FunctionError",
+    "FunctionTimeout",
+    "Handler",
+    "LocalContext",
+    "LocalFunction",
+    "function_env",
+    "handler_location",
+    "invoke_function",
+    "load_handler",
+    "patched_environ",
+    "runtime_environment",
+]

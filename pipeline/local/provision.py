@@ -3,8 +3,8 @@
 Each supported resource type has one small function that creates it through the AWS API
 (so the emulator is driven exactly as AWS would be) and returns its ``Ref`` value and the
 attributes ``Fn::GetAtt`` may ask for. Resources that have no local counterpart (IAM roles,
-functions, the API, VPC, alarms) are recorded as not emulated: functions run in-process
-through ``fmcg local invoke`` and the local poller instead.
+functions, the API, VPC, alarms) are recorded as not emulated: functions run from their built
+artifacts through ``fmcg local invoke``, the local poller and the local gateway instead.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``fmcg local invoke``: a template function's handler in-process with the template's env."""
+"""``fmcg local invoke``: a template function from its built artifact with the template's env."""
 
 from __future__ import annotations
 
@@ -48,3 +48,22 @@ def test_given_the_cli_when_invoking_with_an_event_file_then_it_prints_the_json_
     response = json.loads(result.stdout)
     assert response["statusCode"] == 200
     assert json.loads(response["body"])["items"] == []
+
+
+def test_given_an_event_the_function_rejects_when_invoked_by_the_cli_then_the_error_document(
+    stack, tmp_path
+) -> None:
+    state = tmp_path / "state"
+    stack.save(state / "local.json")
+    event = tmp_path / "not_kinesis.json"
+    event.write_text('{"detail": "no Records"}')
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli.main", "local", "invoke", "IngestStreamFunction",
+         "--event", str(event)],
+        check=False, cwd=REPO, capture_output=True, text=True, timeout=120,
+        env={"FMCG_HOME": str(state), "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 1, result.stderr
+    error = json.loads(result.stdout)
+    assert (error["errorType"], error["errorMessage"]) == ("KeyError", "'Records'")
+    assert any("app.py" in line for line in error["stackTrace"])

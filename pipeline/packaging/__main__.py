@@ -1,0 +1,74 @@
+"""``python -m pipeline.packaging --out build [--only lambda|glue]``: build the artifacts.
+
+``--lock`` re-resolves ``infra/layer/requirements.in`` into the exact lock instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from pipeline.errors import PipelineError
+
+logger = logging.getLogger("pipeline.packaging")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.packaging", description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("build"), help="build directory")
+    parser.add_argument("--only", choices=["lambda", "glue"], help="one half only")
+    parser.add_argument("--lock", action="store_true", help="re-lock the layer's packages")
+    parser.add_argument("--quiet", action="store_true", help="warnings and errors only")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
+    try:
+        if args.lock:
+            _relock()
+            return 0
+        if args.only in (None, "lambda"):
+            _build_lambda(args.out)
+        if args.only in (None, "glue"):
+            # The Glue half is its own module; imported only when asked for.
+            from pipeline.packaging.glue_artifacts import build_glue_artifacts
+
+            for path in build_glue_artifacts(args.out):
+                logger.info("built %s", path)
+    except PipelineError as e:
+        logger.error("error: %s", e)
+        return 1
+    return 0
+
+
+def _build_lambda(out: Path) -> None:
+    from pipeline.packaging.lambda_artifacts import build_lambda_artifacts
+    from pipeline.packaging.limits import MB, tree_files, tree_size
+
+    artifacts = build_lambda_artifacts(out)
+    layer_zip = artifacts.root / "layer.zip"
+    logger.info(
+        "layer %s: %d files, %.1f MB unzipped, %.1f MB zipped",
+        artifacts.layer,
+        len(tree_files(artifacts.layer)),
+        tree_size(artifacts.layer) / MB,
+        layer_zip.stat().st_size / MB,
+    )
+    for logical_id in artifacts.functions:
+        logger.info("function %s: %s", logical_id, artifacts.code_dir(logical_id))
+
+
+def _relock() -> None:
+    from pipeline.local.template import load_template
+    from pipeline.packaging.functions import lambda_functions
+    from pipeline.packaging.lambda_artifacts import DEFAULT_TEMPLATE
+    from pipeline.packaging.requirements import LOCK, TargetPlatform, relock
+
+    functions = lambda_functions(load_template(DEFAULT_TEMPLATE), DEFAULT_TEMPLATE)
+    spec = next(iter(functions.values()))
+    pins = relock(TargetPlatform.lambda_runtime(spec.runtime, spec.architecture))
+    logger.info("%s: %d pins", LOCK, len(pins))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

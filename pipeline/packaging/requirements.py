@@ -1,0 +1,184 @@
+"""The layer's third-party packages: an exact lock, installed for a target platform with pip.
+
+``infra/layer/requirements.in`` names what the functions import directly, with the ranges
+of ``pyproject.toml``; ``infra/layer/requirements.txt`` pins every package of the resolved
+set (``name==version``), for the template's runtime and architecture. :func:`relock`
+writes the lock; :func:`install` installs it, for the Lambda platform (pip's
+``--platform`` / ``--python-version`` / ``--only-binary``: no Docker, no matching local
+Python) or for the running interpreter, and refuses a result that is not exactly the lock.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from pipeline.packaging.exceptions import ArtifactError
+
+LAYER_DIR: Final = Path(__file__).resolve().parents[2] / "infra" / "layer"
+REQUIREMENTS_IN: Final = LAYER_DIR / "requirements.in"
+LOCK: Final = LAYER_DIR / "requirements.txt"
+#: Lambda's names for architectures, as pip's manylinux platform tags spell them.
+_MACHINES: Final = {"arm64": "aarch64", "x86_64": "x86_64"}
+_PIN: Final = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;#]+)\s*(?:#.*)?$")
+
+
+@dataclass(frozen=True)
+class TargetPlatform:
+    """Where installed packages will run; ``platform=None`` is the running interpreter."""
+
+    platform: str | None = None
+    python_version: str | None = None
+
+    @classmethod
+    def lambda_runtime(cls, runtime: str, architecture: str) -> TargetPlatform:
+        """The platform of a Lambda runtime (``python3.12``) and architecture (``arm64``)."""
+        if not runtime.startswith("python") or architecture not in _MACHINES:
+            raise ArtifactError(f"no pip platform for Lambda runtime {runtime} on {architecture}")
+        # manylinux2014 (glibc 2.17) wheels run on every Amazon Linux that Lambda uses.
+        return cls(f"manylinux2014_{_MACHINES[architecture]}", runtime.removeprefix("python"))
+
+    @property
+    def key(self) -> str:
+        """What installed packages depend on, for cache keys."""
+        if self.platform is None:
+            return f"host-{sys.implementation.cache_tag}-{sys.platform}-{_host_machine()}"
+        return f"{self.platform}-cp{self.python_version}"
+
+    def pip_arguments(self) -> list[str]:
+        if self.platform is None:
+            return []
+        assert self.python_version is not None
+        return [
+            "--platform",
+            self.platform,
+            "--implementation",
+            "cp",
+            "--python-version",
+            self.python_version,
+            "--only-binary=:all:",
+        ]
+
+
+def _host_machine() -> str:
+    import platform
+
+    return platform.machine()
+
+
+def read_lock(path: Path = LOCK) -> dict[str, str]:
+    """The pins of a lock file, by normalised project name."""
+    pins: dict[str, str] = {}
+    for number, raw in enumerate(path.read_text().splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        match = _PIN.match(line)
+        if match is None:
+            raise ArtifactError(f"{path}:{number}: not an exact pin (name==version): {line}")
+        pins[normalise(match[1])] = match[2]
+    return pins
+
+
+def normalise(name: str) -> str:
+    """A project name as PyPI compares them (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def install(target: Path, platform: TargetPlatform, lock: Path = LOCK) -> None:
+    """Install exactly the packages of ``lock`` into ``target`` (a fresh directory).
+
+    Every package is pinned, so pip's resolver only confirms the set; a dependency that is
+    missing from the lock would be installed unpinned, so it is refused instead.
+    """
+    pins = read_lock(lock)
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--target",
+        str(target),
+        *platform.pip_arguments(),
+        # Byte code compiled by this interpreter would be for its version, not the target's.
+        *(["--no-compile"] if platform.platform else []),
+        "--requirement",
+        str(lock),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise ArtifactError(
+            f"pip could not install {lock} for {platform.key}:\n{result.stderr.strip()[-4000:]}"
+        )
+    installed = installed_distributions(target)
+    unpinned = sorted(set(installed) - set(pins))
+    if unpinned:
+        raise ArtifactError(
+            f"{lock} is not a complete lock: pip also installed {', '.join(unpinned)} "
+            "(re-run `python -m pipeline.packaging --lock`)"
+        )
+
+
+def installed_distributions(target: Path) -> dict[str, str]:
+    """Name -> version of the distributions installed in ``target`` (their .dist-info)."""
+    found: dict[str, str] = {}
+    for info in target.glob("*.dist-info"):
+        name, _, version = info.name.removesuffix(".dist-info").partition("-")
+        found[normalise(name)] = version
+    return found
+
+
+def relock(
+    platform: TargetPlatform, requirements: Path = REQUIREMENTS_IN, lock: Path = LOCK
+) -> dict[str, str]:
+    """Resolve ``requirements`` for ``platform`` with pip and write every pin to ``lock``."""
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--dry-run",
+        "--ignore-installed",
+        "--report",
+        "-",
+        *platform.pip_arguments(),
+        "--requirement",
+        str(requirements),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise ArtifactError(f"pip could not resolve {requirements}:\n{result.stderr[-4000:]}")
+    report = json.loads(result.stdout)
+    pins = {
+        normalise(item["metadata"]["name"]): item["metadata"]["version"]
+        for item in report["install"]
+    }
+    header = (
+        f"# The exact lock of {requirements.name}, resolved for {platform.key} (the template's\n"
+        "# Runtime and Architectures). Generated: `python -m pipeline.packaging --lock`.\n"
+    )
+    lock.write_text(header + "".join(f"{n}=={v}\n" for n, v in sorted(pins.items())))
+    return pins
+
+
+__all__ = [
+    "LOCK",
+    "REQUIREMENTS_IN",
+    "TargetPlatform",
+    "install",
+    "installed_distributions",
+    "normalise",
+    "read_lock",
+    "relock",
+]
