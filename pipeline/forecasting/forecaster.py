@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -113,62 +114,110 @@ def forecast(history: Matrix, config: ForecasterConfig | None = None) -> Forecas
         return _forecast(history, config)
 
 
-def _forecast(history: Matrix, config: ForecasterConfig | None) -> Forecast:
-    config = config or ForecasterConfig()
-    y = np.clip(
+def prepare(history: Matrix, config: ForecasterConfig) -> Matrix:
+    """The part of ``history`` the models fit: the last ``fit_days``, clipped to the range
+    whose squared errors cannot overflow."""
+    return np.clip(
         np.asarray(history, dtype=np.float64)[:, -config.fit_days :],
         -MAX_DAILY_UNITS,
         MAX_DAILY_UNITS,
     )
+
+
+def calibration_sample(ranks: npt.NDArray[np.int64], series: int, config: ForecasterConfig) -> Any:
+    """Which of the series at ``ranks`` (of ``series`` in all) calibrate the intervals:
+    every one up to ``calibration_series``, beyond that an evenly spaced sample, so that
+    memory stays flat."""
+    stride = -(-series // config.calibration_series) if series else 1
+    return ranks % stride == 0
+
+
+def pooled_sum(parts: list[tuple[Matrix, Matrix]]) -> tuple[Matrix, Matrix] | None:
+    """The pooled weekday index of several chunks from their parts (``None``: one chunk,
+    which pools over itself)."""
+    if len(parts) <= 1:
+        return None
+    return np.sum([p[0] for p in parts], axis=0), np.sum([p[1] for p in parts], axis=0)
+
+
+def _forecast(history: Matrix, config: ForecasterConfig | None) -> Forecast:
+    config = config or ForecasterConfig()
+    y = prepare(history, config)
     n = y.shape[0]
     chunks = [slice(s, min(s + config.chunk_series, n)) for s in range(0, n, config.chunk_series)]
     # The only quantities shared across series are the pooled weekday index and the
     # conformal quantiles; everything else is per series, so memory follows the chunk.
-    pooled: tuple[Matrix, Matrix] | None = None
-    if len(chunks) > 1:
-        parts = [config.seasonal.pooled_parts(y[c]) for c in chunks]
-        pooled = (np.sum([p[0] for p in parts], axis=0), np.sum([p[1] for p in parts], axis=0))
-    # Calibration pools errors over series: every series up to ``calibration_series``,
-    # beyond that an evenly spaced sample of them, so that memory stays flat too.
-    stride = -(-n // config.calibration_series) if n else 1
-    fits = [
-        _fit(y[c], pooled, config, sample=np.arange(c.start, c.stop) % stride == 0) for c in chunks
-    ]
-    point = np.concatenate([f.point for f in fits]) if fits else np.zeros((0, config.horizon))
-    weights = (
-        np.concatenate([f.weights for f in fits], axis=1)
-        if fits
-        else np.zeros((len(CANDIDATES), 0))
+    pooled = (
+        pooled_sum([config.seasonal.pooled_parts(y[c]) for c in chunks])
+        if len(chunks) > 1
+        else None
     )
+    fits = [
+        fit_chunk(
+            y[c], pooled, config, sample=calibration_sample(np.arange(c.start, c.stop), n, config)
+        )
+        for c in chunks
+    ]
     scaled = (
         np.concatenate([f.scaled for f in fits])
         if fits
         else np.full((0, 0, config.horizon), np.nan)
     )
-    chosen = np.argmax(weights, axis=0)
+    quantiles = interval_quantiles(scaled, config)
+    return combine([f.forecast(quantiles) for f in fits], config)
+
+
+def combine(parts: list[Forecast], config: ForecasterConfig) -> Forecast:
+    """The forecasts of consecutive chunks of series as one."""
+    if not parts:
+        empty = np.zeros((0, config.horizon))
+        return Forecast(
+            point=empty,
+            intervals=dict.fromkeys(config.levels, (empty, empty)),
+            model=[],
+            weights=np.zeros((len(CANDIDATES), 0)),
+        )
     return Forecast(
-        point=point,
-        intervals=_intervals(point, scaled, config),
-        model=[CANDIDATES[k] for k in chosen],
-        weights=weights,
+        point=np.concatenate([p.point for p in parts]),
+        intervals={
+            level: (
+                np.concatenate([p.intervals[level][0] for p in parts]),
+                np.concatenate([p.intervals[level][1] for p in parts]),
+            )
+            for level in config.levels
+        },
+        model=[m for p in parts for m in p.model],
+        weights=np.concatenate([p.weights for p in parts], axis=1),
     )
 
 
 @dataclass(frozen=True)
-class _Fit:
+class ChunkFit:
+    """One chunk of series fitted: what its forecast needs once the intervals are known."""
+
     point: Matrix  # (series, horizon)
     weights: Matrix  # (candidates, series)
     scaled: Matrix  # (sampled series, origins, horizon): calibration errors
 
+    def forecast(self, quantiles: IntervalQuantiles) -> Forecast:
+        chosen = np.argmax(self.weights, axis=0)
+        return Forecast(
+            point=self.point,
+            intervals=intervals(self.point, quantiles),
+            model=[CANDIDATES[k] for k in chosen],
+            weights=self.weights,
+        )
 
-def _fit(
+
+def fit_chunk(
     y: Matrix,
     pooled: tuple[Matrix, Matrix] | None,
     config: ForecasterConfig,
     *,
     sample: npt.NDArray[np.bool_],
-) -> _Fit:
-    """Blend, point forecasts and calibration errors of one chunk of series."""
+) -> ChunkFit:
+    """Blend, point forecasts and calibration errors of one chunk of series (``pooled``: the
+    weekday index parts summed over every chunk, ``None`` when this is the only one)."""
     horizon = config.horizon
     days = y.shape[1]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -191,7 +240,7 @@ def _fit(
     last = np.array([days - 1])
     point = np.maximum(_from_origins(blended, index, last, horizon)[:, 0, :], 0.0)
     scaled = _scaled_errors(y[sample], blended[sample], index[sample], config)
-    return _Fit(point=point, weights=weights, scaled=scaled)
+    return ChunkFit(point=point, weights=weights, scaled=scaled)
 
 
 def _scaled_errors(y: Matrix, blended: Matrix, index: Matrix, config: ForecasterConfig) -> Matrix:
@@ -211,21 +260,33 @@ def _scaled_errors(y: Matrix, blended: Matrix, index: Matrix, config: Forecaster
         )
 
 
-def _intervals(
-    point: Matrix, scaled: Matrix, config: ForecasterConfig
-) -> dict[float, tuple[Matrix, Matrix]]:
-    width = np.sqrt(point + POISSON_OFFSET)
-    out: dict[float, tuple[Matrix, Matrix]] = {}
+#: Per interval level, the scaled-error quantiles below and above the point, per step.
+IntervalQuantiles = dict[float, tuple[Matrix, Matrix]]
+
+
+def interval_quantiles(scaled: Matrix, config: ForecasterConfig) -> IntervalQuantiles:
+    """The conformal quantiles of the calibration errors pooled over the sampled series."""
+    out: IntervalQuantiles = {}
     for level in config.levels:
         # A planner reads the interval as "around the forecast": when past errors were
         # one-sided the interval still has to contain the point it is published with.
-        lo = np.minimum(_step_quantiles(scaled, (1 - level) / 2), 0.0)
-        hi = np.maximum(_step_quantiles(scaled, (1 + level) / 2), 0.0)
         out[level] = (
+            np.minimum(_step_quantiles(scaled, (1 - level) / 2), 0.0),
+            np.maximum(_step_quantiles(scaled, (1 + level) / 2), 0.0),
+        )
+    return out
+
+
+def intervals(point: Matrix, quantiles: IntervalQuantiles) -> dict[float, tuple[Matrix, Matrix]]:
+    """The bounds around ``point`` at each level."""
+    width = np.sqrt(point + POISSON_OFFSET)
+    return {
+        level: (
             _finite_clip(point + lo[None, :] * width, 0.0, point),
             _finite_clip(point + hi[None, :] * width, point, np.finfo(np.float64).max),
         )
-    return out
+        for level, (lo, hi) in quantiles.items()
+    }
 
 
 def _step_quantiles(scaled: Matrix, q: float) -> Matrix:

@@ -70,22 +70,32 @@ def read_dataset(path: str, session: boto3.session.Session) -> pd.DataFrame:
     return frame.drop(columns=[c for c in ("year", "month", "day") if c in frame.columns])
 
 
-def forecast_bias_pct(archive: pd.DataFrame, demand: pd.DataFrame) -> float | None:
-    """``100 * (sum forecast - sum actual) / sum actual`` over archived forecasts whose day
-    now has an actual (censored stockout days excluded: their actual is not demand).
-    ``None`` when no archived forecast has an actual yet or the actuals sum to 0."""
+def bias_sums(archive: pd.DataFrame, demand: pd.DataFrame) -> tuple[float, float]:
+    """(sum forecast, sum actual) over archived forecasts whose day now has an actual
+    (censored stockout days excluded: their actual is not demand). Sums of disjoint sets
+    of series add up, so a distributed run sums them per chunk."""
     if archive.empty or demand.empty:
-        return None
+        return 0.0, 0.0
     actual = demand.loc[~demand["stockout"].fillna(False).astype(bool)]
     actual = actual.assign(date=pd.to_datetime(actual["date"]))[
         [*SERIES_KEYS, "date", "units_sold"]
     ]
     past = archive.assign(date=pd.to_datetime(archive["date"]))
     joined = past.merge(actual, on=[*SERIES_KEYS, "date"], how="inner")
-    total = float(joined["units_sold"].sum())
-    if joined.empty or total == 0:
+    return float(joined["forecast_val"].sum()), float(joined["units_sold"].sum())
+
+
+def bias_pct(forecast_sum: float, actual_sum: float) -> float | None:
+    """``100 * (sum forecast - sum actual) / sum actual``; ``None`` when nothing has an
+    actual yet or the actuals sum to 0."""
+    if actual_sum == 0:
         return None
-    return 100.0 * (float(joined["forecast_val"].sum()) - total) / total
+    return 100.0 * (forecast_sum - actual_sum) / actual_sum
+
+
+def forecast_bias_pct(archive: pd.DataFrame, demand: pd.DataFrame) -> float | None:
+    """ForecastBias in percent of the archive against the demand (see :func:`bias_sums`)."""
+    return bias_pct(*bias_sums(archive, demand))
 
 
 def forecast_frame(
@@ -106,9 +116,14 @@ def forecast_frame(
 
 
 def archive_forecasts(
-    frame: pd.DataFrame, *, curated_bucket: str, database: str, session: boto3.session.Session
+    frame: pd.DataFrame,
+    *,
+    curated_bucket: str,
+    database: str | None,
+    session: boto3.session.Session,
 ) -> None:
-    """Write forecasts to ``forecasts/year=/month=/day=`` (by forecast day) and the catalog.
+    """Write forecasts to ``forecasts/year=/month=/day=`` (by forecast day) and, given a
+    ``database``, its catalog.
 
     Partitions are overwritten, so a re-run replaces its own rows instead of adding more, and
     each day keeps the latest forecast made for it."""
@@ -125,12 +140,12 @@ def archive_forecasts(
         partition_cols=["year", "month", "day"],
         mode="overwrite_partitions",
         database=database,
-        table=FORECASTS_TABLE,
+        table=FORECASTS_TABLE if database else None,
         boto3_session=session,
     )
 
 
-def _rows(frame: pd.DataFrame) -> list[ForecastRow]:
+def forecast_rows(frame: pd.DataFrame) -> list[ForecastRow]:
     return [
         ForecastRow(str(sku), str(loc), day, float(val), float(lo), float(hi))
         for sku, loc, day, val, lo, hi in zip(
@@ -155,6 +170,7 @@ def run_forecast(
     now: datetime | None = None,
     as_of: date | None = None,
     progress: Progress | None = None,
+    config: ForecasterConfig | None = None,
 ) -> ForecastReport:
     """Forecast every SKU x location in the curated daily demand table and publish it.
 
@@ -186,13 +202,13 @@ def run_forecast(
 
     report_progress("fit", 0, 1)
     matrix = to_matrix(demand, keys=SERIES_KEYS, value="units_sold", censored="stockout")
-    result = forecast(matrix.values, ForecasterConfig(horizon=horizon_days))
+    result = forecast(matrix.values, config or ForecasterConfig(horizon=horizon_days))
     frame = forecast_frame(matrix, result, generated_at=now)
     report_progress("fit", 1, 1)
 
     if as_of is None:
         written = write_forecasts(
-            _rows(frame),
+            forecast_rows(frame),
             table_name=forecast_table,
             now=now,
             session=session,

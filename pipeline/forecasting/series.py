@@ -39,15 +39,19 @@ def to_matrix(
     value: str,
     date: str = "date",
     censored: str | None = None,
+    start: pd.Timestamp | None = None,
     end: pd.Timestamp | None = None,
 ) -> SeriesMatrix:
-    """Pivot a long table (one row per series and day) into a :class:`SeriesMatrix`."""
+    """Pivot a long table (one row per series and day) into a :class:`SeriesMatrix`.
+
+    The days run from ``start`` (default: the first in ``frame``) through ``end`` (default:
+    the last), so that chunks of one dataset pivoted apart share one calendar."""
     data = frame[[*keys, date, value] + ([censored] if censored else [])].copy()
     data[date] = pd.to_datetime(data[date])
     data[value] = data[value].astype("float64")
     if censored:
         data.loc[data[censored].fillna(False).astype(bool), value] = np.nan
-    first = data[date].min()
+    first = data[date].min() if start is None else start
     last = data[date].max() if end is None else end
     grouped = data.groupby(keys, sort=True, observed=True)
     series = grouped.ngroup().to_numpy()

@@ -1,0 +1,363 @@
+"""The forecast job on Spark: the chunked forecaster's chunks as executor tasks.
+
+The single-process forecaster already works through series in chunks of
+``chunk_series`` (sorted by SKU and location) and shares only two things between chunks:
+the pooled weekday index (a sum of per-chunk parts) and the conformal quantiles of the
+calibration errors. So, with the same cores:
+
+1. executors read the ``daily_demand`` (and forecast archive) objects, one task each;
+2. the driver collects the distinct series keys and ranks them as one process sorts them;
+3. executors pivot each chunk's rows into its matrix on the common calendar, send back
+   its weekday-index parts, then fit it (:func:`fit_chunk`) and send back its sampled
+   calibration errors (small: at most ``calibration_series`` series in all);
+4. the driver sums the parts in chunk order and takes the quantiles, as one process does;
+5. executors bound each chunk's forecasts, write its items to DynamoDB (the same batch
+   writer and retries), and the archive is written one forecast day per task.
+
+The forecasts are the single-process forecasts bit for bit; ForecastBias is the sum of
+per-chunk sums (equal up to the order of a float sum).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.compaction.catalog import register_partitions
+from pipeline.compaction.store import LakeStore
+from pipeline.forecasting.dynamo import write_forecasts
+from pipeline.forecasting.forecaster import (
+    ChunkFit,
+    ForecasterConfig,
+    IntervalQuantiles,
+    calibration_sample,
+    combine,
+    fit_chunk,
+    interval_quantiles,
+    pooled_sum,
+    prepare,
+)
+from pipeline.forecasting.job import (
+    DAILY_DEMAND_TABLE,
+    FORECASTS_TABLE,
+    SERIES_KEYS,
+    ForecastReport,
+    archive_forecasts,
+    bias_pct,
+    bias_sums,
+    forecast_frame,
+    forecast_rows,
+)
+from pipeline.forecasting.metrics import publish_forecast_bias
+from pipeline.forecasting.series import SeriesMatrix, to_matrix
+from pipeline.job_protocol import Progress, null_progress
+from pipeline.spark.arrow import from_bytes, to_bytes
+
+if TYPE_CHECKING:
+    from pyspark import RDD
+    from pyspark.sql import SparkSession
+
+DEMAND_COLUMNS = [*SERIES_KEYS, "date", "units_sold", "stockout"]
+ARCHIVE_COLUMNS = [*SERIES_KEYS, "date", "forecast_val"]
+
+
+def _store() -> LakeStore:
+    return LakeStore.from_session(boto3.session.Session())
+
+
+def read_object(bucket: str, columns: list[str], before: date | None, key: str) -> bytes:
+    """One Parquet object's columns (rows before ``before`` only) as Arrow IPC (a task)."""
+    data = _store().get(bucket, key)
+    if data is None:
+        return b""
+    table = pq.read_table(io.BytesIO(data), columns=columns)
+    if before is not None and table.num_rows:
+        days = table.column("date").to_numpy(zero_copy_only=False)
+        table = table.filter(pa.array(days < np.datetime64(before)))
+    return to_bytes(table)
+
+
+def _partition_day(key: str) -> date:
+    """The day of a ``<table>/year=YYYY/month=MM/day=DD/<file>`` key."""
+    parts = dict(p.split("=", 1) for p in key.split("/") if "=" in p)
+    return date(int(parts["year"]), int(parts["month"]), int(parts["day"]))
+
+
+def _keys_and_days(data: bytes) -> tuple[set[tuple[str, str]], date | None, date | None]:
+    if not data:
+        return set(), None, None
+    table = from_bytes(data)
+    if not table.num_rows:
+        return set(), None, None
+    keys = set(zip(*(table.column(k).to_pylist() for k in SERIES_KEYS), strict=True))
+    days = table.column("date").to_pylist()
+    return keys, min(days), max(days)
+
+
+def _by_chunk(
+    ranks: Any, chunk_series: int, tag: str, data: bytes
+) -> list[tuple[int, tuple[str, bytes]]]:
+    """A table's rows split by the chunk of their series (rows of unranked series dropped:
+    an archived forecast of a series without demand has no actual to compare with)."""
+    if not data:
+        return []
+    table = from_bytes(data)
+    rank = ranks.value
+    chunk = np.array(
+        [
+            rank.get(key, -1) // chunk_series if key in rank else -1
+            for key in zip(*(table.column(k).to_pylist() for k in SERIES_KEYS), strict=True)
+        ],
+        dtype=np.int64,
+    )
+    return [
+        (int(c), (tag, to_bytes(table.filter(pa.array(chunk == c)))))
+        for c in np.unique(chunk[chunk >= 0])
+    ]
+
+
+class _Chunk:
+    """One chunk's series: their matrix, its fit once fitted, and its bias sums."""
+
+    def __init__(self, index: int, matrix: SeriesMatrix, bias: tuple[float, float]) -> None:
+        self.index, self.matrix, self.bias = index, matrix, bias
+        self.fit: ChunkFit | None = None
+
+
+def build_chunk(start: pd.Timestamp, end: pd.Timestamp, group: tuple[int, Any]) -> tuple[int, Any]:
+    """Pivot one chunk's demand onto the common calendar; its archive's bias sums."""
+    index, pieces = group
+    parts: dict[str, list[pa.Table]] = {"demand": [], "archive": []}
+    for tag, data in pieces:
+        parts[tag].append(from_bytes(data))
+    demand = pa.concat_tables(parts["demand"]).to_pandas()
+    archive = pa.concat_tables(parts["archive"]).to_pandas() if parts["archive"] else pd.DataFrame()
+    matrix = to_matrix(
+        demand, keys=SERIES_KEYS, value="units_sold", censored="stockout", start=start, end=end
+    )
+    return index, _Chunk(index, matrix, bias_sums(archive, demand))
+
+
+def run_forecast_spark(
+    *,
+    spark: SparkSession,
+    curated_bucket: str,
+    database: str,
+    forecast_table: str,
+    horizon_days: int = 28,
+    session: boto3.session.Session | None = None,
+    now: datetime | None = None,
+    as_of: date | None = None,
+    progress: Progress = null_progress,
+    config: ForecasterConfig | None = None,
+) -> ForecastReport:
+    """:func:`pipeline.forecasting.job.run_forecast` on ``spark``: same arguments, report,
+    items and archive (see the module doc)."""
+    session = session or boto3.session.Session()
+    if now is None:
+        now = datetime.combine(as_of, time(), UTC) if as_of else datetime.now(UTC)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    config = config or ForecasterConfig(horizon=horizon_days)
+    store = LakeStore.from_session(session)
+    sc = spark.sparkContext
+
+    progress("read", 0, 1)
+    demand_keys = [o.key for o in store.list(curated_bucket, f"{DAILY_DEMAND_TABLE}/")]
+    archive_keys = [
+        o.key
+        for o in store.list(curated_bucket, f"{FORECASTS_TABLE}/")
+        if o.key.endswith(".parquet")
+    ]
+    demand_keys = [k for k in demand_keys if k.endswith(".parquet")]
+    demand = _read(sc, curated_bucket, DEMAND_COLUMNS, as_of, demand_keys).cache()
+    archive = _read(sc, curated_bucket, ARCHIVE_COLUMNS, None, archive_keys)
+    found = demand.map(_keys_and_days).collect()
+    keys = sorted(set().union(*(k for k, _, _ in found))) if found else []
+    days = [d for _, first, last in found for d in (first, last) if d is not None]
+    progress("read", 1, 1)
+    if not keys:
+        demand.unpersist()
+        bias = None
+        if as_of is None:
+            publish_forecast_bias(session.client("cloudwatch"), bias, timestamp=now)
+        return ForecastReport(0, 0, horizon_days, bias, generated_at=now.isoformat())
+
+    n = len(keys)
+    chunks = math.ceil(n / config.chunk_series)
+    ranks = sc.broadcast({key: i for i, key in enumerate(keys)})
+    start, end = pd.Timestamp(min(days)), pd.Timestamp(max(days))
+    progress("fit", 0, chunks)
+    grouped = (
+        demand.flatMap(partial(_by_chunk, ranks, config.chunk_series, "demand"))
+        .union(archive.flatMap(partial(_by_chunk, ranks, config.chunk_series, "archive")))
+        .groupByKey(chunks)
+        .map(partial(build_chunk, start, end))
+        .cache()
+    )
+    try:
+        pooled = (
+            pooled_sum(
+                [
+                    p
+                    for _, p in sorted(
+                        grouped.map(
+                            lambda c: (
+                                c[0],
+                                config.seasonal.pooled_parts(prepare(c[1].matrix.values, config)),
+                            )
+                        ).collect()
+                    )
+                ]
+            )
+            if chunks > 1
+            else None
+        )
+        fitted = grouped.map(partial(_fit, pooled, config, n)).cache()
+        scaled = [x for _, x in sorted(fitted.map(_scaled).collect(), key=lambda x: x[0])]
+        bias_parts = fitted.map(lambda c: c[1].bias).collect()
+        quantiles = interval_quantiles(
+            np.concatenate(scaled) if scaled else np.full((0, 0, config.horizon), np.nan), config
+        )
+        progress("fit", chunks, chunks)
+        bias = bias_pct(sum(f for f, _ in bias_parts), sum(a for _, a in bias_parts))
+        if as_of is None:
+            publish_forecast_bias(session.client("cloudwatch"), bias, timestamp=now)
+        last_actual = end.date()
+        progress("write", 0, chunks)
+        # A backfill archives the days that have actuals now, not only before ``as_of``.
+        latest_actual = max(_partition_day(k) for k in demand_keys)
+        publication = _Publication(
+            quantiles, config, now, forecast_table, latest_actual if as_of is not None else None
+        )
+        published = fitted.map(partial(_publish, publication)).cache()
+        outcome = published.map(lambda p: (p[0], p[1])).collect()
+        progress("write", chunks, chunks)
+        progress("archive", 0, 1)
+        archived = (
+            published.flatMap(lambda p: p[2])
+            .groupByKey()
+            .map(partial(_archive_day, curated_bucket))
+            .collect()
+        )
+        register_partitions(
+            database=database,
+            table=FORECASTS_TABLE,
+            bucket=curated_bucket,
+            days=sorted(archived),
+            session=session,
+        )
+        progress("archive", 1, 1)
+        published.unpersist()
+        fitted.unpersist()
+    finally:
+        grouped.unpersist()
+        demand.unpersist()
+    models: Counter[str] = Counter()
+    for _, counts in outcome:
+        models.update(counts)
+    return ForecastReport(
+        series=n,
+        items_written=sum(w for w, _ in outcome),
+        horizon_days=horizon_days,
+        forecast_bias_pct=bias,
+        models=dict(models.most_common()),
+        last_actual_date=last_actual.isoformat(),
+        generated_at=now.isoformat(),
+    )
+
+
+def _read(
+    sc: Any, bucket: str, columns: list[str], before: date | None, keys: list[str]
+) -> RDD[bytes]:
+    rdd: RDD[bytes] = sc.parallelize(keys, max(1, min(len(keys), 256))).map(
+        partial(read_object, bucket, columns, before)
+    )
+    return rdd
+
+
+def _fit(
+    pooled: Any, config: ForecasterConfig, series: int, item: tuple[int, _Chunk]
+) -> tuple[int, _Chunk]:
+    index, chunk = item
+    first = index * config.chunk_series
+    ranks = np.arange(first, first + chunk.matrix.values.shape[0])
+    chunk.fit = fit_chunk(
+        prepare(chunk.matrix.values, config),
+        pooled,
+        config,
+        sample=calibration_sample(ranks, series, config),
+    )
+    return index, chunk
+
+
+@dataclass(frozen=True)
+class _Publication:
+    """What step 5 needs besides the chunk."""
+
+    quantiles: IntervalQuantiles
+    config: ForecasterConfig
+    now: datetime
+    table: str
+    #: A backfill writes no items and archives only the days up to its last actual.
+    backfill_until: date | None
+
+
+def _scaled(item: tuple[int, _Chunk]) -> tuple[int, Any]:
+    index, chunk = item
+    assert chunk.fit is not None  # noqa: S101 - fitted by the stage before
+    return index, chunk.fit.scaled
+
+
+def _publish(
+    publication: _Publication, item: tuple[int, _Chunk]
+) -> tuple[int, dict[str, int], list[tuple[date, bytes]]]:
+    """Bound the chunk's forecasts, write its items (not for a backfill), and its archive
+    rows by forecast day."""
+    _, chunk = item
+    assert chunk.fit is not None  # noqa: S101 - fitted by the stage before
+    result = combine([chunk.fit.forecast(publication.quantiles)], publication.config)
+    now = publication.now
+    frame = forecast_frame(chunk.matrix, result, generated_at=now)
+    written = 0
+    if publication.backfill_until is None:
+        written = write_forecasts(
+            forecast_rows(frame),
+            table_name=publication.table,
+            now=now,
+            session=boto3.session.Session(),
+        )
+    else:
+        until = pd.Timestamp(publication.backfill_until)
+        frame = frame.loc[pd.to_datetime(frame["date"]) <= until]
+    days = pd.to_datetime(frame["date"]).dt.date
+    archive = [
+        (day, to_bytes(pa.Table.from_pandas(rows, preserve_index=False)))
+        for day, rows in frame.groupby(days, sort=True)
+    ]
+    return written, dict(Counter(result.model)), archive
+
+
+def _archive_day(bucket: str, group: tuple[date, Any]) -> date:
+    """One forecast day's archive partition, replaced in one write (a task); the catalog
+    is the driver's (one writer, no concurrent table updates)."""
+    day, pieces = group
+    frame = pa.concat_tables([from_bytes(p) for p in pieces]).to_pandas()
+    archive_forecasts(
+        frame.sort_values(SERIES_KEYS, kind="stable").reset_index(drop=True),
+        curated_bucket=bucket,
+        database=None,
+        session=boto3.session.Session(),
+    )
+    return day

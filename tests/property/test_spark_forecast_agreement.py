@@ -1,0 +1,162 @@
+"""Property: the forecast job on Spark publishes what the single-process job publishes.
+
+The same generated daily demand (series launched on different days, stockouts, zeros)
+goes into two fresh lakes, each with its own forecast table. A backfill then a run on
+each path, with chunks and a calibration sample small enough that several chunks and a
+sampled calibration are exercised: the DynamoDB items and the archived forecasts must be
+identical, and ForecastBias equal.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "functional"))
+from compaction_lake import Lake, fresh_lake  # noqa: E402
+
+from pipeline.compaction.schema import DAILY_DEMAND_SCHEMA  # noqa: E402
+from pipeline.forecasting.forecaster import ForecasterConfig  # noqa: E402
+from pipeline.forecasting.job import run_forecast  # noqa: E402
+from pipeline.lake import curated_partition_prefix  # noqa: E402
+from pipeline.spark.forecasting import run_forecast_spark  # noqa: E402
+from pipeline.spark.session import spark_session  # noqa: E402
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from pyspark.sql import SparkSession
+
+    from pipeline.local.stack import LocalStack
+
+END = date(2024, 6, 30)
+NOW = datetime(2024, 7, 1, 6, tzinfo=UTC)
+HORIZON = 7
+_SESSIONS: dict[str, Any] = {}
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[SparkSession]:
+    session = spark_session("fmcg-tests", cores=2)
+    yield session
+    session.stop()
+
+
+@st.composite
+def demand(draw: st.DrawFn) -> dict[date, list[dict[str, Any]]]:
+    days = draw(st.integers(20, 45))
+    by_day: dict[date, list[dict[str, Any]]] = {}
+    for s in range(draw(st.integers(1, 9))):
+        launch = draw(st.integers(0, days - 1))
+        level = draw(st.sampled_from([0.0, 0.3, 2.0, 9.0]))
+        for t in range(launch, days):
+            day = END - timedelta(days=days - 1 - t)
+            stock = draw(st.integers(0, 3)) if draw(st.booleans()) else 5
+            by_day.setdefault(day, []).append(
+                {
+                    "sku_id": f"SKU-{s % 4}",
+                    "location_id": f"LOC-{s // 4}",
+                    "date": day,
+                    "units_sold": int(level * ((t * 7 + s) % 5) / 2),
+                    "units_returned": 0,
+                    "end_of_day_stock": stock,
+                    "stockout": stock == 0,
+                }
+            )
+    return by_day
+
+
+def _put_demand(s3: Any, lake: Lake, by_day: dict[date, list[dict[str, Any]]]) -> None:
+    for day, rows in by_day.items():
+        sink = io.BytesIO()
+        pq.write_table(pa.Table.from_pylist(rows, schema=DAILY_DEMAND_SCHEMA), sink)
+        key = curated_partition_prefix(day, "daily_demand") + "part-00000.parquet"
+        s3.put_object(Bucket=lake.curated, Key=key, Body=sink.getvalue())
+
+
+def _table(stack: LocalStack, session: Any) -> str:
+    """A new table with the template's ForecastTable key schema."""
+    ddb = session.client("dynamodb")
+    spec = ddb.describe_table(TableName=stack.ref("ForecastTable"))["Table"]
+    name = f"{stack.stack_name}-{uuid.uuid4().hex[:8]}"
+    ddb.create_table(
+        TableName=name,
+        KeySchema=spec["KeySchema"],
+        AttributeDefinitions=spec["AttributeDefinitions"],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return name
+
+
+def _items(session: Any, table: str) -> dict[tuple[str, str], Any]:
+    items = session.resource("dynamodb").Table(table).scan()["Items"]
+    return {(i["PK"], i["SK"]): i for i in items}
+
+
+def _archive(s3: Any, lake: Lake) -> dict[str, list[dict[str, Any]]]:
+    """Each archived forecast day's rows (file names are awswrangler's random ones)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for obj in s3.list_objects_v2(Bucket=lake.curated, Prefix="forecasts/").get("Contents", []):
+        body = s3.get_object(Bucket=lake.curated, Key=obj["Key"])["Body"].read()
+        out.setdefault(obj["Key"].rsplit("/", 1)[0], []).extend(
+            pq.read_table(io.BytesIO(body)).to_pylist()
+        )
+    return out
+
+
+@settings(
+    max_examples=3,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(by_day=demand(), chunk=st.sampled_from([2, 3, 64]), calibration=st.sampled_from([2, 64]))
+def test_given_the_same_demand_when_forecast_on_spark_then_items_and_archive_are_identical(
+    stack: LocalStack,
+    spark: SparkSession,
+    by_day: dict[date, list[dict[str, Any]]],
+    chunk: int,
+    calibration: int,
+) -> None:
+    session = _SESSIONS.setdefault(stack.stack_name, stack.session())
+    s3 = session.client("s3")
+    config = ForecasterConfig(horizon=HORIZON, chunk_series=chunk, calibration_series=calibration)
+    reports = []
+    for runner, extra in ((run_forecast, {}), (run_forecast_spark, {"spark": spark})):
+        lake = fresh_lake(stack, session)
+        _put_demand(s3, lake, by_day)
+        table = _table(stack, session)
+        common = {
+            "curated_bucket": lake.curated,
+            "database": lake.database,
+            "forecast_table": table,
+            "horizon_days": HORIZON,
+            "session": session,
+            "config": config,
+            **extra,
+        }
+        runner(**common, as_of=END - timedelta(days=3))
+        report = runner(**common, now=NOW)
+        reports.append((report, _items(session, table), _archive(s3, lake)))
+    (single, single_items, single_archive), (spark_run, spark_items, spark_archive) = reports
+
+    assert spark_items == single_items
+    assert list(spark_archive.values()) == list(single_archive.values())
+    assert (spark_run.series, spark_run.items_written, spark_run.models) == (
+        single.series,
+        single.items_written,
+        single.models,
+    )
+    if single.forecast_bias_pct is None:
+        assert spark_run.forecast_bias_pct is None
+    else:
+        assert spark_run.forecast_bias_pct == pytest.approx(single.forecast_bias_pct, rel=1e-12)
