@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,11 +117,24 @@ def load_fixes(text: str) -> list[dict[str, Any]]:
     stripped = text.strip()
     try:
         if stripped.startswith("["):
-            loaded = json.loads(stripped)
+            loaded = json.loads(stripped, parse_float=_finite_float)
         else:
-            loaded = [json.loads(line) for line in stripped.splitlines() if line.strip()]
+            loaded = [
+                json.loads(line, parse_float=_finite_float)
+                for line in stripped.splitlines()
+                if line.strip()
+            ]
     except ValueError as e:
         raise TerminalError(f"fix file is neither a JSON array nor JSON lines: {e}") from e
     if not all(isinstance(item, dict) for item in loaded):
         raise TerminalError("fix file must hold JSON objects (one event each)")
     return list(loaded)
+
+
+def _finite_float(text: str) -> float:
+    # As the ingest decoder: json.loads would make 1e400 an inf, which the producer would
+    # then send as the non-JSON Infinity.
+    value = float(text)
+    if math.isinf(value):
+        raise TerminalError(f"fix file holds {text[:40]}, beyond the range of a double")
+    return value
