@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from pipeline.cli.console import console, err_console
 from pipeline.errors import ConfigurationError
-from pipeline.local.emulator import is_running, local_environment, start_server, stop_server
-from pipeline.local.stack import DEFAULT_STACK_NAME, LocalStack, state_dir
+from pipeline.local.emulator import (
+    is_emulator,
+    is_running,
+    local_environment,
+    start_server,
+    stop_server,
+)
+from pipeline.local.stack import DEFAULT_STACK_NAME, LocalStack, private_state_dir, state_dir
 from pipeline.local.template import DEFAULT_TEMPLATE
 
 app = typer.Typer(
@@ -32,7 +40,8 @@ def current_stack() -> LocalStack:
     its own clients (awswrangler's default session, say) can never reach AWS by accident.
     """
     stack = LocalStack.load(state_file())
-    if stack.pid is not None and not is_running(stack.pid):
+    # Not only "is the pid alive": after a reboot it can be any process's.
+    if stack.pid is not None and not is_emulator(stack.pid, stack.endpoint_url):
         raise ConfigurationError("the local emulator is not running (run `fmcg local up`)")
     os.environ.update(local_environment(stack.endpoint_url))
     return stack
@@ -46,8 +55,7 @@ def ensure_up(
         return current_stack()
     except ConfigurationError:
         pass
-    directory = state_dir()
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = private_state_dir()
     pid, url = start_server(log_path=directory / "emulator.log")
     try:
         stack = LocalStack.create(url, stack_name=stack_name, template_path=template, pid=pid)
@@ -73,7 +81,7 @@ def up(
     emulated = sum(r.emulated for r in stack.resources.values())
     err_console.print(
         f"[green]up[/] {stack.endpoint_url} (pid {stack.pid}): {emulated} resources provisioned"
-        f" from {stack.template_path}; state in {state_file()}"
+        f" from {escape(stack.template_path)}; state in {escape(str(state_file()))}"
     )
 
 
@@ -81,13 +89,22 @@ def up(
 def down() -> None:
     """Stop the emulator and forget its state."""
     path = state_file()
-    try:
-        stack = LocalStack.load(path)
-    except ConfigurationError:
+    if not path.exists() and not path.is_symlink():
         err_console.print("nothing to stop")
         return
+    stack = LocalStack.load(path)  # a state file that is not safe to act on is an error
     if stack.pid is not None:
-        stop_server(stack.pid)
+        if is_emulator(stack.pid, stack.endpoint_url):
+            stop_server(stack.pid)
+        elif _exists(stack.pid):
+            # A pid from a state file is signalled only if it is the emulator: after a
+            # reboot, or in a file someone else wrote, it can be any process.
+            err_console.print(
+                f"[yellow]process {stack.pid} is not the emulator on {stack.endpoint_url}; "
+                "not signalled[/]"
+            )
+        else:
+            err_console.print(f"the emulator (pid {stack.pid}) had already stopped")
     path.unlink(missing_ok=True)
     # Consumer checkpoints name sequence numbers of streams that no longer exist.
     shutil.rmtree(state_dir() / "checkpoints", ignore_errors=True)
@@ -99,7 +116,16 @@ def status() -> None:
     """Print AWS_ENDPOINT_URL and every resource name as ``export NAME=value`` lines."""
     stack = current_stack()
     for name, value in stack.environment().items():
-        console.print(f"export {name}={value}", highlight=False, soft_wrap=True)
+        # Quoted for the shell that evaluates them; echoed, not printed by rich, which
+        # would read markup and emoji codes in the values.
+        typer.echo(f"export {name}={shlex.quote(value)}")
+
+
+def _exists(pid: int) -> bool:
+    try:
+        return is_running(pid)
+    except ConfigurationError:  # someone else's process
+        return True
 
 
 @app.command()

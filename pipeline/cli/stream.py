@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from pipeline.cli.console import console, err_console, progress
+from pipeline.cli.console import console, err_console, progress, untrusted
 from pipeline.cli.local import current_stack
 from pipeline.errors import NotFoundError
 from pipeline.lake.layout import QUARANTINE_PREFIX
@@ -155,7 +155,9 @@ def show(key: Annotated[str, typer.Argument(help="Object key (under quarantine/)
     table = Table("shard:sequence", "reason", "detail", "data")
     for r in records:
         sub = "" if r.sub_sequence is None else f"/{r.sub_sequence}"
-        table.add_row(f"{r.shard_id}:{r.sequence_number}{sub}", r.reason, r.detail, r.preview)
+        # Every cell came from the object, and detail and data from the producer's bytes.
+        cells = (f"{r.shard_id}:{r.sequence_number}{sub}", r.reason, r.detail, r.preview)
+        table.add_row(*(untrusted(cell) for cell in cells))
     console.print(table)
 
 
@@ -178,7 +180,7 @@ def replay(
     fixes = load_fixes(fix_file.read_text()) if fix_file else None
     plan = plan_replay(records, fixes)
     for where, reason in plan.still_invalid:
-        err_console.print(f"[yellow]still invalid[/] {where}: {reason}")
+        err_console.print("[yellow]still invalid[/]", untrusted(f"{where}: {reason}"))
     if plan.events:
         producer = Producer(stack.session().client("kinesis"), stack.ref("SalesStream"))
         report = producer.put(plan.events)

@@ -7,11 +7,18 @@ schema, so column types match Athena's, Hive partition keys become columns like 
 (strings), files missing a newer column read it as null (additive schema drift), and
 ``_``/``.``-prefixed objects are skipped like Athena skips them. DuckDB pushes filters and
 projections into the dataset scan, so only the needed row groups and columns are fetched.
+
+No extension is fetched or loaded behind the SQL's back: DuckDB would otherwise download
+and load one (code from the network) as soon as a query names a function or a URL scheme
+it needs (``https://``, ``s3://``, ``read_json``...). Nothing here needs one: S3 is read by
+pyarrow, and the extensions the engine uses (parquet, icu for ``TimeZone``, json) are
+built into the Python package. The configuration is then locked, so the SQL cannot turn
+autoloading back on.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 from urllib.parse import urlparse
 
 import duckdb
@@ -24,6 +31,14 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from pipeline.query.catalog import TableInfo
+
+
+#: Every connection's settings (see the module docstring).
+CONNECTION_CONFIG: Final[dict[str, str | bool | int | float | list[str]]] = {
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "allow_community_extensions": False,
+}
 
 
 def s3_filesystem(session: boto3.session.Session) -> fs.S3FileSystem:
@@ -69,10 +84,11 @@ def run_duckdb(
 ) -> pd.DataFrame:
     """Run ``sql`` with every catalog table as a view; names resolve bare or as ``db.table``."""
     filesystem = s3_filesystem(session)
-    con = duckdb.connect(":memory:")
+    con = duckdb.connect(":memory:", config=CONNECTION_CONFIG)
     try:
         # Athena's clock is UTC: current_date must mean the same day here.
         con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET lock_configuration = true")
         con.execute(f'CREATE SCHEMA IF NOT EXISTS "{database}"')
         for table in tables:
             source = f"__source_{table.name}"
