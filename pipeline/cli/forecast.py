@@ -6,14 +6,14 @@ import json
 import os
 import subprocess
 import sys
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from pipeline.cli.console import console, err_console, progress
-from pipeline.errors import PipelineError, TransientError
+from pipeline.cli.console import console, err_console, progress, untrusted
+from pipeline.errors import InvalidInputError, PipelineError, TransientError
 
 JOB = "ForecastDemandJob"
 
@@ -55,6 +55,13 @@ def run_job_process(stack: Any, extra: dict[str, str] | None = None) -> dict[str
     return dict(reports[-1]["report"]) if reports else {}
 
 
+def _day(text: str, option: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as e:
+        raise typer.BadParameter(f"not a date (yyyy-mm-dd): {text!r}", param_hint=option) from e
+
+
 @app.callback(invoke_without_command=True)
 def run(
     ctx: typer.Context,
@@ -73,12 +80,10 @@ def run(
     from pipeline.cli.local import current_stack
 
     if as_of is not None:
-        try:
-            date.fromisoformat(as_of)
-        except ValueError as e:
-            raise typer.BadParameter(
-                f"not a date (yyyy-mm-dd): {as_of!r}", param_hint="--as-of"
-            ) from e
+        day = _day(as_of, "--as-of")
+        if day > datetime.now(UTC).date():
+            # The job would "forecast" from no actuals and stamp the archive in the future.
+            raise typer.BadParameter(f"{as_of} is after today", param_hint="--as-of")
     report = run_job_process(current_stack(), {"--as_of": as_of} if as_of else None)
     console.print_json(data=report)
 
@@ -96,7 +101,7 @@ def plot(
     path = plot_from_stack(
         current_stack(), sku, location, out or Path(f"forecast-{sku}-{location}.png")
     )
-    console.print(f"wrote {path}")
+    console.print("wrote", untrusted(str(path)))
 
 
 @app.command()
@@ -107,7 +112,7 @@ def backtest(
     cutoff: Annotated[
         str | None, typer.Option(help="Last training day (default: hold out the last 28).")
     ] = None,
-    horizon: Annotated[int, typer.Option(help="Days to forecast.")] = 28,
+    horizon: Annotated[int, typer.Option(help="Days to forecast.", min=1)] = 28,
 ) -> None:
     """Score the forecaster and baselines with the M5 protocol on any dataset."""
     from pipeline.forecasting.backtest import backtest as run_backtest
@@ -115,12 +120,17 @@ def backtest(
 
     if not data.exists():
         raise PipelineError(f"no such data file: {data}")
+    if cutoff is not None:
+        _day(cutoff, "--cutoff")
     with progress() as bar:
         bar.add_task("backtest", total=None)
         result = run_backtest(read_backtest_data(data), cutoff=cutoff, horizon=horizon)
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(result.summary, indent=2) + "\n")
-    predictions.parent.mkdir(parents=True, exist_ok=True)
-    result.predictions.to_parquet(predictions, index=False)
+    try:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(result.summary, indent=2) + "\n")
+        predictions.parent.mkdir(parents=True, exist_ok=True)
+        result.predictions.to_parquet(predictions, index=False)
+    except OSError as e:
+        raise InvalidInputError(f"cannot write {e.filename or json_path}: {e.strerror}") from e
     console.print_json(data=result.summary["models"])
-    console.print(f"wrote {json_path} and {predictions}")
+    console.print("wrote", untrusted(f"{json_path} and {predictions}"))

@@ -7,13 +7,13 @@ import os
 import shlex
 import shutil
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 
 from pipeline.cli.console import console, err_console
-from pipeline.errors import ConfigurationError
+from pipeline.errors import ConfigurationError, InvalidInputError, PipelineError
 from pipeline.local.emulator import (
     is_emulator,
     is_running,
@@ -21,8 +21,14 @@ from pipeline.local.emulator import (
     start_server,
     stop_server,
 )
-from pipeline.local.stack import DEFAULT_STACK_NAME, LocalStack, private_state_dir, state_dir
-from pipeline.local.template import DEFAULT_TEMPLATE
+from pipeline.local.stack import (
+    DEFAULT_STACK_NAME,
+    LocalStack,
+    check_stack_name,
+    private_state_dir,
+    state_dir,
+)
+from pipeline.local.template import DEFAULT_TEMPLATE, load_template
 
 app = typer.Typer(
     help="The embedded AWS emulator (moto server on 127.0.0.1).", no_args_is_help=True
@@ -50,7 +56,13 @@ def current_stack() -> LocalStack:
 def ensure_up(
     template: Path = DEFAULT_TEMPLATE, stack_name: str = DEFAULT_STACK_NAME
 ) -> LocalStack:
-    """Return the running local stack, starting and provisioning one if there is none."""
+    """Return the running local stack, starting and provisioning one if there is none.
+
+    The arguments are checked first: a typo is an error, not an emulator started for
+    nothing.
+    """
+    check_stack_name(stack_name)
+    load_template(template)
     try:
         return current_stack()
     except ConfigurationError:
@@ -78,6 +90,11 @@ def up(
 ) -> None:
     """Start the emulator in the background and provision every resource of the template."""
     stack = ensure_up(template, stack_name)
+    if (stack.stack_name, stack.template_path) != (stack_name, str(template.resolve())):
+        raise ConfigurationError(
+            f"the emulator is already up with stack {stack.stack_name!r} from "
+            f"{stack.template_path}; run `fmcg local down` first to use another"
+        )
     emulated = sum(r.emulated for r in stack.resources.values())
     err_console.print(
         f"[green]up[/] {stack.endpoint_url} (pid {stack.pid}): {emulated} resources provisioned"
@@ -131,11 +148,36 @@ def _exists(pid: int) -> bool:
 @app.command()
 def invoke(
     logical_id: Annotated[str, typer.Argument(help="Function logical id in the template.")],
-    event: Annotated[Path, typer.Option(help="JSON event file.", exists=True)],
+    event: Annotated[Path, typer.Option(help="JSON event file.", exists=True, dir_okay=False)],
 ) -> None:
     """Run a template function's handler in-process with the template's environment."""
     from pipeline.local.invoke import invoke_function
 
+    payload = read_event(event)
     stack = current_stack()
-    response = invoke_function(stack, logical_id, json.loads(event.read_text()))
+    try:
+        response = invoke_function(stack, logical_id, payload)
+    except PipelineError:
+        raise
+    except Exception as e:  # the handler's own error: Lambda would report it as the result
+        raise InvalidInputError(
+            f"{logical_id} raised {type(e).__name__}: {e} (on the event in {event})"
+        ) from e
     console.print_json(json.dumps(response, default=str))
+
+
+def read_event(path: Path) -> dict[str, Any]:
+    """The Lambda event in ``path``: a JSON object, or :class:`InvalidInputError`."""
+    try:
+        payload = json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as e:
+        raise InvalidInputError(f"cannot read event file {path}: {e.strerror}") from e
+    except UnicodeDecodeError as e:
+        raise InvalidInputError(f"event file {path} is not UTF-8 text: {e.reason}") from e
+    except ValueError as e:
+        raise InvalidInputError(f"event file {path} is not JSON: {e}") from e
+    if not isinstance(payload, dict):
+        raise InvalidInputError(
+            f"event file {path} holds a JSON {type(payload).__name__}; a Lambda event is an object"
+        )
+    return payload

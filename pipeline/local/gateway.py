@@ -328,7 +328,10 @@ class LocalGateway:
                 )
         else:
             raise ConfigurationError("give the gateway either a handler or a handler_factory")
-        self._server = ThreadingHTTPServer((HOST, port), _request_handler(self))
+        try:
+            self._server = ThreadingHTTPServer((HOST, port), _request_handler(self))
+        except OSError as e:  # in use, or a privileged port
+            raise ConfigurationError(f"cannot listen on {HOST}:{port}: {e.strerror}") from e
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 

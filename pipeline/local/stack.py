@@ -43,6 +43,21 @@ def private_state_dir() -> Path:
     return private_dir(state_dir())
 
 
+#: What every name the template derives from the stack name accepts: S3 buckets (lower case,
+#: at most 63 characters, the longest being ``<stack>-access-logs-<account>-<region>``).
+_STACK_NAME = re.compile(r"[a-z][a-z0-9-]{0,27}")
+
+
+def check_stack_name(name: str) -> str:
+    """``name`` if every resource name built from it is valid, else ConfigurationError."""
+    if not _STACK_NAME.fullmatch(name) or name.endswith("-"):
+        raise ConfigurationError(
+            f"stack name {name!r} must be 1 to 28 lower-case letters, digits and hyphens, "
+            "starting with a letter and not ending with a hyphen (bucket names derive from it)"
+        )
+    return name
+
+
 def _snake(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).upper()
 
@@ -70,6 +85,7 @@ class LocalStack:
         pid: int | None = None,
     ) -> LocalStack:
         """Provision every resource of the template on the emulator at ``endpoint_url``."""
+        check_stack_name(stack_name)
         ctx, resources = provision(
             aws_session(endpoint_url),
             stack_name=stack_name,

@@ -26,6 +26,8 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 from pyarrow import fs
 
+from pipeline.errors import InvalidInputError, TerminalError
+
 if TYPE_CHECKING:
     import boto3
     import pandas as pd
@@ -95,6 +97,19 @@ def run_duckdb(
             con.register(source, table_dataset(table, filesystem))
             con.execute(f'CREATE VIEW "{table.name}" AS SELECT * FROM "{source}"')
             con.execute(f'CREATE VIEW "{database}"."{table.name}" AS SELECT * FROM "{source}"')
-        return con.execute(sql).df()
+        try:
+            return con.execute(sql).df()
+        except (duckdb.ProgrammingError, duckdb.DataError, duckdb.NotImplementedException) as e:
+            # Parser, binder, catalog and conversion errors: the SQL is at fault.
+            raise InvalidInputError(f"query: {error_summary(e)}") from e
+        except duckdb.Error as e:
+            raise TerminalError(f"query failed: {error_summary(e)}") from e
     finally:
         con.close()
+
+
+def error_summary(error: Exception) -> str:
+    """DuckDB's message up to its first blank line: the error and any hint, on one line,
+    without the quoted SQL and caret lines that follow."""
+    head = str(error).strip().split("\n\n", 1)[0]
+    return " ".join(head.split())

@@ -6,9 +6,9 @@ httpfs from the internet, and tests talk to 127.0.0.1 only.)
 
 from __future__ import annotations
 
-import duckdb
 import pytest
 
+from pipeline.errors import InvalidInputError
 from pipeline.local.emulator import aws_session
 from pipeline.query.duckdb_engine import run_duckdb
 
@@ -30,9 +30,9 @@ def test_given_a_connection_then_extension_autoinstall_and_autoload_are_off() ->
 
 
 def test_given_sql_that_turns_autoload_back_on_then_the_locked_configuration_refuses_it() -> None:
-    with pytest.raises(duckdb.InvalidInputException) as info:
+    with pytest.raises(InvalidInputError) as info:
         _run("SET autoload_known_extensions = true")
     assert str(info.value) == (
-        'Invalid Input Error: Cannot change configuration option "autoload_known_extensions"'
+        'query: Invalid Input Error: Cannot change configuration option "autoload_known_extensions"'
         " - the configuration has been locked"
     )
