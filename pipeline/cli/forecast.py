@@ -122,9 +122,10 @@ def backtest(
         raise PipelineError(f"no such data file: {data}")
     if cutoff is not None:
         _day(cutoff, "--cutoff")
+    frame = read_backtest_data(data)
     with progress() as bar:
         bar.add_task("backtest", total=None)
-        result = run_backtest(read_backtest_data(data), cutoff=cutoff, horizon=horizon)
+        result = run_backtest(frame, cutoff=cutoff, horizon=horizon)
     try:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(result.summary, indent=2) + "\n")

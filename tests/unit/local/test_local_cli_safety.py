@@ -101,6 +101,17 @@ def test_given_the_emulator_when_down_then_it_is_stopped(
     assert lookalike.wait(timeout=10) is not None
 
 
+def test_given_a_state_file_naming_another_process_then_commands_say_no_emulator_runs(
+    tmp_path: Path, bystander: subprocess.Popen[bytes]
+) -> None:
+    _state(tmp_path, bystander.pid)
+
+    result = CliRunner().invoke(app, ["local", "status"], env={STATE_DIR_VARIABLE: str(tmp_path)})
+
+    assert result.exit_code == 1
+    assert result.output == "error: the local emulator is not running (run `fmcg local up`)\n"
+
+
 class _Stack(LocalStack):
     def environment(self) -> dict[str, str]:
         return {"AWS_ENDPOINT_URL": ENDPOINT, "ODD": "a b; touch x", "QUOTE": "it's $(id) [/]"}
