@@ -64,7 +64,9 @@ def test_given_model_when_serialised_then_it_validates_against_the_published_sch
         ({"event_type": "stock_count"}, "schema_violation"),
     ],
 )
-def test_given_a_contract_violation_when_validated_then_rejected_with_reason(change, reason):
+def test_given_a_contract_violation_when_validated_then_rejected_with_reason(
+    change: dict[str, object], reason: str
+) -> None:
     with pytest.raises(RejectedRecord) as info:
         validate_event({**GOOD, **change}, now=NOW)
     assert info.value.reason == reason
