@@ -40,8 +40,13 @@ class NotFoundError(TerminalError):
     """A resource or item the caller asked for does not exist."""
 
 
+class InvalidInputError(TerminalError):
+    """Input a caller gave (an argument, a file, a query) that cannot be used as it is."""
+
+
 __all__ = [
     "ConfigurationError",
+    "InvalidInputError",
     "NotFoundError",
     "PipelineError",
     "RejectedRecord",

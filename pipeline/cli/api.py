@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from pipeline.cli.console import console, err_console
+from pipeline.cli.console import console, err_console, untrusted
 from pipeline.cli.local import current_stack
 from pipeline.local.emulator import local_environment
 
@@ -17,9 +17,11 @@ users_app = typer.Typer(help="Users of the local Cognito user pool.", no_args_is
 
 @app.command()
 def serve(
-    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0 picks a free one).")] = 8080,
+    port: Annotated[
+        int, typer.Option(help="Port on 127.0.0.1 (0 picks a free one).", min=0, max=65535)
+    ] = 8080,
     concurrency: Annotated[
-        int, typer.Option(help="Handler instances serving at once (like Lambda containers).")
+        int, typer.Option(help="Handler instances serving at once (like Lambda containers).", min=1)
     ] = 4,
 ) -> None:
     """Serve the API like API Gateway with the Cognito authorizer, until Ctrl-C."""
@@ -63,7 +65,8 @@ def create(
     from pipeline.local.users import create_user
 
     create_user(current_stack(), name, groups=group or [], password=password)
-    err_console.print(f"[green]user[/] {name} in {', '.join(group or []) or 'no group'}")
+    groups = ", ".join(group or []) or "no group"
+    err_console.print("[green]user[/]", untrusted(f"{name} in {groups}"))
 
 
 def token(

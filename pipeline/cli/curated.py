@@ -65,7 +65,7 @@ def query(
     database: Annotated[str | None, typer.Option(help="Glue database.")] = None,
     curated_bucket: Annotated[str | None, typer.Option(help="Curated bucket.")] = None,
     workgroup: Annotated[str | None, typer.Option(help="Athena workgroup.")] = None,
-    limit: Annotated[int, typer.Option(help="Rows to print.")] = 50,
+    limit: Annotated[int, typer.Option(help="Rows to print.", min=0)] = 50,
 ) -> None:
     """Run SQL over the curated zone (DuckDB by default, or Athena) and print the rows."""
     from pipeline.local.template import load_template
@@ -79,6 +79,12 @@ def query(
         sql = named_query(load_template(), named)
     assert sql is not None  # noqa: S101 - checked above
     database, curated_bucket, workgroup, session = _names(database, curated_bucket, workgroup)
+    if engine == "athena" and session is not None:
+        # moto accepts a query and reports it succeeded, but never writes its results.
+        raise ConfigurationError(
+            "--engine athena needs AWS (set GLUE_DATABASE and CURATED_BUCKET): the local "
+            "emulator's Athena does not run SQL; use --engine duckdb locally"
+        )
     frame = run_query(
         sql,
         curated_bucket=curated_bucket,
@@ -88,4 +94,11 @@ def query(
         workgroup=workgroup,
     )
     err_console.print(f"{len(frame)} rows", highlight=False)
-    console.print(frame.head(limit).to_string(index=False), highlight=False, soft_wrap=True)
+    # The rows are data: never markup or emoji codes.
+    console.print(
+        frame.head(limit).to_string(index=False),
+        highlight=False,
+        soft_wrap=True,
+        markup=False,
+        emoji=False,
+    )

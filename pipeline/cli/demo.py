@@ -57,10 +57,12 @@ def render(report: DemoReport) -> Table:
 
 
 def demo(
-    weeks: Annotated[int, typer.Option(help="Weeks of synthetic history.")] = 8,
-    skus: Annotated[int, typer.Option(help="Number of SKUs.")] = 12,
-    locations: Annotated[int, typer.Option(help="Number of locations.")] = 4,
-    live: Annotated[int, typer.Option(help="Live events produced after the history.")] = 2000,
+    weeks: Annotated[int, typer.Option(help="Weeks of synthetic history.", min=1)] = 8,
+    skus: Annotated[int, typer.Option(help="Number of SKUs.", min=1)] = 12,
+    locations: Annotated[int, typer.Option(help="Number of locations.", min=1)] = 4,
+    live: Annotated[
+        int, typer.Option(help="Live events produced after the history.", min=0)
+    ] = 2000,
     out: Annotated[Path, typer.Option(help="Where the chart goes.")] = Path("out"),
 ) -> None:
     """Provision, produce, consume, compact, forecast, serve and query: the whole pipeline."""

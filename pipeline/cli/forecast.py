@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.progress import TaskID
 
-from pipeline.cli.console import console, progress
-from pipeline.errors import PipelineError
+from pipeline.cli.console import console, progress, untrusted
+from pipeline.errors import InvalidInputError, PipelineError
 
 JOB = "ForecastDemandJob"
 
 app = typer.Typer(help="The batch demand forecaster.", no_args_is_help=False)
+
+
+def _day(text: str, option: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as e:
+        raise typer.BadParameter(f"not a date (yyyy-mm-dd): {text!r}", param_hint=option) from e
 
 
 @app.callback(invoke_without_command=True)
@@ -37,12 +44,10 @@ def run(
     from pipeline.cli.local import current_stack
 
     if as_of is not None:
-        try:
-            date.fromisoformat(as_of)
-        except ValueError as e:
-            raise typer.BadParameter(
-                f"not a date (yyyy-mm-dd): {as_of!r}", param_hint="--as-of"
-            ) from e
+        day = _day(as_of, "--as-of")
+        if day > datetime.now(UTC).date():
+            # The job would "forecast" from no actuals and stamp the archive in the future.
+            raise typer.BadParameter(f"{as_of} is after today", param_hint="--as-of")
     from pipeline.local.glue_runtime import run_glue_job
 
     with progress() as bar:
@@ -75,7 +80,7 @@ def plot(
     path = plot_from_stack(
         current_stack(), sku, location, out or Path(f"forecast-{sku}-{location}.png")
     )
-    console.print(f"wrote {path}")
+    console.print("wrote", untrusted(str(path)))
 
 
 @app.command()
@@ -86,7 +91,7 @@ def backtest(
     cutoff: Annotated[
         str | None, typer.Option(help="Last training day (default: hold out the last 28).")
     ] = None,
-    horizon: Annotated[int, typer.Option(help="Days to forecast.")] = 28,
+    horizon: Annotated[int, typer.Option(help="Days to forecast.", min=1)] = 28,
 ) -> None:
     """Score the forecaster and baselines with the M5 protocol on any dataset."""
     from pipeline.forecasting.backtest import backtest as run_backtest
@@ -94,12 +99,18 @@ def backtest(
 
     if not data.exists():
         raise PipelineError(f"no such data file: {data}")
+    if cutoff is not None:
+        _day(cutoff, "--cutoff")
+    frame = read_backtest_data(data)
     with progress() as bar:
         bar.add_task("backtest", total=None)
-        result = run_backtest(read_backtest_data(data), cutoff=cutoff, horizon=horizon)
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(result.summary, indent=2) + "\n")
-    predictions.parent.mkdir(parents=True, exist_ok=True)
-    result.predictions.to_parquet(predictions, index=False)
+        result = run_backtest(frame, cutoff=cutoff, horizon=horizon)
+    try:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(result.summary, indent=2) + "\n")
+        predictions.parent.mkdir(parents=True, exist_ok=True)
+        result.predictions.to_parquet(predictions, index=False)
+    except OSError as e:
+        raise InvalidInputError(f"cannot write {e.filename or json_path}: {e.strerror}") from e
     console.print_json(data=result.summary["models"])
-    console.print(f"wrote {json_path} and {predictions}")
+    console.print("wrote", untrusted(f"{json_path} and {predictions}"))

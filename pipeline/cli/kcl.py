@@ -22,6 +22,9 @@ from pipeline.kcl.local import (
 from pipeline.kcl.properties import render
 from pipeline.local.stack import state_dir
 
+#: The daemon's (logback's) levels.
+LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "OFF")
+
 app = typer.Typer(
     help="The KCL consumer: the MultiLangDaemon (Java) over the shared ingest core.",
     no_args_is_help=True,
@@ -41,6 +44,10 @@ def run(
     ] = True,
 ) -> None:
     """Start KCL workers on the local stack's stream until interrupted (Ctrl-C)."""
+    if log_level.upper() not in LOG_LEVELS:
+        raise typer.BadParameter(
+            f"{log_level!r} is not one of {', '.join(LOG_LEVELS)}", param_hint="--log-level"
+        )
     stack = current_stack()
     require_jars()
     require_h2c(stack.endpoint_url)

@@ -4,17 +4,31 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from pipeline.cli.console import console, err_console
-from pipeline.errors import ConfigurationError
-from pipeline.local.emulator import is_running, local_environment, start_server, stop_server
-from pipeline.local.stack import DEFAULT_STACK_NAME, LocalStack, state_dir
-from pipeline.local.template import DEFAULT_TEMPLATE
+from pipeline.errors import ConfigurationError, InvalidInputError
+from pipeline.local.emulator import (
+    is_emulator,
+    is_running,
+    local_environment,
+    start_server,
+    stop_server,
+)
+from pipeline.local.stack import (
+    DEFAULT_STACK_NAME,
+    LocalStack,
+    check_stack_name,
+    private_state_dir,
+    state_dir,
+)
+from pipeline.local.template import DEFAULT_TEMPLATE, load_template
 
 app = typer.Typer(
     help="The embedded AWS emulator (moto server on 127.0.0.1).", no_args_is_help=True
@@ -32,7 +46,8 @@ def current_stack() -> LocalStack:
     its own clients (awswrangler's default session, say) can never reach AWS by accident.
     """
     stack = LocalStack.load(state_file())
-    if stack.pid is not None and not is_running(stack.pid):
+    # Not only "is the pid alive": after a reboot it can be any process's.
+    if stack.pid is not None and not is_emulator(stack.pid, stack.endpoint_url):
         raise ConfigurationError("the local emulator is not running (run `fmcg local up`)")
     os.environ.update(local_environment(stack.endpoint_url))
     return stack
@@ -41,13 +56,18 @@ def current_stack() -> LocalStack:
 def ensure_up(
     template: Path = DEFAULT_TEMPLATE, stack_name: str = DEFAULT_STACK_NAME
 ) -> LocalStack:
-    """Return the running local stack, starting and provisioning one if there is none."""
+    """Return the running local stack, starting and provisioning one if there is none.
+
+    The arguments are checked first: a typo is an error, not an emulator started for
+    nothing.
+    """
+    check_stack_name(stack_name)
+    load_template(template)
     try:
         return current_stack()
     except ConfigurationError:
         pass
-    directory = state_dir()
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = private_state_dir()
     pid, url = start_server(log_path=directory / "emulator.log")
     try:
         stack = LocalStack.create(url, stack_name=stack_name, template_path=template, pid=pid)
@@ -70,10 +90,15 @@ def up(
 ) -> None:
     """Start the emulator in the background and provision every resource of the template."""
     stack = ensure_up(template, stack_name)
+    if (stack.stack_name, stack.template_path) != (stack_name, str(template.resolve())):
+        raise ConfigurationError(
+            f"the emulator is already up with stack {stack.stack_name!r} from "
+            f"{stack.template_path}; run `fmcg local down` first to use another"
+        )
     emulated = sum(r.emulated for r in stack.resources.values())
     err_console.print(
         f"[green]up[/] {stack.endpoint_url} (pid {stack.pid}): {emulated} resources provisioned"
-        f" from {stack.template_path}; state in {state_file()}"
+        f" from {escape(stack.template_path)}; state in {escape(str(state_file()))}"
     )
 
 
@@ -81,13 +106,22 @@ def up(
 def down() -> None:
     """Stop the emulator and forget its state."""
     path = state_file()
-    try:
-        stack = LocalStack.load(path)
-    except ConfigurationError:
+    if not path.exists() and not path.is_symlink():
         err_console.print("nothing to stop")
         return
+    stack = LocalStack.load(path)  # a state file that is not safe to act on is an error
     if stack.pid is not None:
-        stop_server(stack.pid)
+        if is_emulator(stack.pid, stack.endpoint_url):
+            stop_server(stack.pid)
+        elif _exists(stack.pid):
+            # A pid from a state file is signalled only if it is the emulator: after a
+            # reboot, or in a file someone else wrote, it can be any process.
+            err_console.print(
+                f"[yellow]process {stack.pid} is not the emulator on {stack.endpoint_url}; "
+                "not signalled[/]"
+            )
+        else:
+            err_console.print(f"the emulator (pid {stack.pid}) had already stopped")
     path.unlink(missing_ok=True)
     # Consumer checkpoints name sequence numbers of streams that no longer exist.
     shutil.rmtree(state_dir() / "checkpoints", ignore_errors=True)
@@ -99,24 +133,52 @@ def status() -> None:
     """Print AWS_ENDPOINT_URL and every resource name as ``export NAME=value`` lines."""
     stack = current_stack()
     for name, value in stack.environment().items():
-        console.print(f"export {name}={value}", highlight=False, soft_wrap=True)
+        # Quoted for the shell that evaluates them; echoed, not printed by rich, which
+        # would read markup and emoji codes in the values.
+        typer.echo(f"export {name}={shlex.quote(value)}")
+
+
+def _exists(pid: int) -> bool:
+    try:
+        return is_running(pid)
+    except ConfigurationError:  # someone else's process
+        return True
 
 
 @app.command()
 def invoke(
     logical_id: Annotated[str, typer.Argument(help="Function logical id in the template.")],
-    event: Annotated[Path, typer.Option(help="JSON event file.", exists=True)],
+    event: Annotated[Path, typer.Option(help="JSON event file.", exists=True, dir_okay=False)],
 ) -> None:
     """Run a template function from its built artifacts with the template's environment.
 
-    Prints the response, or Lambda's error document (and exits 1) when the function fails.
+    Prints the response, or one line naming the function's error (and exits 1).
     """
     from pipeline.local.invoke import FunctionError, invoke_function
 
+    payload = read_event(event)
     stack = current_stack()
     try:
-        response = invoke_function(stack, logical_id, json.loads(event.read_text()))
-    except FunctionError as e:
-        console.print_json(json.dumps(e.payload))
-        raise typer.Exit(1) from e
+        response = invoke_function(stack, logical_id, payload)
+    except FunctionError as e:  # the handler's own error, as Lambda reports it
+        raise InvalidInputError(
+            f"{logical_id} raised {e.error_type}: {e.error_message} (on the event in {event})"
+        ) from e
     console.print_json(json.dumps(response, default=str))
+
+
+def read_event(path: Path) -> dict[str, Any]:
+    """The Lambda event in ``path``: a JSON object, or :class:`InvalidInputError`."""
+    try:
+        payload = json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as e:
+        raise InvalidInputError(f"cannot read event file {path}: {e.strerror}") from e
+    except UnicodeDecodeError as e:
+        raise InvalidInputError(f"event file {path} is not UTF-8 text: {e.reason}") from e
+    except ValueError as e:
+        raise InvalidInputError(f"event file {path} is not JSON: {e}") from e
+    if not isinstance(payload, dict):
+        raise InvalidInputError(
+            f"event file {path} holds a JSON {type(payload).__name__}; a Lambda event is an object"
+        )
+    return payload

@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from botocore.exceptions import BotoCoreError, ClientError
 from rich.table import Table
 
-from pipeline.cli.console import console, err_console, progress
+from pipeline.cli.console import console, err_console, progress, untrusted
 from pipeline.cli.local import current_stack
-from pipeline.errors import NotFoundError
+from pipeline.errors import InvalidInputError, NotFoundError, TerminalError
 from pipeline.lake.layout import QUARANTINE_PREFIX
 from pipeline.local.poller import LocalPoller, PollStats
 from pipeline.local.stack import LocalStack, state_dir
@@ -73,7 +74,9 @@ def consume(
     follow: Annotated[
         bool, typer.Option("--follow/--drain", help="Keep polling, or stop once caught up.")
     ] = False,
-    timeout: Annotated[float, typer.Option(help="Give up draining after this many s.")] = 300.0,
+    timeout: Annotated[
+        float, typer.Option(help="Give up draining after this many s.", min=0)
+    ] = 300.0,
 ) -> None:
     """Run the local event source mapping with the real IngestStreamFunction handler."""
     from pipeline.local.invoke import load_handler
@@ -129,6 +132,8 @@ def _read(s3: Any, bucket: str, key: str) -> bytes:
         body: bytes = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except s3.exceptions.NoSuchKey as e:
         raise NotFoundError(f"no quarantine object s3://{bucket}/{key}") from e
+    except (ClientError, BotoCoreError) as e:
+        raise TerminalError(f"cannot read s3://{bucket}/{key}: {e}") from e
     return body
 
 
@@ -155,7 +160,9 @@ def show(key: Annotated[str, typer.Argument(help="Object key (under quarantine/)
     table = Table("shard:sequence", "reason", "detail", "data")
     for r in records:
         sub = "" if r.sub_sequence is None else f"/{r.sub_sequence}"
-        table.add_row(f"{r.shard_id}:{r.sequence_number}{sub}", r.reason, r.detail, r.preview)
+        # Every cell came from the object, and detail and data from the producer's bytes.
+        cells = (f"{r.shard_id}:{r.sequence_number}{sub}", r.reason, r.detail, r.preview)
+        table.add_row(*(untrusted(cell) for cell in cells))
     console.print(table)
 
 
@@ -175,13 +182,22 @@ def replay(
     stack = current_stack()
     s3, bucket = _raw_bucket_objects(stack)
     records = parse_quarantine(_read(s3, bucket, _full_key(key)))
-    fixes = load_fixes(fix_file.read_text()) if fix_file else None
+    fixes = load_fixes(_read_text(fix_file)) if fix_file else None
     plan = plan_replay(records, fixes)
     for where, reason in plan.still_invalid:
-        err_console.print(f"[yellow]still invalid[/] {where}: {reason}")
+        err_console.print("[yellow]still invalid[/]", untrusted(f"{where}: {reason}"))
     if plan.events:
         producer = Producer(stack.session().client("kinesis"), stack.ref("SalesStream"))
         report = producer.put(plan.events)
         console.print(f"replayed {report.events} events to {stack.ref('SalesStream')}")
     else:
         console.print("nothing to replay")
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_bytes().decode("utf-8")
+    except OSError as e:
+        raise InvalidInputError(f"cannot read {path}: {e.strerror}") from e
+    except UnicodeDecodeError as e:
+        raise InvalidInputError(f"{path} is not UTF-8 text: {e.reason}") from e

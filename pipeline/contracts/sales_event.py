@@ -131,9 +131,22 @@ def _reject_constant(name: str) -> Any:
     raise RejectedRecord("invalid_json", f"non-finite number {name} is not JSON")
 
 
+def _finite_float(text: str) -> float:
+    """A JSON number with a fraction or exponent, refused when a double cannot hold it.
+
+    ``1e400`` is valid JSON that ``float`` turns into ``inf``, which the raw zone would
+    then hold as ``Infinity`` (not JSON): refused wherever it is, known field or not,
+    nested or not. A JSON number cannot be NaN, and underflow (``1e-400``) is a finite 0.
+    """
+    value = float(text)
+    if math.isinf(value):
+        raise RejectedRecord("non_finite_number", f"{text[:40]} is beyond the range of a double")
+    return value
+
+
 # One decoder for every record: json.loads with a keyword builds a decoder (and its
-# scanner) per call.
-_DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant)
+# scanner) per call. orjson (the fast path) refuses such numbers by itself.
+_DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
 _BOM: Final = "\ufeff"
 #: Nesting depth stays under half of this, far below json.loads' recursion limit (about
 #: 1,000 levels less the caller's stack).
@@ -192,7 +205,8 @@ def parse_plain(data: bytes, now: datetime) -> tuple[SalesEvent, dict[str, Any]]
 
 
 def _loads(data: bytes) -> Any:
-    """``json.loads(data)`` with non-finite numbers refused, its errors as rejections."""
+    """``json.loads(data)`` with non-finite numbers (``NaN``, ``Infinity``, ``1e400``)
+    refused, its errors as rejections."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:

@@ -93,4 +93,10 @@ def backtest(
 
 def read_backtest_data(path: Path | str) -> pd.DataFrame:
     """Read the Parquet file or dataset (only the columns the backtest needs)."""
-    return pd.read_parquet(path, columns=list(REQUIRED_COLUMNS))
+    try:
+        return pd.read_parquet(path, columns=list(REQUIRED_COLUMNS))
+    except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
+        first = str(e).split("\n", 1)[0]
+        raise TerminalError(
+            f"cannot read {path} as Parquet with columns {', '.join(REQUIRED_COLUMNS)}: {first}"
+        ) from e

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from pipeline.errors import InvalidInputError, NotFoundError
+
 if TYPE_CHECKING:
     import boto3
     import pandas as pd
@@ -22,7 +24,10 @@ def plot_forecast(
     import pandas as pd
 
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InvalidInputError(f"cannot write {out}: {e.strerror}") from e
     fig, ax = plt.subplots(figsize=(10, 4))
     try:
         if not history.empty:
@@ -55,7 +60,12 @@ def plot_forecast(
         ax.legend(loc="upper left")
         fig.autofmt_xdate()
         fig.tight_layout()
-        fig.savefig(out, dpi=100)
+        try:
+            fig.savefig(out, dpi=100)
+        except OSError as e:
+            raise InvalidInputError(f"cannot write {out}: {e.strerror}") from e
+        except ValueError as e:  # an extension matplotlib has no writer for
+            raise InvalidInputError(f"cannot write {out}: {e}") from e
     finally:
         plt.close(fig)
     return out
@@ -115,12 +125,22 @@ class _Stack(Protocol):
 
 
 def plot_from_stack(stack: _Stack, sku_id: str, location_id: str, path: Path | str) -> Path:
-    """Chart one SKU x location of a provisioned stack (curated history + DynamoDB)."""
+    """Chart one SKU x location of a provisioned stack (curated history + DynamoDB).
+
+    Raises :class:`NotFoundError` for a series with neither history nor forecast (a typo,
+    most likely): an empty chart would look like a series that sold nothing.
+    """
+    curated, table = stack.ref("CuratedBucket"), stack.ref("ForecastTable")
     history, forecast = read_series(
-        curated_bucket=stack.ref("CuratedBucket"),
-        forecast_table=stack.ref("ForecastTable"),
+        curated_bucket=curated,
+        forecast_table=table,
         sku_id=sku_id,
         location_id=location_id,
         session=stack.session(),
     )
+    if history.empty and forecast.empty:
+        raise NotFoundError(
+            f"no series {sku_id} at {location_id}: no daily demand in s3://{curated} and "
+            f"no forecast in {table}"
+        )
     return plot_forecast(history, forecast, path, title=f"{sku_id} at {location_id}")

@@ -2,7 +2,12 @@
 
 Shared by the Lambda consumer and the KCL consumer. Bad data never fails a batch: every
 record that breaks the contract goes to the quarantine object with its reason code and
-raw bytes. Only store failures propagate (:class:`TransientError` means "retry the whole
+raw bytes. A KPL aggregate whose user records are mostly invalid (or too many, see
+:data:`~pipeline.ingest.decode.MAX_USER_RECORDS`) goes there whole, as one line with its
+raw bytes and ``user_records`` counted, instead of a line per user record: a forged
+aggregate then costs the quarantine at most its own size once more. Either way every user
+record is delivered or inside a quarantine line, never dropped. Only store failures
+propagate (:class:`TransientError` means "retry the whole
 batch"), and they propagate before anything is acknowledged: the caller acknowledges the
 batch only when this function returns, that is after both puts succeeded.
 """
@@ -21,7 +26,7 @@ import orjson
 
 from pipeline.contracts import MAX_RECORD_BYTES, parse_event, parse_plain
 from pipeline.errors import RejectedRecord
-from pipeline.ingest.decode import KPL_MAGIC, deaggregate
+from pipeline.ingest.decode import KPL_MAGIC, TooManyUserRecords, deaggregate
 from pipeline.ingest.inventory import observations
 from pipeline.lake import quarantine_key, raw_key
 
@@ -69,25 +74,34 @@ class _ShardBatch:
     arrivals: list[datetime] = field(default_factory=list)
     reasons: Counter[str] = field(default_factory=Counter)
 
-    def reject(self, record: StreamRecord, reason: str, detail: str) -> None:
-        self.rejects.append(quarantine_line(record, reason, detail))
+    def reject(
+        self, record: StreamRecord, reason: str, detail: str, user_records: int | None = None
+    ) -> None:
+        self.rejects.append(quarantine_line(record, reason, detail, user_records))
         self.reasons[reason] += 1
 
 
-def quarantine_line(record: StreamRecord, reason: str, detail: str) -> bytes:
-    """One NDJSON line of the quarantine object: the reason and everything to replay it."""
-    return _ENCODER.encode(
-        {
-            "reason": reason,
-            "detail": detail,
-            "shard_id": record.shard_id,
-            "sequence_number": record.sequence_number,
-            "sub_sequence": record.sub_sequence,
-            "partition_key": record.partition_key,
-            "approximate_arrival": record.approximate_arrival.isoformat(),
-            "data_b64": base64.b64encode(record.data).decode("ascii"),
-        }
-    ).encode("ascii")
+def quarantine_line(
+    record: StreamRecord, reason: str, detail: str, user_records: int | None = None
+) -> bytes:
+    """One NDJSON line of the quarantine object: the reason and everything to replay it.
+
+    ``user_records`` is set on the line of a whole KPL aggregate: how many user records
+    its ``data_b64`` holds.
+    """
+    line: dict[str, Any] = {
+        "reason": reason,
+        "detail": detail,
+        "shard_id": record.shard_id,
+        "sequence_number": record.sequence_number,
+        "sub_sequence": record.sub_sequence,
+        "partition_key": record.partition_key,
+        "approximate_arrival": record.approximate_arrival.isoformat(),
+        "data_b64": base64.b64encode(record.data).decode("ascii"),
+    }
+    if user_records is not None:
+        line["user_records"] = user_records
+    return _ENCODER.encode(line).encode("ascii")
 
 
 def _raw_line(obj: Mapping[str, Any]) -> bytes:
@@ -129,20 +143,59 @@ def _split(record: StreamRecord, now: datetime, shard: _ShardBatch, valid: list[
     if len(data) > MAX_RECORD_BYTES:
         shard.reject(record, "record_too_large", f"{len(data)} bytes > {MAX_RECORD_BYTES}")
         return 1
-    if data[:4] != KPL_MAGIC:
-        user_records = [record]
-    else:
-        try:
-            user_records = deaggregate(record)
-        except RejectedRecord as e:
-            shard.reject(record, e.reason, e.detail)
-            return 1
+    if data[:4] == KPL_MAGIC:
+        return _split_aggregate(record, now, shard, valid)
+    try:
+        event, obj = parse_event(data, now=now)
+    except RejectedRecord as e:
+        shard.reject(record, e.reason, e.detail)
+        return 1
+    shard.lines.append(_raw_line(obj))
+    shard.arrivals.append(record.approximate_arrival)
+    valid.append(event)
+    return 1
+
+
+def _split_aggregate(
+    record: StreamRecord, now: datetime, shard: _ShardBatch, valid: list[SalesEvent]
+) -> int:
+    """:func:`_split` for a KPL aggregate: its user records, or the whole of it quarantined.
+
+    Returns how many user records it held (1 if it could not be read at all).
+    """
+    try:
+        user_records = deaggregate(record)
+    except TooManyUserRecords as e:
+        shard.reject(record, e.reason, e.detail, e.user_records)
+        return 1
+    except RejectedRecord as e:
+        shard.reject(record, e.reason, e.detail)
+        return 1
+    accepted: list[tuple[StreamRecord, SalesEvent, dict[str, Any]]] = []
+    # Reasons only, not the exceptions: a kept exception keeps its traceback's frames.
+    rejected: list[tuple[StreamRecord, str, str]] = []
     for user_record in user_records:
         try:
             event, obj = parse_event(user_record.data, now=now)
         except RejectedRecord as e:
-            shard.reject(user_record, e.reason, e.detail)
-            continue
+            rejected.append((user_record, e.reason, e.detail))
+        else:
+            accepted.append((user_record, event, obj))
+    if 2 * len(rejected) > len(user_records):
+        # Mostly invalid: one line with the aggregate's own bytes, which still hold the
+        # valid minority too (delivering those as well would duplicate them on replay).
+        counts = Counter(reason for _, reason, _ in rejected)
+        first, reason, detail = rejected[0]
+        summary = (
+            f"{len(rejected)} of {len(user_records)} user records invalid ("
+            + ", ".join(f"{r} {n}" for r, n in counts.most_common())
+            + f"); first, user record {first.sub_sequence}: {reason}: {detail}"
+        )
+        shard.reject(record, "kpl_mostly_invalid", summary[:300], len(user_records))
+        return len(user_records)
+    for user_record, reason, detail in rejected:
+        shard.reject(user_record, reason, detail)
+    for user_record, event, obj in accepted:
         shard.lines.append(_raw_line(obj))
         shard.arrivals.append(user_record.approximate_arrival)
         valid.append(event)

@@ -10,6 +10,7 @@ would talk to AWS. It binds loopback only and picks a free port.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import signal
 import socket
@@ -18,19 +19,21 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 import botocore.session
 from botocore.config import Config
 
 from pipeline.errors import ConfigurationError, TransientError
-
-if TYPE_CHECKING:
-    from pathlib import Path
+from pipeline.local.private_files import open_private_log
 
 HOST = "127.0.0.1"
 REGION = "us-east-1"
+#: ``python -m`` of the emulator process: how ``fmcg local down`` recognises it.
+SERVER_MODULE = "pipeline.local.server"
 #: The emulator accepts any credentials; these make sure no real ones are ever picked up.
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
@@ -108,22 +111,80 @@ def start_server(log_path: Path | None = None, port: int | None = None) -> tuple
     """Start ``moto.server`` on 127.0.0.1 in its own session; return (pid, endpoint_url)."""
     port = port or free_port()
     endpoint_url = f"http://{HOST}:{port}"
-    log: Any = log_path.open("ab") if log_path else subprocess.DEVNULL
+    log: Any = open_private_log(log_path) if log_path else subprocess.DEVNULL
     env = {**os.environ, **LOCAL_CREDENTIALS}
     proc = subprocess.Popen(  # noqa: S603 - fixed argv, our own interpreter
-        [sys.executable, "-m", "pipeline.local.server", "--host", HOST, "--port", str(port)],
+        [sys.executable, "-m", SERVER_MODULE, "--host", HOST, "--port", str(port)],
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         env=env,
         start_new_session=True,
     )
+    if log_path:
+        log.close()  # the child has its own copy of the descriptor
     try:
         wait_ready(endpoint_url)
     except TransientError:
         proc.kill()
         raise
     return proc.pid, endpoint_url
+
+
+def loopback_url(url: object) -> str:
+    """``url`` if it is ``http://<loopback IP>:<port>``, else :class:`ConfigurationError`.
+
+    The state file names the endpoint every command sends requests (and the emulator's
+    fixed credentials) to: a host name could resolve anywhere, so only an IP literal.
+    """
+    try:
+        parts = urlsplit(str(url)) if isinstance(url, str) else None
+        port = parts.port if parts else None
+        loopback = parts is not None and ipaddress.ip_address(parts.hostname or "").is_loopback
+    except ValueError:
+        parts, port, loopback = None, None, False
+    if (
+        parts is None
+        or parts.scheme != "http"
+        or not loopback
+        or port is None
+        or parts.path not in {"", "/"}
+        or parts.username is not None
+        or parts.query
+        or parts.fragment
+    ):
+        raise ConfigurationError(
+            f"endpoint {url!r} is not a loopback URL (http://127.0.0.1:<port>)"
+        )
+    return str(url)
+
+
+def _command_line(pid: int) -> list[str] | None:
+    """The argv of process ``pid`` (None when there is no such process)."""
+    proc = Path(f"/proc/{pid}/cmdline")
+    if Path("/proc/self/cmdline").exists():
+        try:
+            return proc.read_bytes().decode(errors="replace").split("\0")
+        except (FileNotFoundError, ProcessLookupError):
+            return None
+    listed = subprocess.run(  # noqa: S603 - fixed argv; no /proc (macOS, BSD)
+        ["/bin/ps", "-o", "args=", "-p", str(pid)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return listed.stdout.split() if listed.returncode == 0 else None
+
+
+def is_emulator(pid: int, endpoint_url: str) -> bool:
+    """Whether ``pid`` is the emulator serving ``endpoint_url``: ``python -m
+    pipeline.local.server`` on that port, as :func:`start_server` runs it."""
+    argv = _command_line(pid)
+    if not argv:
+        return False
+    port = str(urlsplit(endpoint_url).port)
+    pairs = set(zip(argv, argv[1:], strict=False))
+    return {("-m", SERVER_MODULE), ("--host", HOST), ("--port", port)} <= pairs
 
 
 def stop_server(pid: int, timeout_s: float = 10.0) -> None:

@@ -341,7 +341,10 @@ class LocalGateway:
                 )
         else:
             raise ConfigurationError("give the gateway either a handler or a handler_factory")
-        self._server = ThreadingHTTPServer((HOST, port), _request_handler(self))
+        try:
+            self._server = ThreadingHTTPServer((HOST, port), _request_handler(self))
+        except OSError as e:  # in use, or a privileged port
+            raise ConfigurationError(f"cannot listen on {HOST}:{port}: {e.strerror}") from e
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -434,16 +437,29 @@ def _request_handler(gateway: LocalGateway) -> type[BaseHTTPRequestHandler]:
         disable_nagle_algorithm = True
 
         def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY_BYTES:
+            declared = (self.headers.get("Content-Length") or "0").strip()
+            # Digits only: int() would take "-1" (and read(-1) waits for the client to
+            # close), "+5" or "5_000", and raise past 4,300 digits.
+            refused = True
+            if not (declared.isascii() and declared.isdigit()):
+                answer = HttpAnswer.message(400, "Invalid Content-Length")
+            elif (
+                len(declared.lstrip("0")) > len(str(MAX_BODY_BYTES))
+                or int(declared) > MAX_BODY_BYTES
+            ):
                 answer = HttpAnswer.message(413, "Request Too Long")
             else:
+                refused = False
+                length = int(declared)
                 body = self.rfile.read(length) if length else b""
                 answer = gateway.answer(self.command, self.path, list(self.headers.items()), body)
             self.send_response(answer.status)
             for name, value in answer.headers:
                 if name.lower() not in {"content-length", "connection", "transfer-encoding"}:
                     self.send_header(name, value)
+            if refused:
+                # The refused body is still unread: it would be parsed as the next request.
+                self.send_header("Connection", "close")
             self.send_header("Content-Length", str(len(answer.body)))
             self.end_headers()
             self.wfile.write(answer.body)

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline.errors import ConfigurationError
+from pipeline.errors import ConfigurationError, TransientError
 from pipeline.local.template import (
     DEFAULT_TEMPLATE,
     ResolveContext,
@@ -281,7 +282,12 @@ def provision(
                 props = resolve(spec.get("Properties", {}), ctx)
             except Unresolved:
                 continue
-            ref, attrs = CREATORS[spec["Type"]](session, logical_id, props, ctx)
+            try:
+                ref, attrs = CREATORS[spec["Type"]](session, logical_id, props, ctx)
+            except ClientError as e:  # the emulator refused the resource as the template has it
+                raise ConfigurationError(f"cannot create {logical_id}: {e}") from e
+            except BotoCoreError as e:
+                raise TransientError(f"cannot create {logical_id}: {e}") from e
             ctx.refs[logical_id], ctx.attributes[logical_id] = ref, attrs
             done[logical_id] = Resource(logical_id, spec["Type"], ref, attrs, emulated=True)
             del pending[logical_id]

@@ -1,7 +1,10 @@
 """A provisioned local stack: names from the template, a state file, the environment.
 
 ``fmcg local up`` writes the state file; every other ``fmcg`` command reads it to find the
-emulator and the resource names, so nothing keeps a second list of names.
+emulator and the resource names, so nothing keeps a second list of names. Every command
+trusts it, so it is a private file (:mod:`pipeline.local.private_files`) and is checked as
+it is read: the endpoint a loopback URL, the pid a process id (never 0 or -1, which would
+signal a whole process group or every process).
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import ConfigurationError
-from pipeline.local.emulator import aws_session, local_environment
+from pipeline.local.emulator import aws_session, local_environment, loopback_url
+from pipeline.local.private_files import private_dir, read_private, write_private
 from pipeline.local.provision import Resource, function_environment, provision
 from pipeline.local.template import DEFAULT_TEMPLATE, ResolveContext, load_template, resolve
 
@@ -26,8 +30,32 @@ DEFAULT_STACK_NAME = "fmcg"
 
 
 def state_dir() -> Path:
-    """Where ``fmcg local`` keeps its state file and logs (``$FMCG_HOME`` or ``./.fmcg``)."""
-    return Path(os.environ.get(STATE_DIR_VARIABLE, ".fmcg")).resolve()
+    """Where ``fmcg local`` keeps its state file and logs (``$FMCG_HOME`` or ``./.fmcg``).
+
+    Absolute but not resolved: resolving would follow a symlink planted at ``.fmcg``, which
+    :func:`~pipeline.local.private_files.private_dir` refuses instead.
+    """
+    return Path(os.environ.get(STATE_DIR_VARIABLE, ".fmcg")).absolute()
+
+
+def private_state_dir() -> Path:
+    """:func:`state_dir`, created 0700 (or checked to be this user's own directory)."""
+    return private_dir(state_dir())
+
+
+#: What every name the template derives from the stack name accepts: S3 buckets (lower case,
+#: at most 63 characters, the longest being ``<stack>-access-logs-<account>-<region>``).
+_STACK_NAME = re.compile(r"[a-z][a-z0-9-]{0,27}")
+
+
+def check_stack_name(name: str) -> str:
+    """``name`` if every resource name built from it is valid, else ConfigurationError."""
+    if not _STACK_NAME.fullmatch(name) or name.endswith("-"):
+        raise ConfigurationError(
+            f"stack name {name!r} must be 1 to 28 lower-case letters, digits and hyphens, "
+            "starting with a letter and not ending with a hyphen (bucket names derive from it)"
+        )
+    return name
 
 
 def _snake(name: str) -> str:
@@ -57,6 +85,7 @@ class LocalStack:
         pid: int | None = None,
     ) -> LocalStack:
         """Provision every resource of the template on the emulator at ``endpoint_url``."""
+        check_stack_name(stack_name)
         ctx, resources = provision(
             aws_session(endpoint_url),
             stack_name=stack_name,
@@ -124,7 +153,7 @@ class LocalStack:
 
     # ------------------------------------------------------------------ state
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        """Write the state file: 0600, in a 0700 directory, replacing it atomically."""
         body = {
             "endpoint_url": self.endpoint_url,
             "stack_name": self.stack_name,
@@ -133,14 +162,30 @@ class LocalStack:
             "pid": self.pid,
             "resources": {lid: r.__dict__ for lid, r in self.resources.items()},
         }
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(body, indent=2, sort_keys=True))
-        tmp.replace(path)
+        write_private(path, json.dumps(body, indent=2, sort_keys=True).encode())
 
     @classmethod
     def load(cls, path: Path) -> LocalStack:
-        if not path.is_file():
-            raise ConfigurationError(f"no local stack: {path} is missing (run `fmcg local up`)")
-        body = json.loads(path.read_text())
-        resources = {lid: Resource(**r) for lid, r in body.pop("resources").items()}
-        return cls(resources=resources, **body)
+        """Read a state file; :class:`ConfigurationError` if missing, unsafe or malformed."""
+        try:
+            text = read_private(path)
+        except FileNotFoundError:
+            raise ConfigurationError(
+                f"no local stack: {path} is missing (run `fmcg local up`)"
+            ) from None
+        try:
+            body = json.loads(text)
+            resources = {lid: Resource(**r) for lid, r in body.pop("resources").items()}
+            stack = cls(resources=resources, **body)
+        except (ValueError, TypeError, KeyError, AttributeError) as e:
+            raise ConfigurationError(
+                f"{path} is not a local stack state file ({e}); `fmcg local up` writes one"
+            ) from e
+        try:
+            loopback_url(stack.endpoint_url)
+        except ConfigurationError as e:
+            raise ConfigurationError(f"{path}: {e}") from None
+        pid = stack.pid
+        if pid is not None and (type(pid) is not int or pid <= 1):
+            raise ConfigurationError(f"{path}: pid {pid!r} is not the id of an emulator process")
+        return stack

@@ -83,8 +83,12 @@ def load_template(path: Path | str = DEFAULT_TEMPLATE) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigurationError(f"template not found: {path}")
-    with path.open() as f:
-        doc = yaml.load(f, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+    try:
+        with path.open(encoding="utf-8") as f:
+            doc = yaml.load(f, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        problem = " ".join(str(e).split())
+        raise ConfigurationError(f"{path} is not a YAML template: {problem}") from e
     if not isinstance(doc, dict) or "Resources" not in doc:
         raise ConfigurationError(f"{path} is not a CloudFormation template")
     return doc

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from pipeline.errors import ConfigurationError, NotFoundError
+from pipeline.errors import ConfigurationError, InvalidInputError, NotFoundError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -67,15 +67,25 @@ def create_user(
     except ClientError as e:
         if e.response.get("Error", {}).get("Code") != "UsernameExistsException":
             raise ConfigurationError(f"cannot create user {username}: {e}") from e
-    cognito.admin_set_user_password(
-        UserPoolId=pool, Username=username, Password=password, Permanent=True
-    )
+    try:
+        cognito.admin_set_user_password(
+            UserPoolId=pool, Username=username, Password=password, Permanent=True
+        )
+    except ClientError as e:
+        code = e.response.get("Error", {}).get("Code")
+        if code == "InvalidPasswordException":
+            raise InvalidInputError(f"password refused for {username}: {_message(e)}") from e
+        raise ConfigurationError(f"cannot set the password of {username}: {e}") from e
     for group in groups:
         try:
             cognito.admin_add_user_to_group(UserPoolId=pool, Username=username, GroupName=group)
         except ClientError as e:
             raise ConfigurationError(f"cannot add {username} to {group}: {e}") from e
     return password
+
+
+def _message(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Message") or error)
 
 
 def sign_in(stack: LocalStack, username: str, password: str | None = None) -> Tokens:

@@ -4,18 +4,22 @@ A quarantine object is NDJSON, one line per rejected record, with ``reason``, ``
 ``shard_id``, ``sequence_number``, ``sub_sequence``, ``approximate_arrival`` and the raw
 bytes in ``data_b64``. Replaying re-validates each event against the contract first: only
 events that are valid now (fixed by hand, or accepted by a newer contract) are produced
-again; the rest stay where they are, with the reason they still fail.
+again; the rest stay where they are, with the reason they still fail. A line holding a
+whole KPL aggregate (``user_records`` set: the ingest core quarantines a mostly invalid or
+oversized aggregate once) is replayed user record by user record.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.contracts import parse_event, validate_event
 from pipeline.errors import RejectedRecord, TerminalError
+from pipeline.ingest.decode import is_aggregate, user_records
 
 
 @dataclass(frozen=True)
@@ -83,13 +87,29 @@ def plan_replay(
                 plan.events.append(event)
         return plan
     for record in records:
+        where = f"{record.shard_id}:{record.sequence_number}"
+        if not is_aggregate(record.data):
+            _plan_one(plan, where, record.data)
+            continue
         try:
-            _, obj = parse_event(record.data)
+            # No cap: an operator replays one object on purpose, and whatever valid events
+            # an oversized aggregate holds are still events.
+            parts = user_records(record.data, max_user_records=None)
         except RejectedRecord as e:
-            plan.still_invalid.append((f"{record.shard_id}:{record.sequence_number}", str(e)))
-        else:
-            plan.events.append(obj)
+            plan.still_invalid.append((where, str(e)))
+            continue
+        for index, (_, data) in enumerate(parts):
+            _plan_one(plan, f"{where}/{index}", data)
     return plan
+
+
+def _plan_one(plan: ReplayPlan, where: str, data: bytes) -> None:
+    try:
+        _, obj = parse_event(data)
+    except RejectedRecord as e:
+        plan.still_invalid.append((where, str(e)))
+    else:
+        plan.events.append(obj)
 
 
 def load_fixes(text: str) -> list[dict[str, Any]]:
@@ -97,11 +117,24 @@ def load_fixes(text: str) -> list[dict[str, Any]]:
     stripped = text.strip()
     try:
         if stripped.startswith("["):
-            loaded = json.loads(stripped)
+            loaded = json.loads(stripped, parse_float=_finite_float)
         else:
-            loaded = [json.loads(line) for line in stripped.splitlines() if line.strip()]
+            loaded = [
+                json.loads(line, parse_float=_finite_float)
+                for line in stripped.splitlines()
+                if line.strip()
+            ]
     except ValueError as e:
         raise TerminalError(f"fix file is neither a JSON array nor JSON lines: {e}") from e
     if not all(isinstance(item, dict) for item in loaded):
         raise TerminalError("fix file must hold JSON objects (one event each)")
     return list(loaded)
+
+
+def _finite_float(text: str) -> float:
+    # As the ingest decoder: json.loads would make 1e400 an inf, which the producer would
+    # then send as the non-JSON Infinity.
+    value = float(text)
+    if math.isinf(value):
+        raise TerminalError(f"fix file holds {text[:40]}, beyond the range of a double")
+    return value

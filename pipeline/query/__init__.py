@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Literal
 
 import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline.errors import ConfigurationError
+from pipeline.errors import ConfigurationError, InvalidInputError, TerminalError
 from pipeline.query.catalog import TableInfo, catalog_tables
 from pipeline.query.named import named_queries, named_query
 
@@ -45,13 +46,23 @@ def run_query(
     if engine == "athena":
         import awswrangler as wr
 
-        df: pd.DataFrame = wr.athena.read_sql_query(
-            sql,
-            database=database,
-            workgroup=workgroup or "primary",
-            ctas_approach=False,
-            boto3_session=session,
-        )
+        try:
+            df: pd.DataFrame = wr.athena.read_sql_query(
+                sql,
+                database=database,
+                workgroup=workgroup or "primary",
+                ctas_approach=False,
+                boto3_session=session,
+            )
+        except wr.exceptions.QueryFailed as e:  # Athena ran it and refused it
+            raise InvalidInputError(f"Athena query failed: {e}") from e
+        except (
+            wr.exceptions.QueryCancelled,
+            wr.exceptions.NoFilesFound,
+            ClientError,
+            BotoCoreError,
+        ) as e:
+            raise TerminalError(f"Athena query could not run: {e}") from e
         return df
     raise ConfigurationError(f"unknown query engine {engine!r} (use one of {', '.join(ENGINES)})")
 

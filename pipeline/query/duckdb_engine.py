@@ -7,11 +7,18 @@ schema, so column types match Athena's, Hive partition keys become columns like 
 (strings), files missing a newer column read it as null (additive schema drift), and
 ``_``/``.``-prefixed objects are skipped like Athena skips them. DuckDB pushes filters and
 projections into the dataset scan, so only the needed row groups and columns are fetched.
+
+No extension is fetched or loaded behind the SQL's back: DuckDB would otherwise download
+and load one (code from the network) as soon as a query names a function or a URL scheme
+it needs (``https://``, ``s3://``, ``read_json``...). Nothing here needs one: S3 is read by
+pyarrow, and the extensions the engine uses (parquet, icu for ``TimeZone``, json) are
+built into the Python package. The configuration is then locked, so the SQL cannot turn
+autoloading back on.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 from urllib.parse import urlparse
 
 import duckdb
@@ -19,11 +26,21 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 from pyarrow import fs
 
+from pipeline.errors import InvalidInputError, TerminalError
+
 if TYPE_CHECKING:
     import boto3
     import pandas as pd
 
     from pipeline.query.catalog import TableInfo
+
+
+#: Every connection's settings (see the module docstring).
+CONNECTION_CONFIG: Final[dict[str, str | bool | int | float | list[str]]] = {
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "allow_community_extensions": False,
+}
 
 
 def s3_filesystem(session: boto3.session.Session) -> fs.S3FileSystem:
@@ -69,16 +86,30 @@ def run_duckdb(
 ) -> pd.DataFrame:
     """Run ``sql`` with every catalog table as a view; names resolve bare or as ``db.table``."""
     filesystem = s3_filesystem(session)
-    con = duckdb.connect(":memory:")
+    con = duckdb.connect(":memory:", config=CONNECTION_CONFIG)
     try:
         # Athena's clock is UTC: current_date must mean the same day here.
         con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET lock_configuration = true")
         con.execute(f'CREATE SCHEMA IF NOT EXISTS "{database}"')
         for table in tables:
             source = f"__source_{table.name}"
             con.register(source, table_dataset(table, filesystem))
             con.execute(f'CREATE VIEW "{table.name}" AS SELECT * FROM "{source}"')
             con.execute(f'CREATE VIEW "{database}"."{table.name}" AS SELECT * FROM "{source}"')
-        return con.execute(sql).df()
+        try:
+            return con.execute(sql).df()
+        except (duckdb.ProgrammingError, duckdb.DataError, duckdb.NotImplementedException) as e:
+            # Parser, binder, catalog and conversion errors: the SQL is at fault.
+            raise InvalidInputError(f"query: {error_summary(e)}") from e
+        except duckdb.Error as e:
+            raise TerminalError(f"query failed: {error_summary(e)}") from e
     finally:
         con.close()
+
+
+def error_summary(error: Exception) -> str:
+    """DuckDB's message up to its first blank line: the error and any hint, on one line,
+    without the quoted SQL and caret lines that follow."""
+    head = str(error).strip().split("\n\n", 1)[0]
+    return " ".join(head.split())

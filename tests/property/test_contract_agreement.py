@@ -4,7 +4,8 @@
 compiled published schema plus the extra checks) accepts, with the same typed event;
 :func:`validate_event` then gives exactly the reference outcome (event, or reason code and
 message) for valid events, near misses and arbitrary JSON alike. ``parse_event`` (one
-shared decoder instead of ``json.loads`` per record) decodes exactly as ``json.loads`` did.
+shared decoder instead of ``json.loads`` per record) decodes exactly as ``json.loads`` did,
+except that it refuses a number no double can hold (``1e400``) wherever it is.
 """
 
 from __future__ import annotations
@@ -160,15 +161,27 @@ def test_given_near_misses_when_validated_then_the_outcome_is_the_schemas_exactl
 
 
 def _old_parse(data: bytes) -> tuple[str, Any]:
-    """parse_event as it was: json.loads per record, then the reference validation."""
+    """parse_event as it was: json.loads per record, then the reference validation.
+
+    Since the security review, a number beyond a double (``1e400``) is refused as it is
+    decoded, whichever field holds it: ``json.loads`` would make it ``inf``.
+    """
 
     def reject_constant(name: str) -> Any:
         raise RejectedRecord("invalid_json", f"non-finite number {name} is not JSON")
 
+    def finite_float(text: str) -> float:
+        value = float(text)
+        if value in {float("inf"), float("-inf")}:
+            raise RejectedRecord(
+                "non_finite_number", f"{text[:40]} is beyond the range of a double"
+            )
+        return value
+
     try:
         text = data.decode("utf-8")
         try:
-            obj = json.loads(text, parse_constant=reject_constant)
+            obj = json.loads(text, parse_constant=reject_constant, parse_float=finite_float)
         except RejectedRecord:
             raise
         except (ValueError, RecursionError) as e:
@@ -211,6 +224,8 @@ AWKWARD_JSON = [
     b'{"a":5e-324}',
     b'{"a":1e-400}',
     b'{"a":-1e400}',
+    b'{"a":{"b":[1,2E999]}}',
+    b'{"a":1e308,"b":1.8e308}',
     b'{"a":-0}',
     b'{"a":-0.0}',
     b'{"a":1E2}',

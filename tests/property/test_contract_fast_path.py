@@ -31,10 +31,20 @@ SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[Healt
 PROPERTIES = load_schema()["properties"]
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in {float("inf"), float("-inf")}:
+        raise RejectedRecord("non_finite_number", text)
+    return value
+
+
 def reference(data: bytes) -> tuple[str, Any]:
-    """json.loads and the full schema validation, as parse_event did before any fast path."""
+    """json.loads and the full schema validation, as parse_event did before any fast path
+    (and refusing a number beyond a double, as parse_event does since)."""
     try:
-        obj = json.loads(data)
+        obj = json.loads(data, parse_float=_finite)
+    except RejectedRecord:
+        return ("rejected", "non_finite_number")
     except (ValueError, RecursionError):
         return ("rejected", "invalid_json")
     if not isinstance(obj, dict):

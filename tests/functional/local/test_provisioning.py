@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 import subprocess
 import sys
 import uuid
@@ -105,8 +106,14 @@ def test_given_cli_when_up_status_down_then_exports_and_cleans_up(tmp_path) -> N
             timeout=120,
         )
 
+    state = tmp_path / "state"
     try:
         assert run("local", "up").returncode == 0
+        # Private state: only its owner can read what every command trusts.
+        assert stat.S_IMODE(state.stat().st_mode) == 0o700
+        assert stat.S_IMODE((state / "local.json").stat().st_mode) == 0o600
+        assert stat.S_IMODE((state / "emulator.log").stat().st_mode) == 0o600
+        pid = json.loads((state / "local.json").read_text())["pid"]
         status = run("local", "status")
         assert status.returncode == 0, status.stderr
         exports = dict(
@@ -118,6 +125,12 @@ def test_given_cli_when_up_status_down_then_exports_and_cleans_up(tmp_path) -> N
     finally:
         down = run("local", "down")
     assert down.returncode == 0
+    assert down.stderr.startswith("down http://127.0.0.1:"), down.stderr  # it was signalled
+    assert not Path(f"/proc/{pid}").exists() or _zombie(pid)
     after = run("local", "status")
     assert after.returncode == 1
     assert "no local stack" in after.stderr
+
+
+def _zombie(pid: int) -> bool:
+    return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")

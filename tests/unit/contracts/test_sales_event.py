@@ -64,7 +64,9 @@ def test_given_model_when_serialised_then_it_validates_against_the_published_sch
         ({"event_type": "stock_count"}, "schema_violation"),
     ],
 )
-def test_given_a_contract_violation_when_validated_then_rejected_with_reason(change, reason):
+def test_given_a_contract_violation_when_validated_then_rejected_with_reason(
+    change: dict[str, object], reason: str
+) -> None:
     with pytest.raises(RejectedRecord) as info:
         validate_event({**GOOD, **change}, now=NOW)
     assert info.value.reason == reason
@@ -77,6 +79,33 @@ def test_given_nan_when_parsed_then_invalid_json() -> None:
         "invalid_json",
         "non-finite number NaN is not JSON",
     )
+
+
+@pytest.mark.parametrize(
+    ("fragment", "number"),
+    [
+        (b'"till":1e400', "1e400"),
+        (b'"till":{"lines":[1,-1E999]}', "-1E999"),
+        (b'"unit_price":1e400', "1e400"),
+        (b'"till":' + b"9" * 400 + b".5", "9" * 40),
+    ],
+    ids=["unknown field", "nested", "known field", "400 digits"],
+)
+def test_given_a_number_beyond_a_double_when_parsed_then_refused_wherever_it_is(
+    fragment: bytes, number: str
+) -> None:
+    data = json.dumps({k: v for k, v in GOOD.items() if k not in {"till", "unit_price"}})
+    with pytest.raises(RejectedRecord) as info:
+        parse_event(data.encode()[:-1] + b", " + fragment + b"}", now=NOW)
+    assert (info.value.reason, info.value.detail) == (
+        "non_finite_number",
+        f"{number} is beyond the range of a double",
+    )
+
+
+def test_given_a_number_that_underflows_when_parsed_then_it_is_a_finite_zero() -> None:
+    data = json.dumps(GOOD).encode()[:-1] + b', "tiny": 1e-400}'
+    assert parse_event(data, now=NOW)[1]["tiny"] == 0.0
 
 
 def test_given_a_plain_valid_record_when_parsed_fast_then_a_real_frozen_sales_event() -> None:

@@ -51,3 +51,20 @@ def kpl_aggregate(blobs: list[bytes]) -> bytes:
 def reseal(body: bytes) -> bytes:
     """``MAGIC + body + md5(body)``: an aggregate with a valid checksum over ``body``."""
     return b"\xf3\x89\x9a\xc2" + body + hashlib.md5(body).digest()
+
+
+def forged_aggregate(blobs: list[bytes]) -> bytes:
+    """A checksum-valid KPL aggregate of ``blobs`` built from the protobuf directly.
+
+    Unlike :func:`kpl_aggregate` (the KPL's own aggregator), nothing here limits the count
+    or size: this is what a hostile producer can put.
+    """
+    from pipeline.ingest.decode import _aggregated_record_type
+
+    aggregated = _aggregated_record_type()()
+    aggregated.partition_key_table.append("pk")
+    for blob in blobs:
+        user_record = aggregated.records.add()
+        user_record.partition_key_index = 0
+        user_record.data = blob
+    return reseal(aggregated.SerializeToString())

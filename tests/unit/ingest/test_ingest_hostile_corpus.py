@@ -59,6 +59,11 @@ HOSTILE: list[tuple[str, bytes | tuple[str, str], str]] = [
         encode(GOOD).replace(b'"unit_price":2.5', b'"unit_price":-Infinity'),
         "invalid_json",
     ),
+    (
+        "number beyond a double in an unknown field",
+        encode(GOOD)[:-1] + b',"till":{"total":1e400}}',
+        "non_finite_number",
+    ),
     ("integer past 2^63", bad(quantity=2**63 + 1), "schema_violation"),
     ("stock past 2^64", bad(stock_on_hand=2**64), "schema_violation"),
     ("negative quantity", bad(quantity=-3), "schema_violation"),
@@ -155,6 +160,7 @@ def test_given_the_corpus_has_at_least_30_kinds_then_it_covers_the_issue_list() 
         "event_time_out_of_range",
         "record_too_large",
         "kpl_invalid_aggregate",
+        "non_finite_number",
     }
 
 
