@@ -12,6 +12,7 @@ from pipeline.api.access import (
     PUBLIC_ROUTES,
     VIEWER_GROUP,
     allowed_routes,
+    caller_groups,
     is_allowed,
     parse_groups,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "NotFound",
     "allowed_routes",
     "build_resolver",
+    "caller_groups",
     "handle",
     "is_allowed",
     "openapi_json",

@@ -95,3 +95,20 @@ def test_given_a_bearer_prefix_when_called_then_the_token_is_accepted(matrix_api
         "GET", ROUTES["forecasts"][1], caller=None, headers={"Authorization": f"Bearer {token}"}
     )
     assert status == 200
+
+
+def test_given_a_group_named_x_comma_admin_group_when_its_member_calls_then_no_admin_right(
+    matrix_api: Api,
+) -> None:
+    # The gateway flattens the claim to "x,AdminGroup", as the REST authorizer does.
+    cognito = matrix_api.stack.session().client("cognito-idp")
+    pool = matrix_api.stack.ref("UserPool")
+    cognito.create_group(GroupName="x,AdminGroup", UserPoolId=pool)
+    create_user(matrix_api.stack, "comma-member", groups=["x,AdminGroup"])
+    token = support.sign_in(matrix_api.stack, "comma-member").id_token
+    for name in ("status", "users", "forecasts"):
+        method, path, _, _ = ROUTES[name]
+        assert matrix_api.call(method, path, caller=None, token=token) == (
+            403,
+            {"message": "your groups do not allow this route"},
+        ), name
