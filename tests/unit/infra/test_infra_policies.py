@@ -10,6 +10,9 @@ from typing import Any
 
 import pytest
 
+from pipeline.api.forecasts import NUMBERS
+from pipeline.lake.layout import BY_DATE_INDEX, DATE_SORT_KEY
+
 #: Services whose resources hold data: an Allow on them must name its resources.
 DATA_SERVICES = frozenset({"s3", "dynamodb", "kinesis", "sqs", "sns", "cognito-idp", "glue"})
 
@@ -281,6 +284,34 @@ def test_given_forecasts_table_when_read_then_ttl_pitr_and_encryption_are_on(
     assert table["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
     assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert table["SSESpecification"] == {"SSEEnabled": True}
+
+
+def test_given_forecasts_table_when_read_then_by_date_indexes_the_writers_date_sort_key(
+    cfn_template: dict[str, Any],
+) -> None:
+    table = cfn_template["Resources"]["ForecastTable"]["Properties"]
+    (index,) = table["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == BY_DATE_INDEX
+    assert index["KeySchema"] == [
+        {"AttributeName": "PK", "KeyType": "HASH"},
+        {"AttributeName": DATE_SORT_KEY, "KeyType": "RANGE"},
+    ]
+    assert set(index["Projection"]["NonKeyAttributes"]) == set(NUMBERS)
+    assert {"AttributeName": DATE_SORT_KEY, "AttributeType": "S"} in table["AttributeDefinitions"]
+
+
+def test_given_the_get_forecast_role_when_read_then_the_by_date_index_is_query_only(
+    cfn_template: dict[str, Any],
+) -> None:
+    statements = role_statements(
+        cfn_template, function_role_id(cfn_template, "GetForecastFunction")
+    )
+    on_index = [
+        (s["Effect"], _as_list(s["Action"]))
+        for s in statements
+        if s["Resource"] == {"Fn::Sub": "${ForecastTable.Arn}/index/" + BY_DATE_INDEX}
+    ]
+    assert on_index == [("Allow", ["dynamodb:Query"])]
 
 
 def test_given_the_stream_when_read_then_it_is_kms_encrypted(
