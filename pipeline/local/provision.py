@@ -98,6 +98,8 @@ def _dynamodb_table(
         kwargs["GlobalSecondaryIndexes"] = p["GlobalSecondaryIndexes"]
     if p.get("SSESpecification", {}).get("SSEEnabled"):
         kwargs["SSESpecification"] = {"Enabled": True}
+    if "DeletionProtectionEnabled" in p:
+        kwargs["DeletionProtectionEnabled"] = bool(p["DeletionProtectionEnabled"])
     arn = ddb.create_table(**kwargs)["TableDescription"]["TableArn"]
     ttl = p.get("TimeToLiveSpecification")
     if ttl and ttl.get("Enabled"):
@@ -172,6 +174,8 @@ def _user_pool(
         kwargs["Policies"] = p["Policies"]
     if "AdminCreateUserConfig" in p:
         kwargs["AdminCreateUserConfig"] = p["AdminCreateUserConfig"]
+    if "DeletionProtection" in p:
+        kwargs["DeletionProtection"] = p["DeletionProtection"]
     pool = s.client("cognito-idp").create_user_pool(**kwargs)["UserPool"]
     provider = f"cognito-idp.{ctx.region}.amazonaws.com/{pool['Id']}"
     return pool["Id"], {

@@ -372,3 +372,38 @@ def test_given_the_alarms_when_read_then_they_match_the_seed_thresholds(
     assert (bias["Threshold"], bias["AlarmActions"]) == (25, [{"Ref": "ForecastBiasTopic"}])
     assert subscription == {"Protocol": "email", "Endpoint": {"Ref": "AlertEmail"}}
     assert {"IteratorAgeAlarm", "QuarantineRateAlarm", "OperationsDashboard"} <= set(res)
+
+
+# ---------------------------------------------------------------- data that outlives the stack
+
+#: Resource types whose data a stack delete or a replacing update must leave in place.
+STATEFUL_TYPES = ("AWS::S3::Bucket", "AWS::DynamoDB::Table", "AWS::Cognito::UserPool")
+
+
+def test_given_the_stateful_resources_when_read_then_each_is_retained_on_delete_and_replace(
+    cfn_template: dict[str, Any],
+) -> None:
+    stateful = {lid: r for t in STATEFUL_TYPES for lid, r in resources_of(cfn_template, t).items()}
+    assert {"RawBucket", "CuratedBucket", "ForecastTable", "OrdersTable", "UserPool"} <= set(
+        stateful
+    )
+    not_retained = sorted(
+        lid
+        for lid, r in stateful.items()
+        if (r.get("DeletionPolicy"), r.get("UpdateReplacePolicy")) != ("Retain", "Retain")
+    )
+    assert not_retained == []
+
+
+def test_given_the_tables_and_the_user_pool_when_read_then_deletion_protection_is_on(
+    cfn_template: dict[str, Any],
+) -> None:
+    tables = resources_of(cfn_template, "AWS::DynamoDB::Table")
+    unprotected = sorted(
+        lid
+        for lid, t in tables.items()
+        if t["Properties"].get("DeletionProtectionEnabled") is not True
+    )
+    (pool,) = resources_of(cfn_template, "AWS::Cognito::UserPool").values()
+    assert unprotected == []
+    assert pool["Properties"]["DeletionProtection"] == "ACTIVE"
