@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit bench fuzz clean layer
+.PHONY: install demo test lint typecheck unit bench fuzz clean layer openapi
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,11 @@ fuzz: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python benchmarks/run_all.py
+
+# GET /openapi.json is a mock integration in infra/template.yaml: rewrite its document from
+# the routes after changing them (a unit test fails until then).
+openapi: $(STAMP)
+	$(BIN)/python -m pipeline.api.openapi_document
 
 # Stages the Lambda layer for `sam build`: the pipeline package plus the handlers' light
 # requirements (infra/layer/requirements.txt); SAM's python3.12 build method installs them.

@@ -4,6 +4,8 @@ API Gateway's Cognito authorizer has already proved who the caller is; this modu
 what the caller may do, from ``requestContext.authorizer.claims["cognito:groups"]``. Routes
 are keyed like API Gateway keys them (HTTP method and resource template), and a route that
 is not in :data:`PERMISSIONS` is denied to everyone: a new route has to be granted here.
+Every route of the function needs a token; the one public route, ``GET /openapi.json``, is
+answered by API Gateway itself (a mock integration) and never reaches the function.
 """
 
 from __future__ import annotations
@@ -23,9 +25,6 @@ VIEWER_GROUP: Final = "ViewerGroup"
 GROUPS: Final = (ADMIN_GROUP, PLANNER_GROUP, VIEWER_GROUP)
 
 RouteKey = tuple[str, str]
-
-#: Routes anyone may call, without a token (API Gateway's ``Authorizer: NONE``).
-PUBLIC_ROUTES: Final[frozenset[RouteKey]] = frozenset({("GET", "/openapi.json")})
 
 #: The groups allowed on each route. AdminGroup may call everything.
 PERMISSIONS: Final[Mapping[RouteKey, frozenset[str]]] = {
@@ -144,15 +143,13 @@ def route_key(event: Mapping[str, Any]) -> RouteKey:
 
 
 def is_allowed(route: RouteKey, groups: frozenset[str]) -> bool:
-    """True when the route is public or one of ``groups`` is granted it (the union)."""
-    if route in PUBLIC_ROUTES:
-        return True
+    """True when one of ``groups`` is granted the route (the union of their rights)."""
     return bool(PERMISSIONS.get(route, frozenset()) & groups)
 
 
 def allowed_routes(groups: frozenset[str]) -> frozenset[RouteKey]:
-    """Every route the groups may call, public ones included."""
-    return PUBLIC_ROUTES | {r for r, allowed in PERMISSIONS.items() if allowed & groups}
+    """Every route of the function the groups may call."""
+    return frozenset(r for r, allowed in PERMISSIONS.items() if allowed & groups)
 
 
 def caller_may(event: Mapping[str, Any]) -> bool:

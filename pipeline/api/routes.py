@@ -215,18 +215,15 @@ def build_resolver(settings: ApiSettings, clients: ApiClients) -> APIGatewayRest
     ) -> dict[str, Any]:
         return _change(username, group, member=False)
 
-    @app.get("/openapi.json", include_in_schema=False)
-    def openapi() -> Response[str]:
-        return Response(status_code=200, content_type=JSON, body=openapi_json(app))
-
     return app
 
 
 def openapi_json(app: APIGatewayRestResolver) -> str:
     """The OpenAPI document generated from the routes.
 
-    The OpenAPI models cost ~0.2 s to import, so they are imported here, on the first call
-    of this public route, and not when the handler starts.
+    API Gateway serves it at ``GET /openapi.json`` from the template, without invoking the
+    function (:mod:`pipeline.api.openapi_document`); the OpenAPI models cost ~0.2 s to
+    import, so the handler never imports them.
     """
     from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, Server
 

@@ -407,3 +407,58 @@ def test_given_the_tables_and_the_user_pool_when_read_then_deletion_protection_i
     (pool,) = resources_of(cfn_template, "AWS::Cognito::UserPool").values()
     assert unprotected == []
     assert pool["Properties"]["DeletionProtection"] == "ACTIVE"
+
+
+# ---------------------------------------------------------------- per-client limits
+
+
+def test_given_the_api_stage_when_read_then_a_regional_web_acl_limits_each_address(
+    cfn_template: dict[str, Any],
+) -> None:
+    (acl_id, acl), *others = resources_of(cfn_template, "AWS::WAFv2::WebACL").items()
+    (association,) = resources_of(cfn_template, "AWS::WAFv2::WebACLAssociation").values()
+    (stage_id,) = resources_of(cfn_template, "AWS::ApiGateway::Stage")
+    rates = [
+        (r["Statement"]["RateBasedStatement"], r["Action"])
+        for r in acl["Properties"]["Rules"]
+        if "RateBasedStatement" in r["Statement"]
+    ]
+    assert others == []
+    assert acl["Properties"]["Scope"] == "REGIONAL"
+    assert [(s["AggregateKeyType"], s["Limit"], "Block" in a) for s, a in rates] == [
+        ("IP", 300, True)
+    ]
+    assert association["Properties"]["WebACLArn"] == {"Fn::GetAtt": [acl_id, "Arn"]}
+    assert association["Properties"]["ResourceArn"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:apigateway:${AWS::Region}::/restapis/${FmcgApi}"
+        f"/stages/${{{stage_id}}}"
+    }
+
+
+def test_given_the_functions_when_read_then_each_has_reserved_concurrency(
+    cfn_template: dict[str, Any],
+) -> None:
+    functions = resources_of(cfn_template, "AWS::Lambda::Function")
+    reserved = {
+        lid: f["Properties"].get("ReservedConcurrentExecutions") for lid, f in functions.items()
+    }
+    assert reserved == {
+        "IngestStreamFunction": {"Ref": "IngestReservedConcurrency"},
+        "GetForecastFunction": {"Ref": "ApiReservedConcurrency"},
+        "AdminApiFunction": {"Ref": "AdminApiReservedConcurrency"},
+    }
+
+
+def test_given_the_spec_route_when_read_then_api_gateway_answers_it_without_a_function(
+    cfn_template: dict[str, Any],
+) -> None:
+    body = cfn_template["Resources"]["FmcgApi"]["Properties"]["Body"]
+    integrations = {
+        f"{method.upper()} {path}": spec["x-amazon-apigateway-integration"]["type"]
+        for path, methods in body["paths"].items()
+        for method, spec in methods.items()
+    }
+    assert integrations.pop("GET /openapi.json") == "mock"
+    assert set(integrations.values()) == {"aws_proxy"}
+    permissions = resources_of(cfn_template, "AWS::Lambda::Permission")
+    assert not [lid for lid in permissions if "OpenApi" in lid]
