@@ -462,3 +462,49 @@ def test_given_the_spec_route_when_read_then_api_gateway_answers_it_without_a_fu
     assert set(integrations.values()) == {"aws_proxy"}
     permissions = resources_of(cfn_template, "AWS::Lambda::Permission")
     assert not [lid for lid in permissions if "OpenApi" in lid]
+
+
+# ---------------------------------------------------------------- sign-in
+
+
+def test_given_the_app_client_when_read_then_srp_only_and_no_user_existence_errors(
+    cfn_template: dict[str, Any],
+) -> None:
+    (client,) = resources_of(cfn_template, "AWS::Cognito::UserPoolClient").values()
+    props = client["Properties"]
+    assert sorted(props["ExplicitAuthFlows"]) == ["ALLOW_REFRESH_TOKEN_AUTH", "ALLOW_USER_SRP_AUTH"]
+    assert props["PreventUserExistenceErrors"] == "ENABLED"
+    assert props["GenerateSecret"] is False
+
+
+def test_given_the_app_client_when_read_then_id_and_access_tokens_live_15_to_60_minutes(
+    cfn_template: dict[str, Any],
+) -> None:
+    (client,) = resources_of(cfn_template, "AWS::Cognito::UserPoolClient").values()
+    props = client["Properties"]
+    seconds = {"minutes": 60, "hours": 3600, "days": 86400}
+    units = props["TokenValidityUnits"]
+    for token, unit in (("IdTokenValidity", "IdToken"), ("AccessTokenValidity", "AccessToken")):
+        assert 15 * 60 <= props[token] * seconds[units[unit]] <= 60 * 60, token
+    assert props["EnableTokenRevocation"] is True
+
+
+def test_given_the_user_pool_when_read_then_mfa_is_required_and_threats_are_enforced(
+    cfn_template: dict[str, Any],
+) -> None:
+    (pool,) = resources_of(cfn_template, "AWS::Cognito::UserPool").values()
+    props = pool["Properties"]
+    (risk,) = resources_of(
+        cfn_template, "AWS::Cognito::UserPoolRiskConfigurationAttachment"
+    ).values()
+    assert (props["MfaConfiguration"], props["EnabledMfas"]) == ("ON", ["SOFTWARE_TOKEN_MFA"])
+    assert props["UserPoolAddOns"] == {"AdvancedSecurityMode": "ENFORCED"}
+    assert props["UserPoolTier"] == "PLUS"  # threat protection is a Plus feature
+    assert props["AdminCreateUserConfig"] == {"AllowAdminCreateUserOnly": True}
+    assert risk["Properties"]["UserPoolId"] == {"Ref": "UserPool"}
+    assert (
+        risk["Properties"]["AccountTakeoverRiskConfiguration"]["Actions"]["HighAction"][
+            "EventAction"
+        ]
+        == "BLOCK"
+    )
