@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit bench fuzz clean build build-lambda
+.PHONY: install demo test lint typecheck unit bench fuzz clean build build-lambda openapi
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -71,6 +71,11 @@ build: $(STAMP)
 
 build-lambda: $(STAMP)
 	$(BIN)/python -m pipeline.packaging --out build --only lambda
+
+# GET /openapi.json is a mock integration in infra/template.yaml: rewrite its document from
+# the routes after changing them (a unit test fails until then).
+openapi: $(STAMP)
+	$(BIN)/python -m pipeline.api.openapi_document
 
 clean:
 	rm -rf $(VENV) $(TOOLS) $(SAM) build .aws-sam .fmcg .pytest_cache .mypy_cache .ruff_cache

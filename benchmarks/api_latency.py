@@ -53,6 +53,7 @@ def seed_forecasts(stack: LocalStack, sku: str, location: str, start: date) -> N
             Item={
                 "PK": {"S": f"SKU#{sku}"},
                 "SK": {"S": f"LOC#{location}#DATE#{day}"},
+                "DateSK": {"S": f"DATE#{day}#LOC#{location}"},
                 "forecast_val": {"N": str(10 + n % 7)},
                 "confidence_lower": {"N": "5"},
                 "confidence_upper": {"N": "20"},

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
 from pipeline.local.emulator import local_environment, start_server, stop_server
-from pipeline.local.stack import LocalStack
+from pipeline.local.stack import STATE_DIR_VARIABLE, LocalStack
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -71,11 +71,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def emulator_url() -> Iterator[str]:
-    """The endpoint of a moto server on 127.0.0.1, exported as ``AWS_ENDPOINT_URL``."""
+def emulator_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The endpoint of a moto server on 127.0.0.1, exported as ``AWS_ENDPOINT_URL``.
+
+    ``FMCG_HOME`` points at a temporary directory too: what tests keep locally (the local
+    users' authenticator secrets) stays out of the work tree.
+    """
     pid, url = start_server()
     saved = dict(os.environ)
     os.environ.update(local_environment(url))
+    os.environ[STATE_DIR_VARIABLE] = str(tmp_path_factory.mktemp("fmcg-home"))
     try:
         yield url
     finally:

@@ -1,28 +1,71 @@
 """``GET /forecasts``: one SKU's forecasts for a date range, from the Forecasts table.
 
-Items are keyed ``PK = SKU#<sku>``, ``SK = LOC#<location>#DATE#<yyyy-mm-dd>``. With a
-location the date range is a sort-key range (``BETWEEN``), so DynamoDB reads exactly the
-items returned. Without one, every location of the SKU is read from the one partition and
-the dates are filtered here: DynamoDB filter expressions cannot use key attributes.
+Items are keyed ``PK = SKU#<sku>``, ``SK = LOC#<location>#DATE#<yyyy-mm-dd>``, and carry
+``DateSK = DATE#<yyyy-mm-dd>#LOC#<location>``, the sort key of the ``ByDate`` index. Either
+way the date range is a key condition, so DynamoDB reads exactly the items returned:
+
+- with a location, ``SK BETWEEN`` on the table (items in date order);
+- without one, ``DateSK BETWEEN`` on ``ByDate`` (items by date, then location).
+
+Each request makes at most :data:`MAX_READS` Query calls and returns a ``next_token``
+whenever more items may follow, so no request reads more than it returns plus one item.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from datetime import date
 from typing import TYPE_CHECKING, Any, Final
 
-from pipeline.api.aws import aws_errors
+from botocore.exceptions import ClientError
+
+from pipeline.api.aws import aws_errors, error_code
 from pipeline.api.errors import BadRequest
-from pipeline.api.pagination import Key, decode_token, encode_token
-from pipeline.api.validation import check_id, check_range, parse_date
+from pipeline.api.pagination import INVALID_TOKEN, Key, decode_token, encode_token
+from pipeline.api.validation import DATE_PATTERN, ID_PATTERN, check_id, check_range, parse_date
+from pipeline.lake.layout import BY_DATE_INDEX, DATE_SORT_KEY
 
 if TYPE_CHECKING:
-    from datetime import date
-
     from mypy_boto3_dynamodb import DynamoDBClient
 
 DEFAULT_LIMIT: Final = 500
 MAX_LIMIT: Final = 1000
+#: Query calls per request. One normally fills a page (1,000 items are ~150 KB, under
+#: DynamoDB's 1 MB a call); the others only follow a page DynamoDB cut short.
+MAX_READS: Final = 3
+NUMBERS: Final = ("forecast_val", "confidence_lower", "confidence_upper")
+
+_ID = ID_PATTERN.removeprefix("^").removesuffix("$")
+_DAY = DATE_PATTERN.removeprefix("^").removesuffix("$")
+_SORT_KEY = re.compile(rf"LOC#(?P<location>{_ID})#DATE#(?P<day>{_DAY})")
+_DATE_SORT_KEY = re.compile(rf"DATE#(?P<day>{_DAY})#LOC#(?P<location>{_ID})")
+#: Above every id character (``[A-Za-z0-9_-]``): ``DATE#<day>#LOC#~`` ends a day's keys.
+_AFTER_IDS: Final = "~"
+
+
+def _parsed(pattern: re.Pattern[str], key: str) -> tuple[str, str] | None:
+    found = pattern.fullmatch(key)
+    if found is None:
+        return None
+    try:
+        date.fromisoformat(found["day"])
+    except ValueError:
+        return None
+    return found["location"], found["day"]
+
+
+def parse_sort_key(sort_key: str) -> tuple[str, str] | None:
+    """``(location_id, yyyy-mm-dd)`` of ``LOC#<location>#DATE#<day>``, or ``None``.
+
+    Only contract ids and calendar dates parse: the key of a page token is checked here.
+    """
+    return _parsed(_SORT_KEY, sort_key)
+
+
+def parse_date_sort_key(date_sort_key: str) -> tuple[str, str] | None:
+    """``(location_id, yyyy-mm-dd)`` of ``DATE#<day>#LOC#<location>``, or ``None``."""
+    return _parsed(_DATE_SORT_KEY, date_sort_key)
 
 
 @dataclass(frozen=True)
@@ -62,15 +105,36 @@ class ForecastQuery:
     def partition(self) -> str:
         return f"SKU#{self.sku_id}"
 
-    def sort_key_bounds(self) -> tuple[str, str] | None:
-        """The ``BETWEEN`` bounds when a location is given (dates sort as text)."""
+    @property
+    def index(self) -> str | None:
+        """``ByDate`` without a location, the table itself (``None``) with one."""
+        return BY_DATE_INDEX if self.location_id is None else None
+
+    @property
+    def key_attributes(self) -> tuple[str, ...]:
+        """The attributes of a key to resume from (an index adds its own sort key)."""
+        return ("PK", "SK") if self.index is None else ("PK", "SK", DATE_SORT_KEY)
+
+    def sort_key_bounds(self) -> tuple[str, str]:
+        """The ``BETWEEN`` bounds of the sort key (``SK`` or ``DateSK``); dates sort as text."""
+        start, end = self.start.isoformat(), self.end.isoformat()
         if self.location_id is None:
-            return None
+            return f"DATE#{start}#LOC#", f"DATE#{end}#LOC#{_AFTER_IDS}"
         prefix = f"LOC#{self.location_id}#DATE#"
-        return prefix + self.start.isoformat(), prefix + self.end.isoformat()
+        return prefix + start, prefix + end
+
+    def key_condition(self) -> tuple[str, dict[str, Any]]:
+        """``KeyConditionExpression`` and its values: the partition and the date range."""
+        sort_key = "SK" if self.index is None else DATE_SORT_KEY
+        low, high = self.sort_key_bounds()
+        return f"PK = :pk AND {sort_key} BETWEEN :lo AND :hi", {
+            ":pk": {"S": self.partition},
+            ":lo": {"S": low},
+            ":hi": {"S": high},
+        }
 
     def matches(self, sort_key: str) -> bool:
-        """Whether an item's sort key is one this query returns."""
+        """Whether a table sort key is one this query returns."""
         parsed = parse_sort_key(sort_key)
         if parsed is None:
             return False
@@ -79,19 +143,18 @@ class ForecastQuery:
             return False
         return self.start.isoformat() <= day <= self.end.isoformat()
 
-    def may_resume_after(self, sort_key: str) -> bool:
-        """Whether a page token's sort key lies inside this query (a guard on tampering)."""
-        if self.location_id is None:
-            return parse_sort_key(sort_key) is not None
-        return self.matches(sort_key)
+    def may_resume_after(self, key: Key) -> bool:
+        """Whether a page token's key is one this query could have issued.
 
-
-def parse_sort_key(sort_key: str) -> tuple[str, str] | None:
-    """``(location_id, yyyy-mm-dd)`` of ``LOC#<location>#DATE#<day>``, or ``None``."""
-    head, sep, day = sort_key.rpartition("#DATE#")
-    if not sep or not head.startswith("LOC#"):
-        return None
-    return head.removeprefix("LOC#"), day
+        Each sort key must be a contract id and a calendar date in this query's range (and
+        location); an index key must name the same forecast as the table key. Anything
+        else would reach DynamoDB as a start key outside the query, which it rejects.
+        """
+        if not self.matches(key["SK"]):
+            return False
+        if self.index is None:
+            return True
+        return parse_date_sort_key(key[DATE_SORT_KEY]) == parse_sort_key(key["SK"])
 
 
 @dataclass(frozen=True)
@@ -124,51 +187,59 @@ def to_forecast(item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _query(dynamodb: DynamoDBClient, kwargs: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return dict(dynamodb.query(**kwargs))
+    except ClientError as e:
+        # The request's other inputs were validated, so DynamoDB refusing the call with a
+        # start key means the token: the client's mistake, not a server error.
+        if "ExclusiveStartKey" in kwargs and error_code(e) == "ValidationException":
+            raise BadRequest(INVALID_TOKEN) from e
+        with aws_errors("query forecasts"):
+            raise
+
+
+def _key(item: dict[str, Any], attributes: tuple[str, ...]) -> Key:
+    return {name: item[name]["S"] for name in attributes}
+
+
 def query_forecasts(
     dynamodb: DynamoDBClient, table: str, query: ForecastQuery, token: str | None = None
 ) -> ForecastPage:
     """Read one page of ``query`` from ``table``, resuming after ``token`` when given."""
+    attributes = query.key_attributes
     start_key: Key | None = None
     if token is not None:
         start_key = decode_token(
-            token, partition=query.partition, sort_key_ok=query.may_resume_after
+            token, partition=query.partition, attributes=attributes, key_ok=query.may_resume_after
         )
+    expression, values = query.key_condition()
     kwargs: dict[str, Any] = {
         "TableName": table,
-        "ProjectionExpression": "PK, SK, forecast_val, confidence_lower, confidence_upper",
-        "ExpressionAttributeValues": {":pk": {"S": query.partition}},
+        "KeyConditionExpression": expression,
+        "ExpressionAttributeValues": values,
+        "ProjectionExpression": ", ".join((*attributes, *NUMBERS)),
     }
-    bounds = query.sort_key_bounds()
-    if bounds is None:
-        kwargs["KeyConditionExpression"] = "PK = :pk AND begins_with(SK, :loc)"
-        kwargs["ExpressionAttributeValues"][":loc"] = {"S": "LOC#"}
-    else:
-        kwargs["KeyConditionExpression"] = "PK = :pk AND SK BETWEEN :lo AND :hi"
-        kwargs["ExpressionAttributeValues"].update(
-            {":lo": {"S": bounds[0]}, ":hi": {"S": bounds[1]}}
-        )
+    if query.index is not None:
+        kwargs["IndexName"] = query.index
     items: list[dict[str, Any]] = []
-    while True:
+    for _ in range(MAX_READS):
         if start_key is not None:
             kwargs["ExclusiveStartKey"] = {k: {"S": v} for k, v in start_key.items()}
-        # Ask for one more than needed: it tells whether a next page exists.
+        # One more than needed: it tells whether a next page exists.
         kwargs["Limit"] = query.limit - len(items) + 1
-        with aws_errors("query forecasts"):
-            response = dynamodb.query(**kwargs)
+        response = _query(dynamodb, kwargs)
         for item in response.get("Items", []):
-            if not query.matches(item["SK"]["S"]):
-                continue
             if len(items) == query.limit:
-                last = items[-1]
                 return ForecastPage(
-                    items, encode_token({"PK": query.partition, "SK": _sort_key(last)})
+                    [to_forecast(i) for i in items], encode_token(_key(items[-1], attributes))
                 )
-            items.append(to_forecast(item))
+            items.append(item)
         last_key = response.get("LastEvaluatedKey")
         if not last_key:
-            return ForecastPage(items, None)
-        start_key = {"PK": last_key["PK"]["S"], "SK": last_key["SK"]["S"]}  # type: ignore[index]
-
-
-def _sort_key(forecast: dict[str, Any]) -> str:
-    return f"LOC#{forecast['location_id']}#DATE#{forecast['date']}"
+            return ForecastPage([to_forecast(i) for i in items], None)
+        start_key = _key(last_key, attributes)
+    # Every read was cut short by DynamoDB's 1 MB: what was read, and where to go on from.
+    return ForecastPage(
+        [to_forecast(i) for i in items], encode_token(start_key) if start_key else None
+    )

@@ -3,7 +3,8 @@
 :func:`handle` is what the Lambda handler calls: it authorises the caller by group first
 (:mod:`pipeline.api.access`, before any input is parsed, so a caller without the right gets
 403 whatever it sends), then lets the resolver route and validate. Client mistakes become
-400/404/409 with a message; AWS hiccups become 503; nothing a client sends gives a 500.
+400/404/409 with a message; AWS hiccups become 503; a server-side fault is a 500 with a
+message; nothing a client sends gives a 500.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from pipeline.api.orders import (
 from pipeline.api.status import pipeline_status
 from pipeline.api.users import USERNAME_PATTERN, change_group, list_users
 from pipeline.api.validation import DATE_PATTERN, ID_PATTERN
-from pipeline.errors import ConfigurationError, TransientError
+from pipeline.errors import ConfigurationError, TerminalError, TransientError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -110,6 +111,14 @@ def build_resolver(settings: ApiSettings, clients: ApiClients) -> APIGatewayRest
     def unavailable(e: TransientError) -> Response[str]:
         logger.warning("503: %s", e)
         return _error(503, "a backing service is unavailable; retry later")
+
+    # Last of the pipeline's errors: a terminal failure that is not the client's (a denied
+    # or missing resource, a setting) is answered, logged, and never surfaces as a crash of
+    # the function, which API Gateway would turn into a bare 502.
+    @app.exception_handler(TerminalError)  # type: ignore[untyped-decorator]
+    def failed(e: TerminalError) -> Response[str]:
+        logger.error("500: %s", e)
+        return _error(500, "the request could not be served; it was logged")
 
     def claims() -> dict[str, Any]:
         return dict(claims_of(app.current_event.raw_event))
@@ -206,18 +215,15 @@ def build_resolver(settings: ApiSettings, clients: ApiClients) -> APIGatewayRest
     ) -> dict[str, Any]:
         return _change(username, group, member=False)
 
-    @app.get("/openapi.json", include_in_schema=False)
-    def openapi() -> Response[str]:
-        return Response(status_code=200, content_type=JSON, body=openapi_json(app))
-
     return app
 
 
 def openapi_json(app: APIGatewayRestResolver) -> str:
     """The OpenAPI document generated from the routes.
 
-    The OpenAPI models cost ~0.2 s to import, so they are imported here, on the first call
-    of this public route, and not when the handler starts.
+    API Gateway serves it at ``GET /openapi.json`` from the template, without invoking the
+    function (:mod:`pipeline.api.openapi_document`); the OpenAPI models cost ~0.2 s to
+    import, so the handler never imports them.
     """
     from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, Server
 

@@ -39,7 +39,7 @@ def serve(
     )
     err_console.print(
         f"[green]serving[/] {gateway.url} (routes: "
-        + ", ".join(f"{r.method} {r.resource} -> {r.function}" for r in gateway.routes)
+        + ", ".join(f"{r.method} {r.resource} -> {r.function or 'mock'}" for r in gateway.routes)
         + f"); spec at {gateway.url}/openapi.json; Ctrl-C stops"
     )
     try:

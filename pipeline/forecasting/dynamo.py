@@ -1,9 +1,11 @@
 """Forecast items for DynamoDB, and a parallel BatchWriteItem writer that loses nothing.
 
 Item shape (the seed's contract): ``PK = "SKU#<sku>"``, ``SK = "LOC#<loc>#DATE#<yyyy-mm-dd>"``,
-``forecast_val``, ``confidence_lower``, ``confidence_upper`` (numbers) and ``ttl`` (epoch
-seconds, now + 90 days). Writes are puts keyed by PK/SK, so a retried or repeated write of
-the same forecast replaces the item with an identical one: idempotent.
+``DateSK = "DATE#<yyyy-mm-dd>#LOC#<loc>"`` (the ``ByDate`` index, which the API reads a
+SKU's every location by date from), ``forecast_val``, ``confidence_lower``,
+``confidence_upper`` (numbers) and ``ttl`` (epoch seconds, now + 90 days). Writes are
+puts keyed by PK/SK, so a retried or repeated write of the same forecast replaces the
+item with an identical one: idempotent.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline.errors import TerminalError, TransientError
-from pipeline.lake import forecast_keys
+from pipeline.lake import DATE_SORT_KEY, forecast_date_sort_key, forecast_keys
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
@@ -82,6 +84,7 @@ def forecast_item(row: ForecastRow, *, now: datetime) -> Item:
     return {
         "PK": pk,
         "SK": sk,
+        DATE_SORT_KEY: forecast_date_sort_key(row.location_id, row.day),
         "forecast_val": _number(row.forecast_val),
         "confidence_lower": _number(row.confidence_lower),
         "confidence_upper": _number(row.confidence_upper),

@@ -1,10 +1,13 @@
 """Where things live in the lake and in DynamoDB: the key contracts of ARCHITECTURE.md."""
 
 from pipeline.lake.layout import (
+    BY_DATE_INDEX,
     CURATED_SALES_PREFIX,
+    DATE_SORT_KEY,
     QUARANTINE_PREFIX,
     RAW_SALES_PREFIX,
     curated_partition_prefix,
+    forecast_date_sort_key,
     forecast_keys,
     hive_prefix,
     quarantine_key,
@@ -12,10 +15,13 @@ from pipeline.lake.layout import (
 )
 
 __all__ = [
+    "BY_DATE_INDEX",
     "CURATED_SALES_PREFIX",
+    "DATE_SORT_KEY",
     "QUARANTINE_PREFIX",
     "RAW_SALES_PREFIX",
     "curated_partition_prefix",
+    "forecast_date_sort_key",
     "forecast_keys",
     "hive_prefix",
     "quarantine_key",

@@ -52,3 +52,14 @@ def curated_partition_prefix(day: date, table: str = "sales") -> str:
 def forecast_keys(sku_id: str, location_id: str, day: date) -> tuple[str, str]:
     """The Forecasts item keys: ``("SKU#<sku>", "LOC#<loc>#DATE#<yyyy-mm-dd>")``."""
     return f"SKU#{sku_id}", f"LOC#{location_id}#DATE#{day.isoformat()}"
+
+
+#: The Forecasts index that reads one SKU's forecasts of every location by date, and the
+#: attribute it sorts on (``PK`` is its partition key too).
+BY_DATE_INDEX: Final = "ByDate"
+DATE_SORT_KEY: Final = "DateSK"
+
+
+def forecast_date_sort_key(location_id: str, day: date) -> str:
+    """The ``ByDate`` sort key of a Forecasts item: ``DATE#<yyyy-mm-dd>#LOC#<loc>``."""
+    return f"DATE#{day.isoformat()}#LOC#{location_id}"

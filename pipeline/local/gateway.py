@@ -13,7 +13,10 @@ It does what API Gateway does for the REST API of ``infra/template.yaml``:
 4. turn the proxy response into the HTTP answer (``502`` if the handler raises).
 
 Each route goes to the function whose ``Api`` event declares it (the template deploys the
-same API code as ``GetForecastFunction`` and ``AdminApiFunction``, with different roles).
+same API code as ``GetForecastFunction`` and ``AdminApiFunction``, with different roles);
+a mock method of the API's ``DefinitionBody`` (``GET /openapi.json``) is answered by the
+gateway itself from its templates (:mod:`pipeline.local.mock_integration`), as API Gateway
+answers it.
 Handlers are like Lambda containers: each runs one request at a time, so the gateway keeps
 a pool of up to ``concurrency`` of them per function, built on demand by
 ``handler_factory(logical_id)``.
@@ -40,6 +43,7 @@ import jwt
 
 from pipeline.errors import ConfigurationError
 from pipeline.local.emulator import HOST
+from pipeline.local.mock_integration import MockIntegration, mock_methods
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -58,12 +62,17 @@ MAX_BODY_BYTES: Final = 10 * 1024 * 1024  # API Gateway's payload limit
 # ---------------------------------------------------------------------- routes
 @dataclass(frozen=True)
 class ApiRoute:
-    """One ``Api`` event: method, resource template, public or not, and the function it calls."""
+    """One route: method, resource template, public or not, and what answers it.
+
+    A function's ``Api`` event names the function; a mock method of the API definition
+    has ``mock`` set instead, and no function is invoked for it.
+    """
 
     method: str
     resource: str
     public: bool
-    function: str = API_FUNCTION
+    function: str | None = API_FUNCTION
+    mock: MockIntegration | None = None
 
     @property
     def pattern(self) -> re.Pattern[str]:
@@ -84,7 +93,8 @@ class ApiRoute:
 
 
 def api_routes(template: Mapping[str, Any], rest_api: str = REST_API) -> list[ApiRoute]:
-    """The routes the functions' ``Api`` events declare on ``rest_api`` in the template."""
+    """The routes of ``rest_api`` in the template: its functions' ``Api`` events and the
+    mock methods of its ``DefinitionBody``."""
     routes = []
     for logical_id, spec in template["Resources"].items():
         if spec.get("Type") != "AWS::Serverless::Function":
@@ -106,6 +116,11 @@ def api_routes(template: Mapping[str, Any], rest_api: str = REST_API) -> list[Ap
             )
     if not routes:
         raise ConfigurationError(f"no function declares a route on {rest_api} in the template")
+    api = template["Resources"].get(rest_api) or {}
+    for mock in mock_methods(api.get("Properties") or {}):
+        routes.append(
+            ApiRoute(mock.method, mock.path, public=mock.public, function=None, mock=mock.answer)
+        )
     return routes
 
 
@@ -333,9 +348,9 @@ class LocalGateway:
         self.pools: dict[str, HandlerPool] = {}
         if handler is not None and handler_factory is None:
             shared = HandlerPool(lambda: handler, 1, owned=False)
-            self.pools = {route.function: shared for route in self.routes}
+            self.pools = {route.function: shared for route in self.routes if route.function}
         elif handler_factory is not None and handler is None:
-            for function in {route.function for route in self.routes}:
+            for function in {route.function for route in self.routes if route.function}:
                 self.pools[function] = HandlerPool(
                     functools.partial(handler_factory, function), concurrency
                 )
@@ -378,6 +393,10 @@ class LocalGateway:
             except Unauthorized as e:
                 logger.info("401 %s %s: %s", method, path, e.reason)
                 return HttpAnswer.message(401, "Unauthorized")
+        if route.mock is not None:
+            return HttpAnswer(
+                route.mock.status, [("Content-Type", route.mock.content_type)], route.mock.body
+            )
         event = proxy_event(
             method=method,
             path=unquote(path),
@@ -389,7 +408,7 @@ class LocalGateway:
             claims=claims,
         )
         try:
-            return http_answer(self.pools[route.function].invoke(event))
+            return http_answer(self.pools[str(route.function)].invoke(event))
         except Exception:
             logger.exception("the handler failed on %s %s", method, path)
             return HttpAnswer.message(502, "Internal server error")

@@ -99,6 +99,8 @@ def _dynamodb_table(
         kwargs["GlobalSecondaryIndexes"] = p["GlobalSecondaryIndexes"]
     if p.get("SSESpecification", {}).get("SSEEnabled"):
         kwargs["SSESpecification"] = {"Enabled": True}
+    if "DeletionProtectionEnabled" in p:
+        kwargs["DeletionProtectionEnabled"] = bool(p["DeletionProtectionEnabled"])
     arn = ddb.create_table(**kwargs)["TableDescription"]["TableArn"]
     ttl = p.get("TimeToLiveSpecification")
     if ttl and ttl.get("Enabled"):
@@ -165,15 +167,42 @@ def _glue_job(
     return p["Name"], {}
 
 
+#: User pool properties that CreateUserPool takes as they are written in the template.
+_POOL_PROPERTIES = (
+    "Policies",
+    "AdminCreateUserConfig",
+    "DeletionProtection",
+    "MfaConfiguration",
+    "UserPoolAddOns",
+    "UserPoolTier",
+)
+#: App client properties that CreateUserPoolClient takes as they are written.
+_CLIENT_PROPERTIES = (
+    "ExplicitAuthFlows",
+    "PreventUserExistenceErrors",
+    "AccessTokenValidity",
+    "IdTokenValidity",
+    "RefreshTokenValidity",
+    "TokenValidityUnits",
+    "EnableTokenRevocation",
+    "AuthSessionValidity",
+)
+
+
 def _user_pool(
     s: boto3.session.Session, lid: str, p: dict[str, Any], ctx: ResolveContext
 ) -> Provisioned:
     kwargs: dict[str, Any] = {"PoolName": p["UserPoolName"]}
-    if "Policies" in p:
-        kwargs["Policies"] = p["Policies"]
-    if "AdminCreateUserConfig" in p:
-        kwargs["AdminCreateUserConfig"] = p["AdminCreateUserConfig"]
-    pool = s.client("cognito-idp").create_user_pool(**kwargs)["UserPool"]
+    kwargs.update({k: p[k] for k in _POOL_PROPERTIES if k in p})
+    cognito = s.client("cognito-idp")
+    pool = cognito.create_user_pool(**kwargs)["UserPool"]
+    # CloudFormation's EnabledMfas is SetUserPoolMfaConfig in the API.
+    if "SOFTWARE_TOKEN_MFA" in p.get("EnabledMfas", []):
+        cognito.set_user_pool_mfa_config(
+            UserPoolId=pool["Id"],
+            SoftwareTokenMfaConfiguration={"Enabled": True},
+            MfaConfiguration=p.get("MfaConfiguration", "OPTIONAL"),
+        )
     provider = f"cognito-idp.{ctx.region}.amazonaws.com/{pool['Id']}"
     return pool["Id"], {
         "Arn": pool["Arn"],
@@ -189,7 +218,7 @@ def _user_pool_client(
         UserPoolId=p["UserPoolId"],
         ClientName=p["ClientName"],
         GenerateSecret=bool(p.get("GenerateSecret", False)),
-        ExplicitAuthFlows=p.get("ExplicitAuthFlows", []),
+        **{k: p[k] for k in _CLIENT_PROPERTIES if k in p},
     )["UserPoolClient"]
     return client["ClientId"], {}
 

@@ -85,10 +85,12 @@ def serve(host: str, port: int) -> None:
     from hypercorn.config import Config
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    from pipeline.local import emulator_patches
+    from pipeline.local import cognito_patches, emulator_patches
 
     # moto keeps and copies more than a long soak can afford (see the module).
     emulator_patches.apply()
+    # The user pool enforces what the template declares (auth flows, SRP, MFA, lifetimes).
+    cognito_patches.apply()
     # moto builds absolute URLs (queue URLs and the like) from this port.
     os.environ.setdefault("MOTO_PORT", str(port))
     if os.environ.get(TRACEMALLOC_DIR_ENV):

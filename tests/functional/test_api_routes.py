@@ -12,6 +12,8 @@ import pytest
 import test_api_support as support
 from test_api_support import Api, put_forecasts
 
+from pipeline.api.forecasts import ForecastQuery, query_forecasts
+
 api = support.api  # the session fixture: one stack, users and gateway
 EVENTS = Path(__file__).resolve().parents[2] / "infra" / "events"
 DAYS_JAN = [f"2025-01-{d:02d}" for d in range(1, 29)]
@@ -66,9 +68,45 @@ def test_given_no_location_when_read_in_pages_then_every_location_in_range_exact
         token = body["next_token"]
         if token is None:
             break
-    expected = [(loc, f"2025-01-{d:02d}") for loc in ("L1", "L2", "L3") for d in range(5, 15)]
+    # From the ByDate index: by date, then location.
+    expected = [(loc, f"2025-01-{d:02d}") for d in range(5, 15) for loc in ("L1", "L2", "L3")]
     assert seen == expected
     assert pages == 5  # 30 items, 7 a page
+
+
+def test_given_a_long_history_when_two_days_are_read_without_location_then_dynamodb_reads_only_them(
+    api: Api,
+) -> None:
+    sku = _sku()
+    days = [(date(2024, 1, 1) + timedelta(days=n)).isoformat() for n in range(120)]
+    for location in ("L1", "L2", "L3"):
+        put_forecasts(api.stack, sku, location, days)
+    ddb = api.stack.session().client("dynamodb")
+    scanned: list[int] = []
+    ddb.meta.events.register(
+        "after-call.dynamodb.Query",
+        lambda parsed, **_: scanned.append(parsed["ScannedCount"]),
+    )
+    query = ForecastQuery.parse(
+        sku_id=sku, location_id=None, start="2024-03-01", end="2024-03-02", limit=4
+    )
+
+    page = query_forecasts(ddb, api.stack.ref("ForecastTable"), query)
+    assert [(i["date"], i["location_id"]) for i in page.items] == [
+        ("2024-03-01", "L1"),
+        ("2024-03-01", "L2"),
+        ("2024-03-01", "L3"),
+        ("2024-03-02", "L1"),
+    ]
+    assert scanned == [5]  # one Query of the page and one more item, of 360 in the partition
+
+    rest = query_forecasts(ddb, api.stack.ref("ForecastTable"), query, page.next_token)
+    assert [(i["date"], i["location_id"]) for i in rest.items] == [
+        ("2024-03-02", "L2"),
+        ("2024-03-02", "L3"),
+    ]
+    assert rest.next_token is None
+    assert scanned == [5, 2]
 
 
 def test_given_a_token_of_another_sku_when_replayed_then_400(api: Api) -> None:

@@ -142,6 +142,7 @@ def put_forecasts(
             Item={
                 "PK": {"S": f"SKU#{sku}"},
                 "SK": {"S": f"LOC#{location}#DATE#{day}"},
+                "DateSK": {"S": f"DATE#{day}#LOC#{location}"},
                 "forecast_val": {"N": str(value)},
                 "confidence_lower": {"N": str(value - 2)},
                 "confidence_upper": {"N": str(value + 2)},

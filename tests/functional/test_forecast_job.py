@@ -93,11 +93,14 @@ def test_given_daily_demand_when_job_runs_then_items_have_the_seed_schema_and_tt
         assert set(item) == {
             "PK",
             "SK",
+            "DateSK",
             "forecast_val",
             "confidence_lower",
             "confidence_upper",
             "ttl",
         }
+        location, day = item["SK"].removeprefix("LOC#").split("#DATE#")
+        assert item["DateSK"] == f"DATE#{day}#LOC#{location}"  # the ByDate index key
         assert isinstance(item["forecast_val"], Decimal)
         assert 0 <= item["confidence_lower"] <= item["forecast_val"] <= item["confidence_upper"]
         assert abs(int(item["ttl"]) - expected_ttl) < 60

@@ -7,11 +7,16 @@ handler never runs); a valid token without the right is a 403 from the API.
 from __future__ import annotations
 
 import itertools
+import json
+import urllib.request
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import test_api_support as support
 from test_api_support import Api, create_user
+
+from pipeline.local.gateway import LocalGateway
+from pipeline.local.users import sign_in
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -95,3 +100,44 @@ def test_given_a_bearer_prefix_when_called_then_the_token_is_accepted(matrix_api
         "GET", ROUTES["forecasts"][1], caller=None, headers={"Authorization": f"Bearer {token}"}
     )
     assert status == 200
+
+
+def test_given_a_group_named_x_comma_admin_group_when_its_member_calls_then_no_admin_right(
+    matrix_api: Api,
+) -> None:
+    # The gateway flattens the claim to "x,AdminGroup", as the REST authorizer does.
+    cognito = matrix_api.stack.session().client("cognito-idp")
+    pool = matrix_api.stack.ref("UserPool")
+    cognito.create_group(GroupName="x,AdminGroup", UserPoolId=pool)
+    create_user(matrix_api.stack, "comma-member", groups=["x,AdminGroup"])
+    token = sign_in(matrix_api.stack, "comma-member").id_token
+    for name in ("status", "users", "forecasts"):
+        method, path, _, _ = ROUTES[name]
+        assert matrix_api.call(method, path, caller=None, token=token) == (
+            403,
+            {"message": "your groups do not allow this route"},
+        ), name
+
+
+def test_given_the_spec_route_when_called_then_the_gateway_answers_without_a_function(
+    matrix_api: Api,
+) -> None:
+    invoked: list[str] = []
+
+    def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
+        invoked.append(event["resource"])
+        return {"statusCode": 204, "headers": {}, "body": ""}
+
+    with LocalGateway(matrix_api.stack, handler) as gateway:
+        with urllib.request.urlopen(f"{gateway.url}/openapi.json", timeout=30) as response:
+            spec = json.loads(response.read())
+            content_type = response.headers["Content-Type"]
+        token = matrix_api.tokens["viewer"]
+        request = urllib.request.Request(
+            f"{gateway.url}{ROUTES['forecasts'][1]}", headers={"Authorization": str(token)}
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 204  # the handler does serve the function's routes
+    assert (spec["openapi"][:2], content_type) == ("3.", "application/json")
+    assert "/forecasts" in spec["paths"]
+    assert invoked == ["/forecasts"]

@@ -134,3 +134,16 @@ def test_given_cli_when_up_status_down_then_exports_and_cleans_up(tmp_path) -> N
 
 def _zombie(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
+
+
+def test_given_the_template_when_provisioned_then_tables_and_pool_refuse_deletion(stack) -> None:
+    session = stack.session()
+    ddb = session.client("dynamodb")
+    for table in ("ForecastTable", "OrdersTable", "InventoryStateTable", "KclLeaseTable"):
+        name = stack.ref(table)
+        assert ddb.describe_table(TableName=name)["Table"]["DeletionProtectionEnabled"] is True
+        with pytest.raises(ddb.exceptions.ClientError) as refused:
+            ddb.delete_table(TableName=name)
+        assert refused.value.response["Error"]["Code"] == "ValidationException", table
+    pool = session.client("cognito-idp").describe_user_pool(UserPoolId=stack.ref("UserPool"))
+    assert pool["UserPool"]["DeletionProtection"] == "ACTIVE"

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import json
 import re
+from typing import TYPE_CHECKING
 
-from pipeline.api import PERMISSIONS, PUBLIC_ROUTES, build_resolver, handle, openapi_json
+from pipeline.api import PERMISSIONS, build_resolver, handle, openapi_json
+from pipeline.api.openapi_document import document, embedded, response_template
 from pipeline.api.routes import ApiClients
 from pipeline.local.gateway import api_routes, authorizer_claims, match_route, proxy_event
 from pipeline.local.template import DEFAULT_TEMPLATE, load_template
 from pipeline.settings import ApiSettings
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
 
 def _no_clients(service: str) -> object:
     raise AssertionError(f"no AWS call expected, got a {service} client request")
 
 
-def _resolver():  # type: ignore[no-untyped-def]
+def _resolver() -> APIGatewayRestResolver:
     return build_resolver(ApiSettings(forecast_table="t"), ApiClients(_no_clients))
 
 
@@ -24,11 +29,29 @@ def _rest_resource(powertools_rule: str) -> str:
     return re.sub(r"<(\w+)>", r"{\1}", powertools_rule)
 
 
-def test_given_the_template_then_its_api_events_are_exactly_the_permission_table() -> None:
+def test_given_the_template_then_its_function_routes_are_exactly_the_permission_table() -> None:
     routes = api_routes(load_template(DEFAULT_TEMPLATE))
-    declared = {(r.method, r.resource) for r in routes}
-    assert declared == set(PERMISSIONS) | PUBLIC_ROUTES
-    assert {(r.method, r.resource) for r in routes if r.public} == PUBLIC_ROUTES
+    functions = {(r.method, r.resource) for r in routes if r.function is not None}
+    assert functions == set(PERMISSIONS)
+    assert [r for r in routes if r.function is not None and r.public] == []
+
+
+def test_given_the_template_then_the_spec_is_its_one_public_route_and_no_function_serves_it() -> (
+    None
+):
+    routes = api_routes(load_template(DEFAULT_TEMPLATE))
+    (spec,) = [r for r in routes if r.public]
+    assert (spec.method, spec.resource, spec.function) == ("GET", "/openapi.json", None)
+    assert spec.mock is not None
+    assert (spec.mock.status, spec.mock.content_type) == (200, "application/json")
+    assert json.loads(spec.mock.body) == json.loads(openapi_json(_resolver()))
+
+
+def test_given_the_routes_then_the_templates_spec_is_the_one_they_generate() -> None:
+    # Fails when a route changes and `make openapi` was not run.
+    text = DEFAULT_TEMPLATE.read_text()
+    assert embedded(text) == document()
+    assert len(response_template(document())) < 64 * 1024  # a mock template stays small
 
 
 def test_given_the_resolver_then_its_routes_are_exactly_the_permission_table() -> None:
@@ -38,7 +61,7 @@ def test_given_the_resolver_then_its_routes_are_exactly_the_permission_table() -
         for route in app._static_routes + app._dynamic_routes
         for method in [route.method.upper()]
     }
-    assert registered == set(PERMISSIONS) | PUBLIC_ROUTES
+    assert registered == set(PERMISSIONS)
 
 
 def test_given_the_generated_spec_then_every_protected_route_is_documented_and_secured() -> None:

@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 
 from pipeline.api.errors import BadRequest
-from pipeline.api.forecasts import ForecastQuery, parse_sort_key
+from pipeline.api.forecasts import ForecastQuery, parse_date_sort_key, parse_sort_key
 from pipeline.api.orders import check_idempotency_key, order_id
 from pipeline.api.users import check_group, check_username
 from pipeline.api.validation import check_id, check_range, parse_date
@@ -54,15 +54,36 @@ def test_given_a_range_of_366_days_when_checked_then_accepted_and_367_refused() 
 def test_given_a_query_with_a_location_then_the_sort_key_range_is_between_its_dates() -> None:
     query = ForecastQuery.parse(sku_id="S1", location_id="L1", start="2025-01-01", end="2025-01-28")
     assert query.partition == "SKU#S1"
-    assert query.sort_key_bounds() == ("LOC#L1#DATE#2025-01-01", "LOC#L1#DATE#2025-01-28")
+    assert query.index is None
+    assert query.key_condition() == (
+        "PK = :pk AND SK BETWEEN :lo AND :hi",
+        {
+            ":pk": {"S": "SKU#S1"},
+            ":lo": {"S": "LOC#L1#DATE#2025-01-01"},
+            ":hi": {"S": "LOC#L1#DATE#2025-01-28"},
+        },
+    )
     assert query.matches("LOC#L1#DATE#2025-01-28")
     assert not query.matches("LOC#L2#DATE#2025-01-05")
     assert not query.matches("LOC#L1#DATE#2025-01-29")
 
 
-def test_given_a_query_without_location_then_every_location_in_the_dates_matches() -> None:
+def test_given_a_query_without_location_then_the_date_range_is_a_key_condition_on_by_date() -> None:
     query = ForecastQuery.parse(sku_id="S1", location_id=None, start="2025-01-01", end="2025-01-02")
-    assert query.sort_key_bounds() is None
+    assert query.index == "ByDate"
+    assert query.key_condition() == (
+        "PK = :pk AND DateSK BETWEEN :lo AND :hi",
+        {
+            ":pk": {"S": "SKU#S1"},
+            ":lo": {"S": "DATE#2025-01-01#LOC#"},
+            ":hi": {"S": "DATE#2025-01-02#LOC#~"},
+        },
+    )
+    low, high = query.sort_key_bounds()
+    # Every id character sorts between the bounds: the first and last day are whole.
+    assert low < "DATE#2025-01-01#LOC#-"
+    assert "DATE#2025-01-02#LOC#zzzz" < high
+    assert not low <= "DATE#2025-01-03#LOC#A" <= high
     assert query.matches("LOC#L2#DATE#2025-01-02")
     assert not query.matches("LOC#L2#DATE#2025-01-03")
     assert not query.matches("garbage")
@@ -78,7 +99,26 @@ def test_given_a_limit_out_of_bounds_when_parsed_then_bad_request() -> None:
 
 def test_given_sort_keys_when_parsed_then_location_and_day() -> None:
     assert parse_sort_key("LOC#L-1#DATE#2025-01-01") == ("L-1", "2025-01-01")
+    assert parse_date_sort_key("DATE#2025-01-01#LOC#L-1") == ("L-1", "2025-01-01")
     assert parse_sort_key("DATE#2025-01-01") is None
+
+
+@pytest.mark.parametrize(
+    "sort_key",
+    [
+        "LOC#L#1#DATE#2025-01-01",  # '#' is a delimiter, never an id character
+        "LOC#L 1#DATE#2025-01-01",
+        "LOC##DATE#2025-01-01",
+        f"LOC#{'L' * 65}#DATE#2025-01-01",
+        "LOC#L1#DATE#2025-02-30",  # not a calendar date
+        "LOC#L1#DATE#2025-1-01",
+        "LOC#L1#DATE#2025-01-01#",
+        "LOC#L1#DATE#2025-01-01\n",
+        "LOC#L1#DATE#２０２５-01-01",  # other Unicode digits
+    ],
+)
+def test_given_a_sort_key_off_the_id_or_date_pattern_when_parsed_then_none(sort_key: str) -> None:
+    assert parse_sort_key(sort_key) is None
 
 
 @pytest.mark.parametrize(

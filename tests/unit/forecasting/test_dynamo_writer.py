@@ -160,3 +160,20 @@ def test_given_throttling_that_never_ends_when_writing_then_transient_error() ->
         writer.write(_items(3))
     assert len(delays) == 4
     assert all(0.05 * 2**i / 2 <= d <= 0.05 * 2**i for i, d in enumerate(delays))
+
+
+def test_given_a_row_when_building_its_item_then_the_by_date_key_names_the_same_forecast() -> None:
+    row = ForecastRow(
+        sku_id="SKU-1",
+        location_id="L-9",
+        day=date(2026, 3, 4),
+        forecast_val=2.0,
+        confidence_lower=1.0,
+        confidence_upper=3.0,
+    )
+    item = forecast_item(row, now=datetime(2026, 3, 1, tzinfo=UTC))
+    assert (item["PK"], item["SK"], item["DateSK"]) == (
+        "SKU#SKU-1",
+        "LOC#L-9#DATE#2026-03-04",
+        "DATE#2026-03-04#LOC#L-9",
+    )

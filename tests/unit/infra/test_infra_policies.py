@@ -10,6 +10,9 @@ from typing import Any
 
 import pytest
 
+from pipeline.api.forecasts import NUMBERS
+from pipeline.lake.layout import BY_DATE_INDEX, DATE_SORT_KEY
+
 #: Services whose resources hold data: an Allow on them must name its resources.
 DATA_SERVICES = frozenset({"s3", "dynamodb", "kinesis", "sqs", "sns", "cognito-idp", "glue"})
 
@@ -321,6 +324,34 @@ def test_given_forecasts_table_when_read_then_ttl_pitr_and_encryption_are_on(
     assert table["SSESpecification"] == {"SSEEnabled": True}
 
 
+def test_given_forecasts_table_when_read_then_by_date_indexes_the_writers_date_sort_key(
+    cfn_template: dict[str, Any],
+) -> None:
+    table = cfn_template["Resources"]["ForecastTable"]["Properties"]
+    (index,) = table["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == BY_DATE_INDEX
+    assert index["KeySchema"] == [
+        {"AttributeName": "PK", "KeyType": "HASH"},
+        {"AttributeName": DATE_SORT_KEY, "KeyType": "RANGE"},
+    ]
+    assert set(index["Projection"]["NonKeyAttributes"]) == set(NUMBERS)
+    assert {"AttributeName": DATE_SORT_KEY, "AttributeType": "S"} in table["AttributeDefinitions"]
+
+
+def test_given_the_get_forecast_role_when_read_then_the_by_date_index_is_query_only(
+    cfn_template: dict[str, Any],
+) -> None:
+    statements = role_statements(
+        cfn_template, function_role_id(cfn_template, "GetForecastFunction")
+    )
+    on_index = [
+        (s["Effect"], _as_list(s["Action"]))
+        for s in statements
+        if s["Resource"] == {"Fn::Sub": "${ForecastTable.Arn}/index/" + BY_DATE_INDEX}
+    ]
+    assert on_index == [("Allow", ["dynamodb:Query"])]
+
+
 def test_given_the_stream_when_read_then_it_is_kms_encrypted(
     cfn_template: dict[str, Any],
 ) -> None:
@@ -379,3 +410,139 @@ def test_given_the_alarms_when_read_then_they_match_the_seed_thresholds(
     assert (bias["Threshold"], bias["AlarmActions"]) == (25, [{"Ref": "ForecastBiasTopic"}])
     assert subscription == {"Protocol": "email", "Endpoint": {"Ref": "AlertEmail"}}
     assert {"IteratorAgeAlarm", "QuarantineRateAlarm", "OperationsDashboard"} <= set(res)
+
+
+# ---------------------------------------------------------------- data that outlives the stack
+
+#: Resource types whose data a stack delete or a replacing update must leave in place.
+STATEFUL_TYPES = ("AWS::S3::Bucket", "AWS::DynamoDB::Table", "AWS::Cognito::UserPool")
+
+
+def test_given_the_stateful_resources_when_read_then_each_is_retained_on_delete_and_replace(
+    cfn_template: dict[str, Any],
+) -> None:
+    stateful = {lid: r for t in STATEFUL_TYPES for lid, r in resources_of(cfn_template, t).items()}
+    assert {"RawBucket", "CuratedBucket", "ForecastTable", "OrdersTable", "UserPool"} <= set(
+        stateful
+    )
+    not_retained = sorted(
+        lid
+        for lid, r in stateful.items()
+        if (r.get("DeletionPolicy"), r.get("UpdateReplacePolicy")) != ("Retain", "Retain")
+    )
+    assert not_retained == []
+
+
+def test_given_the_tables_and_the_user_pool_when_read_then_deletion_protection_is_on(
+    cfn_template: dict[str, Any],
+) -> None:
+    tables = resources_of(cfn_template, "AWS::DynamoDB::Table")
+    unprotected = sorted(
+        lid
+        for lid, t in tables.items()
+        if t["Properties"].get("DeletionProtectionEnabled") is not True
+    )
+    (pool,) = resources_of(cfn_template, "AWS::Cognito::UserPool").values()
+    assert unprotected == []
+    assert pool["Properties"]["DeletionProtection"] == "ACTIVE"
+
+
+# ---------------------------------------------------------------- per-client limits
+
+
+def test_given_the_api_stage_when_read_then_a_regional_web_acl_limits_each_address(
+    cfn_template: dict[str, Any],
+) -> None:
+    (acl_id, acl), *others = resources_of(cfn_template, "AWS::WAFv2::WebACL").items()
+    (association,) = resources_of(cfn_template, "AWS::WAFv2::WebACLAssociation").values()
+    (stage_id,) = resources_of(cfn_template, "AWS::ApiGateway::Stage")
+    rates = [
+        (r["Statement"]["RateBasedStatement"], r["Action"])
+        for r in acl["Properties"]["Rules"]
+        if "RateBasedStatement" in r["Statement"]
+    ]
+    assert others == []
+    assert acl["Properties"]["Scope"] == "REGIONAL"
+    assert [(s["AggregateKeyType"], s["Limit"], "Block" in a) for s, a in rates] == [
+        ("IP", 300, True)
+    ]
+    assert association["Properties"]["WebACLArn"] == {"Fn::GetAtt": [acl_id, "Arn"]}
+    assert association["Properties"]["ResourceArn"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:apigateway:${AWS::Region}::/restapis/${FmcgApi}"
+        f"/stages/${{{stage_id}}}"
+    }
+
+
+def test_given_the_functions_when_read_then_each_has_reserved_concurrency(
+    cfn_template: dict[str, Any],
+) -> None:
+    functions = resources_of(cfn_template, "AWS::Lambda::Function")
+    reserved = {
+        lid: f["Properties"].get("ReservedConcurrentExecutions") for lid, f in functions.items()
+    }
+    assert reserved == {
+        "IngestStreamFunction": {"Ref": "IngestReservedConcurrency"},
+        "GetForecastFunction": {"Ref": "ApiReservedConcurrency"},
+        "AdminApiFunction": {"Ref": "AdminApiReservedConcurrency"},
+    }
+
+
+def test_given_the_spec_route_when_read_then_api_gateway_answers_it_without_a_function(
+    cfn_template: dict[str, Any],
+) -> None:
+    body = cfn_template["Resources"]["FmcgApi"]["Properties"]["Body"]
+    integrations = {
+        f"{method.upper()} {path}": spec["x-amazon-apigateway-integration"]["type"]
+        for path, methods in body["paths"].items()
+        for method, spec in methods.items()
+    }
+    assert integrations.pop("GET /openapi.json") == "mock"
+    assert set(integrations.values()) == {"aws_proxy"}
+    permissions = resources_of(cfn_template, "AWS::Lambda::Permission")
+    assert not [lid for lid in permissions if "OpenApi" in lid]
+
+
+# ---------------------------------------------------------------- sign-in
+
+
+def test_given_the_app_client_when_read_then_srp_only_and_no_user_existence_errors(
+    cfn_template: dict[str, Any],
+) -> None:
+    (client,) = resources_of(cfn_template, "AWS::Cognito::UserPoolClient").values()
+    props = client["Properties"]
+    assert sorted(props["ExplicitAuthFlows"]) == ["ALLOW_REFRESH_TOKEN_AUTH", "ALLOW_USER_SRP_AUTH"]
+    assert props["PreventUserExistenceErrors"] == "ENABLED"
+    assert props["GenerateSecret"] is False
+
+
+def test_given_the_app_client_when_read_then_id_and_access_tokens_live_15_to_60_minutes(
+    cfn_template: dict[str, Any],
+) -> None:
+    (client,) = resources_of(cfn_template, "AWS::Cognito::UserPoolClient").values()
+    props = client["Properties"]
+    seconds = {"minutes": 60, "hours": 3600, "days": 86400}
+    units = props["TokenValidityUnits"]
+    for token, unit in (("IdTokenValidity", "IdToken"), ("AccessTokenValidity", "AccessToken")):
+        assert 15 * 60 <= props[token] * seconds[units[unit]] <= 60 * 60, token
+    assert props["EnableTokenRevocation"] is True
+
+
+def test_given_the_user_pool_when_read_then_mfa_is_required_and_threats_are_enforced(
+    cfn_template: dict[str, Any],
+) -> None:
+    (pool,) = resources_of(cfn_template, "AWS::Cognito::UserPool").values()
+    props = pool["Properties"]
+    (risk,) = resources_of(
+        cfn_template, "AWS::Cognito::UserPoolRiskConfigurationAttachment"
+    ).values()
+    assert (props["MfaConfiguration"], props["EnabledMfas"]) == ("ON", ["SOFTWARE_TOKEN_MFA"])
+    assert props["UserPoolAddOns"] == {"AdvancedSecurityMode": "ENFORCED"}
+    assert props["UserPoolTier"] == "PLUS"  # threat protection is a Plus feature
+    assert props["AdminCreateUserConfig"] == {"AllowAdminCreateUserOnly": True}
+    assert risk["Properties"]["UserPoolId"] == {"Ref": "UserPool"}
+    assert (
+        risk["Properties"]["AccountTakeoverRiskConfiguration"]["Actions"]["HighAction"][
+            "EventAction"
+        ]
+        == "BLOCK"
+    )
