@@ -14,26 +14,32 @@ from typing import Any
 import boto3
 
 from pipeline.compaction import run_compaction
-from pipeline.job_protocol import Progress, run_job
+from pipeline.job_protocol import Progress, engine, run_job
 
 REQUIRED = ("raw_bucket", "curated_bucket", "database")
+OPTIONAL = ("engine",)
 
 
 def compact(options: dict[str, str], progress: Progress) -> dict[str, Any]:
-    """One compaction run; its report."""
-    report = run_compaction(
-        raw_bucket=options["raw_bucket"],
-        curated_bucket=options["curated_bucket"],
-        database=options["database"],
-        session=boto3.session.Session(),
-        progress=progress,
-    )
-    return report.to_dict()
+    """One compaction run, on the ``--engine`` it names; its report."""
+    arguments = {
+        "raw_bucket": options["raw_bucket"],
+        "curated_bucket": options["curated_bucket"],
+        "database": options["database"],
+        "session": boto3.session.Session(),
+        "progress": progress,
+    }
+    if engine(options) == "spark":
+        from pipeline.spark.compaction import run_compaction_spark
+        from pipeline.spark.session import spark_session
+
+        return run_compaction_spark(spark=spark_session("compact-sales"), **arguments).to_dict()
+    return run_compaction(**arguments).to_dict()
 
 
 def main(argv: list[str]) -> int:
     """Run the job with ``argv`` (without the script name); the exit status."""
-    return run_job(argv, compact, required=REQUIRED)
+    return run_job(argv, compact, required=REQUIRED, optional=OPTIONAL)
 
 
 if __name__ == "__main__":

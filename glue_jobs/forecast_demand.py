@@ -13,10 +13,10 @@ from typing import Any
 
 from pipeline.errors import ConfigurationError
 from pipeline.forecasting.job import run_forecast
-from pipeline.job_protocol import Progress, run_job
+from pipeline.job_protocol import Progress, engine, run_job
 
 REQUIRED = ("curated_bucket", "database", "forecast_table")
-OPTIONAL = ("horizon_days", "as_of")
+OPTIONAL = ("horizon_days", "as_of", "engine")
 
 
 def _as_of(options: dict[str, str]) -> date | None:
@@ -38,16 +38,21 @@ def _horizon(options: dict[str, str]) -> int:
 
 
 def forecast(options: dict[str, str], progress: Progress) -> dict[str, Any]:
-    """One forecast run; its report."""
-    report = run_forecast(
-        curated_bucket=options["curated_bucket"],
-        database=options["database"],
-        forecast_table=options["forecast_table"],
-        horizon_days=_horizon(options),
-        as_of=_as_of(options),
-        progress=progress,
-    )
-    return report.as_dict()
+    """One forecast run, on the ``--engine`` it names; its report."""
+    arguments = {
+        "curated_bucket": options["curated_bucket"],
+        "database": options["database"],
+        "forecast_table": options["forecast_table"],
+        "horizon_days": _horizon(options),
+        "as_of": _as_of(options),
+        "progress": progress,
+    }
+    if engine(options) == "spark":
+        from pipeline.spark.forecasting import run_forecast_spark
+        from pipeline.spark.session import spark_session
+
+        return run_forecast_spark(spark=spark_session("forecast-demand"), **arguments).as_dict()
+    return run_forecast(**arguments).as_dict()
 
 
 def main(argv: list[str]) -> int:

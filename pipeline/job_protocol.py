@@ -22,6 +22,9 @@ PROGRESS: Final = "FMCG-PROGRESS "
 REPORT: Final = "FMCG-REPORT "
 #: The exit status of a run whose arguments are wrong (as argparse and typer use).
 USAGE_ERROR: Final = 2
+#: ``--engine``: where a job does its work. ``single``: one process (on Glue, the driver);
+#: ``spark``: spread over the Spark executors (pipeline/spark), the same cores either way.
+ENGINES: Final = ("single", "spark")
 
 
 class Progress(Protocol):
@@ -32,6 +35,14 @@ class Progress(Protocol):
 
 def null_progress(step: str, done: int, total: int) -> None:
     """The progress of a caller that does not watch (the null object)."""
+
+
+def engine(options: Mapping[str, str]) -> str:
+    """The job's ``--engine`` (default ``single``); a :class:`ConfigurationError` otherwise."""
+    value = options.get("engine", "single")
+    if value not in ENGINES:
+        raise ConfigurationError(f"--engine must be one of {', '.join(ENGINES)}, got {value!r}")
+    return value
 
 
 def progress_line(step: str, done: int, total: int) -> str:

@@ -6,9 +6,9 @@ import os
 from typing import Annotated
 
 import typer
-from rich.progress import TaskID
 
-from pipeline.cli.console import console, err_console, progress
+from pipeline.cli.console import console, err_console
+from pipeline.cli.jobs import Engine, run_job
 from pipeline.errors import ConfigurationError
 from pipeline.settings import ATHENA_WORKGROUP, CURATED_BUCKET, GLUE_DATABASE
 
@@ -16,21 +16,9 @@ app = typer.Typer(help="The curated zone: compaction and queries.", no_args_is_h
 
 
 @app.command()
-def compact() -> None:
+def compact(engine: Engine = None) -> None:
     """Run the compaction Glue job locally as Glue would: from its artifacts, in its runtime."""
-    from pipeline.cli.local import current_stack
-    from pipeline.local.glue_runtime import run_glue_job
-
-    stack = current_stack()
-    with progress() as bar:
-        tasks: dict[str, TaskID] = {}
-
-        def on_progress(step: str, done: int, total: int) -> None:
-            if step not in tasks:
-                tasks[step] = bar.add_task(step, total=total)
-            bar.update(tasks[step], completed=done, total=total)
-
-        report = run_glue_job(stack, "CompactSalesJob", progress=on_progress)
+    report = run_job("CompactSalesJob", {"--engine": engine})
     for name, value in report.items():
         console.print(f"{name:>22}: {value:,}", highlight=False)
 

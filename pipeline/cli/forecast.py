@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import TaskID
 
 from pipeline.cli.console import console, progress, untrusted
+from pipeline.cli.jobs import Engine, run_job
 from pipeline.errors import InvalidInputError, PipelineError
 
 JOB = "ForecastDemandJob"
@@ -36,34 +36,18 @@ def run(
             "from the actuals before it.",
         ),
     ] = None,
+    engine: Engine = None,
 ) -> None:
     """Forecast every SKU x location on the local stack: the ForecastDemandJob Glue job, run
     from its artifacts as Glue would."""
     if ctx.invoked_subcommand is not None:
         return
-    from pipeline.cli.local import current_stack
-
     if as_of is not None:
         day = _day(as_of, "--as-of")
         if day > datetime.now(UTC).date():
             # The job would "forecast" from no actuals and stamp the archive in the future.
             raise typer.BadParameter(f"{as_of} is after today", param_hint="--as-of")
-    from pipeline.local.glue_runtime import run_glue_job
-
-    with progress() as bar:
-        tasks: dict[str, TaskID] = {}
-
-        def on_progress(step: str, done: int, total: int) -> None:
-            if step not in tasks:
-                tasks[step] = bar.add_task(step, total=max(total, 1))
-            bar.update(tasks[step], completed=done, total=max(total, 1))
-
-        report = run_glue_job(
-            current_stack(),
-            JOB,
-            arguments={"--as_of": as_of} if as_of else None,
-            progress=on_progress,
-        )
+    report = run_job(JOB, {"--as_of": as_of, "--engine": engine})
     console.print_json(data=report)
 
 

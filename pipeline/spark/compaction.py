@@ -51,6 +51,7 @@ from pipeline.compaction.store import LakeStore
 from pipeline.job_protocol import Progress, null_progress
 from pipeline.lake import RAW_SALES_PREFIX
 from pipeline.spark.arrow import from_bytes, to_bytes
+from pipeline.spark.session import slices
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -138,7 +139,7 @@ def run_compaction_spark(
     sc = spark.sparkContext
     progress("read raw", 0, len(listing))
     parsed = (
-        sc.parallelize(list(enumerate(o.key for o in listing)), max(1, min(len(listing), 256)))
+        sc.parallelize(list(enumerate(o.key for o in listing)), slices(sc, len(listing)))
         .map(partial(parse_object, raw_bucket, curated_bucket))
         .cache()
     )
@@ -157,10 +158,10 @@ def run_compaction_spark(
             days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
             progress("write partitions", 0, len(days))
             pieces = parsed.flatMap(lambda p: [(d, (p[0], data)) for d, data in p[3]])
-            every_day = sc.parallelize([(d, None) for d in days], max(1, min(len(days), 64)))
+            every_day = sc.parallelize([(d, None) for d in days], slices(sc, len(days)))
             written = sorted(
                 every_day.union(pieces)
-                .groupByKey(max(1, min(len(days), 64)))
+                .groupByKey(slices(sc, len(days)))
                 .map(partial(write_day, curated_bucket))
                 .collect()
             )

@@ -63,6 +63,7 @@ from pipeline.forecasting.metrics import publish_forecast_bias
 from pipeline.forecasting.series import SeriesMatrix, to_matrix
 from pipeline.job_protocol import Progress, null_progress
 from pipeline.spark.arrow import from_bytes, to_bytes
+from pipeline.spark.session import slices
 
 if TYPE_CHECKING:
     from pyspark import RDD
@@ -281,7 +282,7 @@ def run_forecast_spark(
 def _read(
     sc: Any, bucket: str, columns: list[str], before: date | None, keys: list[str]
 ) -> RDD[bytes]:
-    rdd: RDD[bytes] = sc.parallelize(keys, max(1, min(len(keys), 256))).map(
+    rdd: RDD[bytes] = sc.parallelize(keys, slices(sc, len(keys))).map(
         partial(read_object, bucket, columns, before)
     )
     return rdd

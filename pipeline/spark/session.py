@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+#: Tasks per core of a stage (see :func:`slices`).
+TASKS_PER_CORE: Final = 4
 #: Overrides the master of a session started outside a cluster (``local[2]``, ...).
 MASTER_VARIABLE: Final = "FMCG_SPARK_MASTER"
 SETTINGS: Final = {
@@ -45,3 +47,9 @@ def spark_session(app_name: str, cores: int | None = None) -> SparkSession:
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     return session
+
+
+def slices(spark_context: Any, items: int) -> int:
+    """Partitions for ``items`` units of work: a few per core (fewer tasks cost less fixed
+    overhead; a few per core still balance uneven units), never more than the items."""
+    return max(1, min(items, TASKS_PER_CORE * int(spark_context.defaultParallelism)))

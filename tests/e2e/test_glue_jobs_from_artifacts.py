@@ -87,23 +87,49 @@ def _forecast_items(session: boto3.session.Session, table: str) -> dict[tuple[st
     }
 
 
+_IN_TREE: dict[str, tuple[Any, Any]] = {}
+
+
+def _in_tree(tree: LocalStack) -> tuple[Any, Any]:
+    """The in-tree cores on ``tree``: compaction, the backfill, the run (once per stack)."""
+    if tree.stack_name not in _IN_TREE:
+        backfill = datetime.now(UTC).date() - timedelta(days=BACKFILL_DAYS)
+        compacted = run_compaction(
+            raw_bucket=tree.ref("RawBucket"),
+            curated_bucket=tree.ref("CuratedBucket"),
+            database=tree.ref("LakeDatabase"),
+            session=tree.session(),
+        )
+        for as_of in (backfill, None):
+            forecasted = run_forecast(
+                curated_bucket=tree.ref("CuratedBucket"),
+                database=tree.ref("LakeDatabase"),
+                forecast_table=tree.ref("ForecastTable"),
+                session=tree.session(),
+                as_of=as_of,
+            )
+        _IN_TREE[tree.stack_name] = (compacted, forecasted)
+    return _IN_TREE[tree.stack_name]
+
+
 @pytest.fixture(scope="module")
-def stacks(emulator_url: str) -> tuple[LocalStack, LocalStack]:
+def stacks(emulator_url: str) -> tuple[LocalStack, LocalStack, LocalStack]:
+    """Three stacks with the same raw zone: artifacts, in-tree, artifacts on Spark."""
     today = datetime.now(UTC).date()
     pair = []
-    for name in ("art", "tree"):
+    for name in ("art", "tree", "spark"):
         stack = LocalStack.create(emulator_url, stack_name=f"{name}{uuid.uuid4().hex[:8]}")
         s3 = stack.session().client("s3")
         for key, events in _raw_events(today):
             put_raw(s3, stack.ref("RawBucket"), key, events)
         pair.append(stack)
-    return pair[0], pair[1]
+    return pair[0], pair[1], pair[2]
 
 
 def test_given_the_same_raw_zone_when_jobs_run_from_artifacts_then_results_equal_the_in_tree_run(
-    stacks: tuple[LocalStack, LocalStack],
+    stacks: tuple[LocalStack, LocalStack, LocalStack],
 ) -> None:
-    artifacts, tree = stacks
+    artifacts, tree, _ = stacks
     today = datetime.now(UTC).date()
     backfill = (today - timedelta(days=BACKFILL_DAYS)).isoformat()
 
@@ -113,21 +139,7 @@ def test_given_the_same_raw_zone_when_jobs_run_from_artifacts_then_results_equal
     forecasted = run_glue_job(artifacts, "ForecastDemandJob")
     finished = datetime.now(UTC)
 
-    names = {k: tree.ref(v) for k, v in [("raw", "RawBucket"), ("cur", "CuratedBucket")]}
-    in_tree = run_compaction(
-        raw_bucket=names["raw"],
-        curated_bucket=names["cur"],
-        database=tree.ref("LakeDatabase"),
-        session=tree.session(),
-    )
-    for as_of in (date.fromisoformat(backfill), None):
-        expected = run_forecast(
-            curated_bucket=names["cur"],
-            database=tree.ref("LakeDatabase"),
-            forecast_table=tree.ref("ForecastTable"),
-            session=tree.session(),
-            as_of=as_of,
-        )
+    in_tree, expected = _in_tree(tree)
 
     assert compacted["rows_written"] == in_tree.rows_written > 0
     for table in ("sales", "daily_demand"):
@@ -156,3 +168,25 @@ def test_given_the_same_raw_zone_when_jobs_run_from_artifacts_then_results_equal
     )
     values = data["MetricDataResults"][0]["Values"]
     assert pytest.approx(forecasted["forecast_bias_pct"]) in values
+
+
+def test_given_the_spark_engine_when_jobs_run_from_artifacts_then_results_equal_the_in_tree_run(
+    stacks: tuple[LocalStack, LocalStack, LocalStack],
+) -> None:
+    """The same, with ``--engine spark``: Spark in local mode inside Glue 5.1's runtime."""
+    _, tree, spark = stacks
+    today = datetime.now(UTC).date()
+    backfill = (today - timedelta(days=BACKFILL_DAYS)).isoformat()
+    engine = {"--engine": "spark"}
+
+    compacted = run_glue_job(spark, "CompactSalesJob", arguments=engine)
+    run_glue_job(spark, "ForecastDemandJob", arguments={**engine, "--as_of": backfill})
+    forecasted = run_glue_job(spark, "ForecastDemandJob", arguments=engine)
+
+    in_tree, _ = _in_tree(tree)
+    assert compacted["rows_written"] == in_tree.rows_written > 0
+    for table in ("sales", "daily_demand"):
+        pd.testing.assert_frame_equal(_curated(spark, table), _curated(tree, table))
+    got = _forecast_items(spark.session(), spark.ref("ForecastTable"))
+    assert got == _forecast_items(tree.session(), tree.ref("ForecastTable"))
+    assert forecasted["items_written"] == len(got) == 6 * 28

@@ -259,7 +259,7 @@ def test_given_bad_names_when_managing_users_then_one_line(home: Path) -> None:
     )
     assert fmcg(home, "token", "nobody") == (
         ERROR,
-        "error: cannot sign in nobody: UserNotFoundException\n",
+        "error: cannot sign in nobody: NotAuthorizedException\n",
     )
 
 

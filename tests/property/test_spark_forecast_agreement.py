@@ -89,11 +89,16 @@ def _table(stack: LocalStack, session: Any) -> str:
     ddb = session.client("dynamodb")
     spec = ddb.describe_table(TableName=stack.ref("ForecastTable"))["Table"]
     name = f"{stack.stack_name}-{uuid.uuid4().hex[:8]}"
+    indexes = [
+        {"IndexName": i["IndexName"], "KeySchema": i["KeySchema"], "Projection": i["Projection"]}
+        for i in spec.get("GlobalSecondaryIndexes", [])
+    ]
     ddb.create_table(
         TableName=name,
         KeySchema=spec["KeySchema"],
         AttributeDefinitions=spec["AttributeDefinitions"],
         BillingMode="PAY_PER_REQUEST",
+        **({"GlobalSecondaryIndexes": indexes} if indexes else {}),
     )
     return name
 
@@ -115,7 +120,7 @@ def _archive(s3: Any, lake: Lake) -> dict[str, list[dict[str, Any]]]:
 
 
 @settings(
-    max_examples=3,
+    max_examples=2,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -112,6 +112,7 @@ def test_given_a_forecast_row_when_building_the_item_then_keys_numbers_and_ttl_m
     assert item == {
         "PK": "SKU#SKU-1",
         "SK": "LOC#STORE-9#DATE#2024-03-05",
+        "DateSK": "DATE#2024-03-05#LOC#STORE-9",
         "forecast_val": Decimal("3.1416"),
         "confidence_lower": Decimal("1.0"),
         "confidence_upper": Decimal("6.5"),
