@@ -78,6 +78,14 @@ def _put_demand(stack: LocalStack, series: int, days: int) -> int:
     return rows
 
 
+def _lake(stack: LocalStack) -> dict[str, Any]:
+    return {
+        "curated_bucket": stack.ref("CuratedBucket"),
+        "database": stack.ref("LakeDatabase"),
+        "session": stack.session(),
+    }
+
+
 def _compact(spark: Any, raw_bucket: str, lake: dict[str, Any]) -> Any:
     from pipeline.compaction import run_compaction
     from pipeline.spark.compaction import run_compaction_spark
@@ -122,22 +130,20 @@ def main() -> None:
     events = rows = 0
     try:
         for side in ("single", "spark-1", "spark-2"):
-            stack = LocalStack.create(url, stack_name=f"bench-{side}")
-            _put_raw(stack, objects)
-            rows = _put_demand(stack, series, days)
-            session = stack.session()
-            lake = {
-                "curated_bucket": stack.ref("CuratedBucket"),
-                "database": stack.ref("LakeDatabase"),
-                "session": session,
-            }
+            # One stack per job: compaction's daily demand must not mix with the forecast's.
+            compacting = LocalStack.create(url, stack_name=f"bench-{side}-c")
+            forecasting = LocalStack.create(url, stack_name=f"bench-{side}-f")
+            _put_raw(compacting, objects)
+            rows = _put_demand(forecasting, series, days)
             spark = (
                 spark_session(f"bench-{side}", cores=int(side[-1])) if side != "single" else None
             )
-            compact_s, report = _timed(partial(_compact, spark, stack.ref("RawBucket"), lake))
+            compact_s, report = _timed(
+                partial(_compact, spark, compacting.ref("RawBucket"), _lake(compacting))
+            )
             events = report.events_in
             forecast_s, outcome = _timed(
-                partial(_forecast, spark, stack.ref("ForecastTable"), lake)
+                partial(_forecast, spark, forecasting.ref("ForecastTable"), _lake(forecasting))
             )
             if spark is not None:
                 spark.stop()

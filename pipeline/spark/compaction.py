@@ -51,7 +51,7 @@ from pipeline.compaction.store import LakeStore
 from pipeline.job_protocol import Progress, null_progress
 from pipeline.lake import RAW_SALES_PREFIX
 from pipeline.spark.arrow import from_bytes, to_bytes
-from pipeline.spark.session import slices
+from pipeline.spark.session import executor_store, slices
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -60,15 +60,10 @@ if TYPE_CHECKING:
 Parsed = tuple[int, int, int, list[tuple[date, bytes]]]
 
 
-def _store() -> LakeStore:
-    # Each executor makes its own client: the job's role on Glue, the endpoint locally.
-    return LakeStore.from_session(boto3.session.Session())
-
-
 def parse_object(raw_bucket: str, curated_bucket: str, item: tuple[int, str]) -> Parsed:
     """Step 2 for one raw object (an executor task)."""
     index, key = item
-    store = _store()
+    store = executor_store()
     data = store.get(raw_bucket, key)
     if data is None:  # deleted since the listing
         return index, 0, 0, []
@@ -87,7 +82,7 @@ def write_day(curated_bucket: str, group: tuple[date, Any]) -> tuple[date, int, 
     came in, the day's reduced sales as Arrow IPC)."""
     day, items = group
     pieces = sorted((i for i in items if i is not None), key=lambda piece: piece[0])
-    store = _store()
+    store = executor_store()
     sales = DaySales()
     new_rows = duplicates = 0
     with tempfile.TemporaryDirectory(prefix="compaction-day-") as tmp:

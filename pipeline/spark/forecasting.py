@@ -63,7 +63,7 @@ from pipeline.forecasting.metrics import publish_forecast_bias
 from pipeline.forecasting.series import SeriesMatrix, to_matrix
 from pipeline.job_protocol import Progress, null_progress
 from pipeline.spark.arrow import from_bytes, to_bytes
-from pipeline.spark.session import slices
+from pipeline.spark.session import executor_session, executor_store, slices
 
 if TYPE_CHECKING:
     from pyspark import RDD
@@ -73,13 +73,9 @@ DEMAND_COLUMNS = [*SERIES_KEYS, "date", "units_sold", "stockout"]
 ARCHIVE_COLUMNS = [*SERIES_KEYS, "date", "forecast_val"]
 
 
-def _store() -> LakeStore:
-    return LakeStore.from_session(boto3.session.Session())
-
-
 def read_object(bucket: str, columns: list[str], before: date | None, key: str) -> bytes:
     """One Parquet object's columns (rows before ``before`` only) as Arrow IPC (a task)."""
-    data = _store().get(bucket, key)
+    data = executor_store().get(bucket, key)
     if data is None:
         return b""
     table = pq.read_table(io.BytesIO(data), columns=columns)
@@ -337,7 +333,7 @@ def _publish(
             forecast_rows(frame),
             table_name=publication.table,
             now=now,
-            session=boto3.session.Session(),
+            session=executor_session(),
         )
     else:
         until = pd.Timestamp(publication.backfill_until)
@@ -359,6 +355,6 @@ def _archive_day(bucket: str, group: tuple[date, Any]) -> date:
         frame.sort_values(SERIES_KEYS, kind="stable").reset_index(drop=True),
         curated_bucket=bucket,
         database=None,
-        session=boto3.session.Session(),
+        session=executor_session(),
     )
     return day

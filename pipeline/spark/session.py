@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from typing import TYPE_CHECKING, Any, Final
+
+import boto3
+
+from pipeline.compaction.store import LakeStore
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -53,3 +58,17 @@ def slices(spark_context: Any, items: int) -> int:
     """Partitions for ``items`` units of work: a few per core (fewer tasks cost less fixed
     overhead; a few per core still balance uneven units), never more than the items."""
     return max(1, min(items, TASKS_PER_CORE * int(spark_context.defaultParallelism)))
+
+
+@functools.cache
+def executor_session() -> boto3.session.Session:
+    """The boto3 session of this executor process (the job's role on Glue, the endpoint
+    locally). One per process, since Spark reuses its Python workers: a new session loads
+    every service model again, which costs more than a small task's work."""
+    return boto3.session.Session()
+
+
+@functools.cache
+def executor_store() -> LakeStore:
+    """The S3 store of this executor process (boto3 clients are thread-safe)."""
+    return LakeStore.from_session(executor_session())
