@@ -54,7 +54,7 @@ from pipeline.compaction.schema import (
     SALES_SCHEMA,
     SALES_TABLE,
 )
-from pipeline.compaction.state import Manifest, load_manifest, save_manifest
+from pipeline.compaction.state import Manifest, commit_run, load_manifest
 from pipeline.compaction.store import LakeStore, ObjectInfo
 from pipeline.lake import RAW_SALES_PREFIX, curated_partition_prefix
 
@@ -163,11 +163,14 @@ def run_compaction(
         report("register partitions", 0, 1)
         run.registered.result()
         report("register partitions", 1, 1)
-        report("commit", 0, 1)
-        manifest.objects.update({o.key: o.etag for o in listing})
-        manifest.compacted_at = (now or datetime.now(UTC)).isoformat()
-        save_manifest(store, curated_bucket, manifest)
-        report("commit", 1, 1)
+        commit_run(
+            store,
+            curated_bucket,
+            manifest,
+            listing,
+            compacted_at=now or datetime.now(UTC),
+            progress=report,
+        )
     return CompactionReport(
         raw_objects=len(listing),
         bytes_in=sum(o.size for o in listing),

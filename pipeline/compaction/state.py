@@ -1,6 +1,7 @@
 """The job's durable memory: which raw objects are already in curated.
 
-Glue Python-shell jobs have no bookmarks, so the job keeps its own manifest in the curated
+The job keeps no Glue bookmarks (they know nothing of partitions replaced in place), so it
+keeps its own manifest in the curated
 bucket (``_state/compaction/manifest.json``; the leading underscore hides it from Athena,
 pyarrow and awswrangler). It is written once, last, in a single PUT: it is the commit point
 of a run. A run that dies before it leaves the manifest as it was, and the next run redoes
@@ -11,10 +12,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from pipeline.compaction.store import LakeStore, ObjectInfo
 
 MANIFEST_KEY: Final = "_state/compaction/manifest.json"
@@ -62,5 +65,22 @@ def load_manifest(store: LakeStore, bucket: str) -> Manifest:
 
 
 def save_manifest(store: LakeStore, bucket: str, manifest: Manifest) -> None:
-    """Commit a run."""
+    """Write the manifest (one PUT)."""
     store.put(bucket, MANIFEST_KEY, manifest.to_json(), "application/json")
+
+
+def commit_run(
+    store: LakeStore,
+    bucket: str,
+    manifest: Manifest,
+    listing: list[ObjectInfo],
+    *,
+    compacted_at: datetime,
+    progress: Callable[[str, int, int], None],
+) -> None:
+    """Commit a run: its raw objects join the manifest, written last, in one PUT."""
+    progress("commit", 0, 1)
+    manifest.objects.update({o.key: o.etag for o in listing})
+    manifest.compacted_at = compacted_at.isoformat()
+    save_manifest(store, bucket, manifest)
+    progress("commit", 1, 1)

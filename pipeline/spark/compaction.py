@@ -46,7 +46,7 @@ from pipeline.compaction.schema import (
     SALES_SCHEMA,
     SALES_TABLE,
 )
-from pipeline.compaction.state import load_manifest, save_manifest
+from pipeline.compaction.state import commit_run, load_manifest
 from pipeline.compaction.store import LakeStore
 from pipeline.job_protocol import Progress, null_progress
 from pipeline.lake import RAW_SALES_PREFIX
@@ -178,11 +178,14 @@ def run_compaction_spark(
                 session=session,
             )
     progress("register partitions", 1, 1)
-    progress("commit", 0, 1)
-    manifest.objects.update({o.key: o.etag for o in listing})
-    manifest.compacted_at = (now or datetime.now(UTC)).isoformat()
-    save_manifest(store, curated_bucket, manifest)
-    progress("commit", 1, 1)
+    commit_run(
+        store,
+        curated_bucket,
+        manifest,
+        listing,
+        compacted_at=now or datetime.now(UTC),
+        progress=progress,
+    )
     return CompactionReport(
         raw_objects=len(listing),
         bytes_in=sum(o.size for o in listing),

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 import awswrangler as wr
 import pyarrow.parquet as pq
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -27,11 +26,8 @@ from compaction_lake import Lake, fresh_lake  # noqa: E402
 
 from pipeline.compaction import run_compaction  # noqa: E402
 from pipeline.spark.compaction import run_compaction_spark  # noqa: E402
-from pipeline.spark.session import spark_session  # noqa: E402
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from pyspark.sql import SparkSession
 
     from pipeline.local.stack import LocalStack
@@ -42,13 +38,6 @@ _SESSIONS: dict[str, Any] = {}
 
 class Crash(Exception):
     """Injected between two steps of a run."""
-
-
-@pytest.fixture(scope="module")
-def spark() -> Iterator[SparkSession]:
-    session = spark_session("fmcg-tests", cores=2)
-    yield session
-    session.stop()
 
 
 @st.composite

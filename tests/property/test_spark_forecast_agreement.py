@@ -30,11 +30,8 @@ from pipeline.forecasting.forecaster import ForecasterConfig  # noqa: E402
 from pipeline.forecasting.job import run_forecast  # noqa: E402
 from pipeline.lake import curated_partition_prefix  # noqa: E402
 from pipeline.spark.forecasting import run_forecast_spark  # noqa: E402
-from pipeline.spark.session import spark_session  # noqa: E402
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from pyspark.sql import SparkSession
 
     from pipeline.local.stack import LocalStack
@@ -43,13 +40,6 @@ END = date(2024, 6, 30)
 NOW = datetime(2024, 7, 1, 6, tzinfo=UTC)
 HORIZON = 7
 _SESSIONS: dict[str, Any] = {}
-
-
-@pytest.fixture(scope="module")
-def spark() -> Iterator[SparkSession]:
-    session = spark_session("fmcg-tests", cores=2)
-    yield session
-    session.stop()
 
 
 @st.composite
