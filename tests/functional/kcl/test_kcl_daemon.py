@@ -99,12 +99,14 @@ def test_given_two_workers_when_one_is_killed_then_the_other_takes_its_lease_and
         victim = next(w for name, w in workers.items() if name != boss)
         victim.kill()
         last = produce(session, stream, range(30, 60))
+        # Taking the lease over starts a shard consumer and its Python child for it: the
+        # same start-up as above, which a loaded machine stretches past a minute.
         wait_for(
             lambda: all(
                 lease.owner == boss and lease.checkpoint == last[shard]
                 for shard, lease in leases(session, table).items()
             ),
-            60,
+            START_TIMEOUT_S + 60,
             "the surviving worker to take the lease and checkpoint both shards to the end",
             alive=survivor.running,
         )
