@@ -125,16 +125,11 @@ class AwsError(PipelineError):
         self.aws_message = aws_message
 
     def retitled(self, message: str) -> AwsError:
-        """The same error (class and fields) with another message."""
-        return type(self)(
-            message,
-            service=self.service,
-            operation=self.operation,
-            code=self.code,
-            status=self.status,
-            resource=self.resource,
-            aws_message=self.aws_message,
-        )
+        """The same error (class and every attribute, a subclass's too) with another message."""
+        clone = type(self).__new__(type(self))
+        clone.args = (message,)
+        clone.__dict__.update(self.__dict__)
+        return clone
 
 
 class AwsTransientError(AwsError, TransientError):

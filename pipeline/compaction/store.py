@@ -59,7 +59,9 @@ class LakeStore:
                     break
                 args["ContinuationToken"] = page["NextContinuationToken"]
         except (ClientError, BotoCoreError) as e:
-            raise translate(e, service="s3", action=f"list s3://{bucket}/{prefix}") from e
+            raise translate(
+                e, f"list s3://{bucket}/{prefix}", service="s3", resource=f"s3://{bucket}/{prefix}"
+            ) from e
         return sorted(out, key=lambda o: o.key)
 
     def _body(self, bucket: str, key: str, what: str) -> Any:
@@ -69,9 +71,13 @@ class LakeStore:
         except ClientError as e:
             if error_code(e) in MISSING_OBJECT_CODES:
                 return None
-            raise translate(e, service="s3", action=f"{what} s3://{bucket}/{key}") from e
+            raise translate(
+                e, f"{what} s3://{bucket}/{key}", service="s3", resource=f"s3://{bucket}/{key}"
+            ) from e
         except BotoCoreError as e:
-            raise translate(e, service="s3", action=f"{what} s3://{bucket}/{key}") from e
+            raise translate(
+                e, f"{what} s3://{bucket}/{key}", service="s3", resource=f"s3://{bucket}/{key}"
+            ) from e
 
     def get(self, bucket: str, key: str) -> bytes | None:
         """The object's bytes, or ``None`` when there is no such object."""
@@ -81,7 +87,9 @@ class LakeStore:
         try:
             data: bytes = body.read()
         except BotoCoreError as e:
-            raise translate(e, service="s3", action=f"get s3://{bucket}/{key}") from e
+            raise translate(
+                e, f"get s3://{bucket}/{key}", service="s3", resource=f"s3://{bucket}/{key}"
+            ) from e
         return data
 
     def put(self, bucket: str, key: str, body: bytes, content_type: str) -> None:
@@ -89,7 +97,9 @@ class LakeStore:
         try:
             self._s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
         except (ClientError, BotoCoreError) as e:
-            raise translate(e, service="s3", action=f"put s3://{bucket}/{key}") from e
+            raise translate(
+                e, f"put s3://{bucket}/{key}", service="s3", resource=f"s3://{bucket}/{key}"
+            ) from e
 
     def upload(self, path: Path, bucket: str, key: str) -> None:
         """Upload a local file; readers see the old or the new object, never a mix.
@@ -106,11 +116,11 @@ class LakeStore:
             else:
                 self._s3.upload_file(str(path), bucket, key)
         except (ClientError, BotoCoreError) as e:
-            raise translate(e, what, service="s3") from e
+            raise translate(e, what, service="s3", resource=f"s3://{bucket}/{key}") from e
         except Exception as e:  # boto3's S3UploadFailedError wraps the ClientError
             cause = e.__cause__ or e.__context__
             if isinstance(cause, ClientError | BotoCoreError):
-                raise translate(cause, what, service="s3") from e
+                raise translate(cause, what, service="s3", resource=f"s3://{bucket}/{key}") from e
             raise
 
     def download(self, bucket: str, key: str, path: Path) -> bool:
@@ -126,5 +136,7 @@ class LakeStore:
                 for chunk in body.iter_chunks(_CHUNK):
                     out.write(chunk)
         except BotoCoreError as e:
-            raise translate(e, service="s3", action=f"download s3://{bucket}/{key}") from e
+            raise translate(
+                e, f"download s3://{bucket}/{key}", service="s3", resource=f"s3://{bucket}/{key}"
+            ) from e
         return True
