@@ -90,6 +90,10 @@ USER_NOT_FOUND: Final = "UserNotFoundException"
 USERNAME_EXISTS: Final = "UsernameExistsException"
 NOT_AUTHORIZED: Final = "NotAuthorizedException"
 INVALID_PASSWORD: Final = "InvalidPasswordException"
+PROVISIONED_THROUGHPUT_EXCEEDED: Final = "ProvisionedThroughputExceededException"
+THROTTLING_EXCEPTION: Final = "ThrottlingException"
+#: Lambda's error type for a payload that is not JSON (the local worker answers with it).
+INVALID_REQUEST_CONTENT: Final = "InvalidRequestContentException"
 #: Kinesis' per-record code a whole failed PutRecords call stands for (the producer's own).
 CALL_FAILED: Final = "CallFailed"
 
