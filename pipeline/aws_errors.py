@@ -263,8 +263,10 @@ def client(
     """A botocore client of ``service`` from ``session``, its ``Config`` built here.
 
     ``max_attempts`` sets botocore's retries in ``mode`` (standard: throttling and 5xx retried
-    with jittered backoff, the same rule as :func:`is_transient`); ``None`` keeps what the
-    session's default config says. Other keywords (``connect_timeout``, ``read_timeout``,
+    with jittered backoff, the same rule as :func:`is_transient`), counted as botocore's
+    ``retries["max_attempts"]`` counts them: retries after the first call, so a call is sent
+    at most ``max_attempts + 1`` times. ``None`` keeps what the session's default config
+    says. Other keywords (``connect_timeout``, ``read_timeout``,
     ``max_pool_connections``, ``parameter_validation``, ...) go to ``botocore.config.Config``;
     ``endpoint_url`` and ``region_name`` go to the client.
     """
