@@ -62,7 +62,7 @@ class RetryPolicy:
     attempts: int = 4
     backoff_s: float = 0.5
     max_backoff_s: float = 5.0
-    #: No jitter by default: one processor retries one shard's batch, nobody to spread from.
+    #: No jitter by default, as before; "full" spreads the retries of many shards.
     jitter: Jitter = "none"
 
     def delay(self, attempt: int) -> float:
