@@ -15,19 +15,22 @@ a writer retries) when
 
 everything else is *terminal* (:class:`AwsTerminalError`): a missing resource, access denied,
 a validation error, missing credentials, a parameter botocore refused. Before this module
-the copies disagreed: the compaction store, the query catalog and the API treated every
-``BotoCoreError`` as transient (a ``NoCredentialsError`` retried until the job's budget ran
-out), and the forecast writer treated a 500 ``InternalServerError`` as terminal.
+the copies disagreed: the compaction store, the Glue catalogs, the API, the producer and the
+forecast writer treated every ``BotoCoreError`` as transient (a ``NoCredentialsError`` was
+retried until the budget ran out, or answered 503), the forecast writer treated a 500
+``InternalServerError`` as terminal, and each kept its own list of codes.
 
 Both error classes carry ``service``, ``operation``, ``code``, ``status`` and ``resource``
 (where the caller knows them); the message is ``"{action}: {code} ({status})"`` for a service
 error and ``"{action}: {ExceptionName}: {error}"`` for a botocore one. The core sees only the
 two branches and never an AWS error code: code comparisons go through :func:`error_code`
-against the constants named here.
+against the constants named here. (The producer appends the service's message to its
+errors, as it did.)
 
-Backoff between retries is :class:`Backoff` (exponential, capped, full jitter by default)
-and clients come from :func:`client`, which builds the botocore ``Config`` (standard retry
-mode) in one place.
+Backoff between retries is :class:`Backoff` (exponential, capped, full jitter by default;
+the forecast writer keeps its waits in ``[d/2, d]``, the KCL processor and checkpoints keep
+theirs unjittered) and clients come from :func:`client`, which builds the botocore
+``Config`` (standard retry mode) in one place.
 """
 
 from __future__ import annotations
@@ -50,7 +53,8 @@ if TYPE_CHECKING:
     import boto3
 
 # botocore keeps its lists on the checker classes; reading them keeps the rule in step with
-# the SDK's own retries instead of a hand-copied list that drifts.
+# the SDK's own retries instead of a hand-copied list that drifts (a botocore that renames
+# them fails this import, loudly, rather than silently changing the rule).
 #: Codes botocore's standard retry mode treats as throttling.
 THROTTLING_CODES: Final[frozenset[str]] = frozenset(
     vars(ThrottledRetryableChecker)["_THROTTLED_ERROR_CODES"]
@@ -84,7 +88,6 @@ CONDITIONAL_CHECK_FAILED: Final = "ConditionalCheckFailedException"
 TRANSACTION_CANCELED: Final = "TransactionCanceledException"
 VALIDATION: Final = "ValidationException"
 RESOURCE_NOT_FOUND: Final = "ResourceNotFoundException"
-RESOURCE_IN_USE: Final = "ResourceInUseException"
 EXPIRED_ITERATOR: Final = "ExpiredIteratorException"
 USER_NOT_FOUND: Final = "UserNotFoundException"
 USERNAME_EXISTS: Final = "UsernameExistsException"
@@ -297,15 +300,35 @@ def default_config(*, max_attempts: int, mode: RetryMode = "standard") -> Any:
 
 
 __all__ = [
+    "CALL_FAILED",
+    "CONDITIONAL_CHECK_FAILED",
+    "EXPIRED_ITERATOR",
+    "INVALID_PASSWORD",
+    "INVALID_REQUEST_CONTENT",
+    "MISSING_OBJECT_CODES",
+    "MORE_TRANSIENT_CODES",
+    "NOT_AUTHORIZED",
+    "PROVISIONED_THROUGHPUT_EXCEEDED",
+    "RESOURCE_NOT_FOUND",
     "RETRYABLE_CODES",
     "THROTTLING_CODES",
+    "THROTTLING_EXCEPTION",
+    "TRANSACTION_CANCELED",
     "TRANSIENT_CODES",
+    "USERNAME_EXISTS",
+    "USER_NOT_FOUND",
+    "VALIDATION",
     "AwsError",
     "AwsTerminalError",
     "AwsTransientError",
     "Backoff",
+    "Jitter",
+    "RetryMode",
     "client",
+    "client_kwargs",
+    "default_config",
     "error_code",
+    "http_status",
     "is_transient",
     "is_transient_code",
     "translate",
