@@ -195,7 +195,7 @@ def _query(dynamodb: DynamoDBClient, kwargs: dict[str, Any]) -> dict[str, Any]:
         # start key means the token: the client's mistake, not a server error.
         if "ExclusiveStartKey" in kwargs and error_code(e) == VALIDATION:
             raise BadRequest(INVALID_TOKEN) from e
-        with translated("query forecasts"):
+        with translated("query forecasts", service="dynamodb"):
             raise
 
 

@@ -121,9 +121,9 @@ def place_order(
         return OrderResult(_order_from_item(item), created=True)
     except ClientError as e:
         if error_code(e) != CONDITIONAL_CHECK_FAILED:
-            with translated("store order"):
+            with translated("store order", service="dynamodb"):
                 raise
-    with translated("read order"):
+    with translated("read order", service="dynamodb"):
         stored = dynamodb.get_item(TableName=table, Key={"PK": item["PK"]}, ConsistentRead=True)
     existing = stored.get("Item")
     if existing is None or existing["body_sha256"]["S"] != fingerprint:

@@ -36,7 +36,7 @@ def check_group(value: str) -> str:
 
 def _pages(call: Any, key: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
     while True:
-        with translated("list users"):
+        with translated("list users", service="cognito-idp"):
             page = call(**kwargs)
         yield from page.get(key, [])
         token = page.get("NextToken") or page.get("PaginationToken")
@@ -83,6 +83,6 @@ def change_group(
             raise NotFound(f"user {username!r} does not exist") from e
         if error_code(e) == RESOURCE_NOT_FOUND:
             raise NotFound(f"group {group!r} does not exist") from e
-        with translated("change group"):
+        with translated("change group", service="cognito-idp"):
             raise
     return {"username": username, "group": group, "member": member}
