@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import ClientError
 
-from pipeline.api.aws import aws_errors, error_code
 from pipeline.api.errors import BadRequest
 from pipeline.api.pagination import INVALID_TOKEN, Key, decode_token, encode_token
 from pipeline.api.validation import DATE_PATTERN, ID_PATTERN, check_id, check_range, parse_date
+from pipeline.aws_errors import VALIDATION, error_code, translated
 from pipeline.lake.layout import BY_DATE_INDEX, DATE_SORT_KEY
 
 if TYPE_CHECKING:
@@ -193,9 +193,9 @@ def _query(dynamodb: DynamoDBClient, kwargs: dict[str, Any]) -> dict[str, Any]:
     except ClientError as e:
         # The request's other inputs were validated, so DynamoDB refusing the call with a
         # start key means the token: the client's mistake, not a server error.
-        if "ExclusiveStartKey" in kwargs and error_code(e) == "ValidationException":
+        if "ExclusiveStartKey" in kwargs and error_code(e) == VALIDATION:
             raise BadRequest(INVALID_TOKEN) from e
-        with aws_errors("query forecasts"):
+        with translated("query forecasts", service="dynamodb"):
             raise
 
 

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Final
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipeline.api.aws import aws_errors, error_code
 from pipeline.api.errors import BadRequest, Conflict
 from pipeline.api.validation import ID_PATTERN
+from pipeline.aws_errors import CONDITIONAL_CHECK_FAILED, error_code, translated
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -120,10 +120,10 @@ def place_order(
         )
         return OrderResult(_order_from_item(item), created=True)
     except ClientError as e:
-        if error_code(e) != "ConditionalCheckFailedException":
-            with aws_errors("store order"):
+        if error_code(e) != CONDITIONAL_CHECK_FAILED:
+            with translated("store order", service="dynamodb"):
                 raise
-    with aws_errors("read order"):
+    with translated("read order", service="dynamodb"):
         stored = dynamodb.get_item(TableName=table, Key={"PK": item["PK"]}, ConsistentRead=True)
     existing = stored.get("Item")
     if existing is None or existing["body_sha256"]["S"] != fingerprint:

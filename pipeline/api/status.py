@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import ClientError
 
-from pipeline.api.aws import aws_errors, error_code
+from pipeline.aws_errors import MISSING_OBJECT_CODES, error_code, translated
 from pipeline.lake.layout import QUARANTINE_PREFIX
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ def quarantine_status(s3: S3Client, bucket: str | None) -> dict[str, Any]:
     complete = True
     kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": QUARANTINE_PREFIX}
     for page_number in range(MAX_PAGES):
-        with aws_errors("list quarantine"):
+        with translated("list quarantine", service="s3"):
             page = s3.list_objects_v2(**kwargs)
         for obj in page.get("Contents", []):
             objects += 1
@@ -68,9 +68,9 @@ def compaction_status(s3: S3Client, bucket: str | None) -> dict[str, Any]:
     try:
         head = s3.head_object(Bucket=bucket, Key=COMPACTION_MANIFEST_KEY)
     except ClientError as e:
-        if error_code(e) in {"404", "NoSuchKey", "NotFound"}:
+        if error_code(e) in MISSING_OBJECT_CODES:
             return {"configured": True, "last_run_at": None}
-        with aws_errors("read compaction manifest"):
+        with translated("read compaction manifest", service="s3"):
             raise
     return {"configured": True, "last_run_at": head["LastModified"].isoformat()}
 
@@ -86,7 +86,7 @@ def forecast_status(dynamodb: DynamoDBClient, table: str) -> dict[str, Any]:
         "ExpressionAttributeNames": {"#ttl": "ttl"},
     }
     for page_number in range(MAX_PAGES):
-        with aws_errors("scan forecasts"):
+        with translated("scan forecasts", service="dynamodb"):
             page = dynamodb.scan(**kwargs)
         for item in page.get("Items", []):
             items += 1

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any, Final
 from botocore.exceptions import ClientError
 
 from pipeline.api.access import GROUPS
-from pipeline.api.aws import aws_errors, error_code
 from pipeline.api.errors import BadRequest, NotFound
+from pipeline.aws_errors import RESOURCE_NOT_FOUND, USER_NOT_FOUND, error_code, translated
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -36,7 +36,7 @@ def check_group(value: str) -> str:
 
 def _pages(call: Any, key: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
     while True:
-        with aws_errors("list users"):
+        with translated("list users", service="cognito-idp"):
             page = call(**kwargs)
         yield from page.get(key, [])
         token = page.get("NextToken") or page.get("PaginationToken")
@@ -79,10 +79,10 @@ def change_group(
     try:
         call(UserPoolId=pool_id, Username=username, GroupName=group)
     except ClientError as e:
-        if error_code(e) == "UserNotFoundException":
+        if error_code(e) == USER_NOT_FOUND:
             raise NotFound(f"user {username!r} does not exist") from e
-        if error_code(e) == "ResourceNotFoundException":
+        if error_code(e) == RESOURCE_NOT_FOUND:
             raise NotFound(f"group {group!r} does not exist") from e
-        with aws_errors("change group"):
+        with translated("change group", service="cognito-idp"):
             raise
     return {"username": username, "group": group, "member": member}

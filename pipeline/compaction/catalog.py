@@ -10,9 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import awswrangler as wr
-from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline.compaction.store import translate
+from pipeline.aws_errors import translated
 from pipeline.lake import curated_partition_prefix
 
 if TYPE_CHECKING:
@@ -42,9 +41,9 @@ def register_partitions(
     }
     if not values:
         return
-    try:
+    with translated(
+        f"register partitions of {database}.{table}", service="glue", resource=f"{database}.{table}"
+    ):
         wr.catalog.add_parquet_partitions(
             database=database, table=table, partitions_values=values, boto3_session=session
         )
-    except (ClientError, BotoCoreError) as e:
-        raise translate(e, f"register partitions of {database}.{table}") from e

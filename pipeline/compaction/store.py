@@ -1,8 +1,9 @@
 """The S3 adapter of the compaction job: list, get, put, upload, download.
 
-``botocore`` errors become :class:`~pipeline.errors.TransientError` (throttling, 5xx: Glue
-re-runs the job) or :class:`~pipeline.errors.TerminalError` (a missing bucket, access
-denied) here, so the core never looks at AWS error codes.
+``botocore`` errors become :class:`~pipeline.errors.TransientError` (throttling, 5xx, a
+timeout: Glue re-runs the job) or :class:`~pipeline.errors.TerminalError` (a missing bucket,
+access denied) here, by :mod:`pipeline.aws_errors`' rule, so the core never looks at AWS
+error codes.
 """
 
 from __future__ import annotations
@@ -12,38 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline.errors import TerminalError, TransientError
+from pipeline.aws_errors import MISSING_OBJECT_CODES, error_code, translate
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     import boto3
 
-_TRANSIENT_CODES = frozenset(
-    {
-        "SlowDown",
-        "Throttling",
-        "ThrottlingException",
-        "RequestTimeout",
-        "InternalError",
-        "ServiceUnavailable",
-        "RequestTimeTooSkewed",
-    }
-)
-_MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 _CHUNK = 1 << 20
 _SINGLE_PUT_BYTES = 256 << 20
-
-
-def translate(e: Exception, what: str) -> Exception:
-    """The pipeline error for a ``botocore`` failure while doing ``what``."""
-    if isinstance(e, ClientError):
-        code = str(e.response.get("Error", {}).get("Code", ""))
-        status = int(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-        if code in _TRANSIENT_CODES or status >= 500:
-            return TransientError(f"{what}: {code}")
-        return TerminalError(f"{what}: {code} {e}")
-    return TransientError(f"{what}: {e}")
 
 
 @dataclass(frozen=True)
@@ -81,7 +59,9 @@ class LakeStore:
                     break
                 args["ContinuationToken"] = page["NextContinuationToken"]
         except (ClientError, BotoCoreError) as e:
-            raise translate(e, f"list s3://{bucket}/{prefix}") from e
+            raise translate(
+                e, f"list s3://{bucket}/{prefix}", service="s3", resource=f"s3://{bucket}/{prefix}"
+            ) from e
         return sorted(out, key=lambda o: o.key)
 
     def _body(self, bucket: str, key: str, what: str) -> Any:
@@ -89,11 +69,15 @@ class LakeStore:
         try:
             return self._s3.get_object(Bucket=bucket, Key=key)["Body"]
         except ClientError as e:
-            if str(e.response.get("Error", {}).get("Code")) in _MISSING_CODES:
+            if error_code(e) in MISSING_OBJECT_CODES:
                 return None
-            raise translate(e, f"{what} s3://{bucket}/{key}") from e
+            raise translate(
+                e, f"{what} s3://{bucket}/{key}", service="s3", resource=f"s3://{bucket}/{key}"
+            ) from e
         except BotoCoreError as e:
-            raise translate(e, f"{what} s3://{bucket}/{key}") from e
+            raise translate(
+                e, f"{what} s3://{bucket}/{key}", service="s3", resource=f"s3://{bucket}/{key}"
+            ) from e
 
     def get(self, bucket: str, key: str) -> bytes | None:
         """The object's bytes, or ``None`` when there is no such object."""
@@ -103,7 +87,9 @@ class LakeStore:
         try:
             data: bytes = body.read()
         except BotoCoreError as e:
-            raise translate(e, f"get s3://{bucket}/{key}") from e
+            raise translate(
+                e, f"get s3://{bucket}/{key}", service="s3", resource=f"s3://{bucket}/{key}"
+            ) from e
         return data
 
     def put(self, bucket: str, key: str, body: bytes, content_type: str) -> None:
@@ -111,7 +97,9 @@ class LakeStore:
         try:
             self._s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
         except (ClientError, BotoCoreError) as e:
-            raise translate(e, f"put s3://{bucket}/{key}") from e
+            raise translate(
+                e, f"put s3://{bucket}/{key}", service="s3", resource=f"s3://{bucket}/{key}"
+            ) from e
 
     def upload(self, path: Path, bucket: str, key: str) -> None:
         """Upload a local file; readers see the old or the new object, never a mix.
@@ -128,11 +116,11 @@ class LakeStore:
             else:
                 self._s3.upload_file(str(path), bucket, key)
         except (ClientError, BotoCoreError) as e:
-            raise translate(e, what) from e
+            raise translate(e, what, service="s3", resource=f"s3://{bucket}/{key}") from e
         except Exception as e:  # boto3's S3UploadFailedError wraps the ClientError
             cause = e.__cause__ or e.__context__
             if isinstance(cause, ClientError | BotoCoreError):
-                raise translate(cause, what) from e
+                raise translate(cause, what, service="s3", resource=f"s3://{bucket}/{key}") from e
             raise
 
     def download(self, bucket: str, key: str, path: Path) -> bool:
@@ -148,5 +136,7 @@ class LakeStore:
                 for chunk in body.iter_chunks(_CHUNK):
                     out.write(chunk)
         except BotoCoreError as e:
-            raise translate(e, f"download s3://{bucket}/{key}") from e
+            raise translate(
+                e, f"download s3://{bucket}/{key}", service="s3", resource=f"s3://{bucket}/{key}"
+            ) from e
         return True

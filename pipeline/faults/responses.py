@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Final
 from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
 
+from pipeline.aws_errors import PROVISIONED_THROUGHPUT_EXCEEDED, THROTTLING_EXCEPTION
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
@@ -18,17 +20,17 @@ _ERRORS: Final[dict[tuple[str, str], tuple[int, str, str]]] = {
     ("dynamodb", "server_error"): (500, "InternalServerError", "Internal server error"),
     ("dynamodb", "throttle"): (
         400,
-        "ProvisionedThroughputExceededException",
+        PROVISIONED_THROUGHPUT_EXCEEDED,
         "The level of configured provisioned throughput for the table was exceeded.",
     ),
     ("kinesis", "server_error"): (500, "InternalFailure", "Internal service failure."),
     ("kinesis", "throttle"): (
         400,
-        "ProvisionedThroughputExceededException",
+        PROVISIONED_THROUGHPUT_EXCEEDED,
         "Rate exceeded for shard in stream.",
     ),
     ("*", "server_error"): (500, "InternalFailure", "Internal service failure."),
-    ("*", "throttle"): (400, "ThrottlingException", "Rate exceeded."),
+    ("*", "throttle"): (400, THROTTLING_EXCEPTION, "Rate exceeded."),
 }
 _JSON_VERSION: Final = {"dynamodb": "1.0"}
 

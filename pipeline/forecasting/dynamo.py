@@ -11,7 +11,6 @@ item with an identical one: idempotent.
 from __future__ import annotations
 
 import math
-import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,9 +19,10 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
 
 from boto3.dynamodb.types import DYNAMODB_CONTEXT, TypeSerializer
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from pipeline.aws_errors import THROTTLING_CODES, AwsTransientError, Backoff, translate
+from pipeline.aws_errors import client as aws_client
 from pipeline.errors import TerminalError, TransientError
 from pipeline.lake import DATE_SORT_KEY, forecast_date_sort_key, forecast_keys
 
@@ -37,9 +37,6 @@ BATCH_SIZE = 25  # BatchWriteItem's limit per request
 #: every request under one GIL: benchmarks/dynamodb_writes.py --sweep); against DynamoDB
 #: each batch is a network round trip, so more in flight do help there.
 WORKERS = 8
-THROTTLING_CODES = frozenset(
-    {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
-)
 
 Item = dict[str, Any]
 
@@ -131,8 +128,13 @@ def _batches(items: Iterable[Item]) -> list[list[Item]]:
 
 class BatchWriter:
     """Writes items through BatchWriteItem from a thread pool, retrying what DynamoDB did
-    not process (``UnprocessedItems``) and throttling errors with jittered exponential
-    backoff until every item is written or ``max_attempts`` is spent (TransientError)."""
+    not process (``UnprocessedItems``) and transient errors (throttling, 5xx, timeouts: the
+    rule of :mod:`pipeline.aws_errors`) with jittered exponential backoff until every item
+    is written or ``max_attempts`` is spent (TransientError); a terminal error stops at once.
+
+    The jitter is ``"equal"`` (a wait in ``[d/2, d]``): the workers of one writer share a
+    table's throughput, and a wait near zero after a throttle would mostly be throttled
+    again."""
 
     def __init__(
         self,
@@ -151,7 +153,7 @@ class BatchWriter:
         self.max_attempts = max_attempts
         self.base_delay = base_delay
         self.max_delay = max_delay
-        self._sleep = sleep
+        self._backoff = Backoff(base_s=base_delay, cap_s=max_delay, jitter="equal", sleep=sleep)
         self._client = dynamodb_client
         self._session = session
 
@@ -165,39 +167,37 @@ class BatchWriter:
             # Parameter validation walks every attribute of every item and was a third of
             # the client's time; the items are built here, and DynamoDB validates them anyway
             # (a ValidationException is terminal).
-            config = Config(max_pool_connections=self.workers, parameter_validation=False)
-            self._client = session.client("dynamodb", config=config)
+            self._client = aws_client(
+                session,
+                "dynamodb",
+                max_pool_connections=self.workers,
+                parameter_validation=False,
+            )
         return self._client
-
-    def _backoff(self, attempt: int) -> None:
-        delay = min(self.max_delay, self.base_delay * 2**attempt)
-        self._sleep(random.uniform(delay / 2, delay))  # noqa: S311 - jitter, not security
 
     def _write_batch(self, batch: Sequence[Item]) -> int:
         requests = [put_request(item) for item in batch]
-        client = self.client
+        dynamodb = self.client
+        action = f"BatchWriteItem on {self.table_name}"
         for attempt in range(self.max_attempts):
             try:
-                response = client.batch_write_item(RequestItems={self.table_name: requests})
-            except ClientError as e:
-                code = e.response.get("Error", {}).get("Code", "")
-                if code not in THROTTLING_CODES:
-                    raise TerminalError(f"BatchWriteItem on {self.table_name}: {code}") from e
+                response = dynamodb.batch_write_item(RequestItems={self.table_name: requests})
+            except (ClientError, BotoCoreError) as e:
+                # A throttle, a 5xx or a timeout that outlasted botocore's retries: the puts
+                # are idempotent (same keys), so resending the batch is safe.
+                error = translate(e, action, service="dynamodb", resource=self.table_name)
+                if not isinstance(error, AwsTransientError):
+                    raise error from e
                 if attempt == self.max_attempts - 1:
-                    raise TransientError(f"BatchWriteItem throttled: {code}") from e
-                self._backoff(attempt)
-                continue
-            except BotoCoreError as e:
-                # A timeout or reset that outlasted botocore's retries: the puts are
-                # idempotent (same keys), so resending the batch is safe.
-                if attempt == self.max_attempts - 1:
-                    raise TransientError(f"BatchWriteItem on {self.table_name}: {e}") from e
-                self._backoff(attempt)
+                    if error.code in THROTTLING_CODES:
+                        raise error.retitled(f"BatchWriteItem throttled: {error.code}") from e
+                    raise error from e
+                self._backoff.wait(attempt + 1)
                 continue
             requests = response.get("UnprocessedItems", {}).get(self.table_name, [])
             if not requests:
                 return len(batch)
-            self._backoff(attempt)
+            self._backoff.wait(attempt + 1)
         raise TransientError(
             f"{len(requests)} items still unprocessed after {self.max_attempts} attempts"
         )

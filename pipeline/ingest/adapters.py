@@ -8,8 +8,9 @@ hung call cannot outlive the invocation.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from pipeline.aws_errors import client
 from pipeline.ingest.inventory import DynamoInventory, InventoryState
 from pipeline.ingest.store import RawStore, S3RawStore
 
@@ -21,15 +22,12 @@ def build_adapters(settings: IngestSettings) -> tuple[RawStore, InventoryState |
     """The raw store and, when the template declares the table, the inventory state."""
     # Imported here: building boto3 clients costs ~0.2 s, kept off handler import.
     import boto3
-    from botocore.config import Config
 
-    config = Config(
-        retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=20
-    )
+    config: dict[str, Any] = {"max_attempts": 3, "connect_timeout": 5, "read_timeout": 20}
     session = boto3.session.Session()
-    store = S3RawStore(settings.raw_bucket, session.client("s3", config=config))
+    store = S3RawStore(settings.raw_bucket, client(session, "s3", **config))
     inventory = (
-        DynamoInventory(settings.inventory_table, session.client("dynamodb", config=config))
+        DynamoInventory(settings.inventory_table, client(session, "dynamodb", **config))
         if settings.inventory_table
         else None
     )

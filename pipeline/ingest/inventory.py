@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline.aws_errors import translate
+from pipeline.aws_errors import TRANSACTION_CANCELED, Backoff, error_code, translate
 from pipeline.errors import TransientError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Mapping, Sequence
 
     from mypy_boto3_dynamodb import DynamoDBClient
 
@@ -152,11 +152,15 @@ class DynamoInventory:
         *,
         max_attempts: int = 5,
         backoff_s: float = 0.05,
+        max_backoff_s: float = 1.0,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.table_name = table_name
         self._ddb = dynamodb_client
         self._max_attempts = max_attempts
-        self._backoff_s = backoff_s
+        # Full jitter: the conflicts retried here are between concurrent writers, which a
+        # fixed schedule would line up to collide again.
+        self._backoff = Backoff(base_s=backoff_s, cap_s=max_backoff_s, jitter="full", sleep=sleep)
 
     def apply(self, observations: Sequence[StockObservation]) -> int:
         """Apply newer observations in transactions; retry on write conflicts.
@@ -171,7 +175,7 @@ class DynamoInventory:
             if attempt and not pending:
                 break
             if attempt:
-                time.sleep(self._backoff_s * 2**attempt)
+                self._backoff.wait(attempt + 1)
             current, count = self._read(list(pending))
             changes: list[_Change] = []
             for pair, obs in pending.items():
@@ -202,7 +206,12 @@ class DynamoInventory:
                 ConsistentRead=True,
             ).get("Item")
         except (ClientError, BotoCoreError) as e:
-            raise translate(e, f"get {COUNTER_KEY} from {self.table_name}") from e
+            raise translate(
+                e,
+                f"get {COUNTER_KEY} from {self.table_name}",
+                service="dynamodb",
+                resource=self.table_name,
+            ) from e
         return int(item["count"]["N"]) if item and "count" in item else 0
 
     def _read(self, pairs: list[Pair]) -> tuple[dict[Pair, PairState], int]:
@@ -222,7 +231,12 @@ class DynamoInventory:
                 try:
                     response = self._ddb.batch_get_item(RequestItems=request)
                 except (ClientError, BotoCoreError) as e:
-                    raise translate(e, f"batch get from {self.table_name}") from e
+                    raise translate(
+                        e,
+                        f"batch get from {self.table_name}",
+                        service="dynamodb",
+                        resource=self.table_name,
+                    ) from e
                 for item in response.get("Responses", {}).get(self.table_name, []):
                     key = item["PK"]["S"]
                     if key == COUNTER_KEY:
@@ -276,11 +290,21 @@ class DynamoInventory:
         try:
             self._ddb.transact_write_items(TransactItems=items)
         except ClientError as e:
-            if e.response.get("Error", {}).get("Code") == "TransactionCanceledException":
+            if error_code(e) == TRANSACTION_CANCELED:
                 return False
-            raise translate(e, f"transact write to {self.table_name}") from e
+            raise translate(
+                e,
+                f"transact write to {self.table_name}",
+                service="dynamodb",
+                resource=self.table_name,
+            ) from e
         except BotoCoreError as e:
-            raise translate(e, f"transact write to {self.table_name}") from e
+            raise translate(
+                e,
+                f"transact write to {self.table_name}",
+                service="dynamodb",
+                resource=self.table_name,
+            ) from e
         return True
 
 

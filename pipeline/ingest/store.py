@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from pipeline.aws_errors import translate
+from pipeline.aws_errors import translated
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -32,12 +30,11 @@ class S3RawStore:
 
     def put(self, key: str, body: bytes) -> None:
         """PutObject ``body`` as NDJSON; botocore errors become Transient/TerminalError."""
-        try:
+        where = f"s3://{self.bucket}/{key}"
+        with translated(f"put {where}", service="s3", resource=where):
             self._s3.put_object(
                 Bucket=self.bucket, Key=key, Body=body, ContentType="application/x-ndjson"
             )
-        except (ClientError, BotoCoreError) as e:
-            raise translate(e, f"put s3://{self.bucket}/{key}") from e
 
 
 class InMemoryRawStore:

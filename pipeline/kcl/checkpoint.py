@@ -20,6 +20,7 @@ import enum
 import time
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from pipeline.aws_errors import Backoff
 from pipeline.kcl.log import logger
 
 if TYPE_CHECKING:
@@ -62,16 +63,20 @@ def checkpoint(
     *,
     attempts: int = 5,
     backoff_s: float = 0.2,
+    max_backoff_s: float = 5.0,
     sleep: Callable[[float], None] = time.sleep,
 ) -> CheckpointOutcome:
     """Checkpoint at the given position, handling the daemon's answers per the KCL contract.
 
-    Retries ``ThrottlingException`` up to ``attempts`` times with exponential backoff; every
+    Retries ``ThrottlingException`` up to ``attempts`` times with exponential backoff (capped
+    at ``max_backoff_s``); every
     other error ends the attempt and is reported through the returned outcome, never raised:
     the caller's data is already durable, so a lost checkpoint means re-delivery, not loss.
     """
     from amazon_kclpy.checkpoint_error import CheckpointError
 
+    # No jitter, as before: the waits are short and one processor checkpoints serially.
+    backoff = Backoff(base_s=backoff_s, cap_s=max_backoff_s, jitter="none", sleep=sleep)
     for attempt in range(1, attempts + 1):
         try:
             checkpointer.checkpoint(sequence_number, sub_sequence_number)
@@ -79,7 +84,7 @@ def checkpoint(
             name = error_name(e)
             if name == THROTTLING:
                 if attempt < attempts:
-                    sleep(backoff_s * 2 ** (attempt - 1))
+                    backoff.wait(attempt)
                     continue
                 logger.warning("checkpoint throttled; giving up", extra={"attempts": attempts})
                 return CheckpointOutcome.THROTTLED

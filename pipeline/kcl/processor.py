@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from amazon_kclpy.v3.processor import RecordProcessorBase
 
+from pipeline.aws_errors import Backoff, Jitter
 from pipeline.errors import PipelineError, TransientError
 from pipeline.ingest.core import IngestResult, ingest_batch
 from pipeline.kcl.checkpoint import CheckpointOutcome, checkpoint
@@ -61,10 +62,12 @@ class RetryPolicy:
     attempts: int = 4
     backoff_s: float = 0.5
     max_backoff_s: float = 5.0
+    #: No jitter by default, as before; "full" spreads the retries of many shards.
+    jitter: Jitter = "none"
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed ``attempt`` (1-based): exponential, capped."""
-        return float(min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1)))
+        return Backoff(self.backoff_s, self.max_backoff_s, self.jitter).delay(attempt)
 
 
 class IngestRecordProcessor(RecordProcessorBase):  # type: ignore[misc]  # kclpy is untyped

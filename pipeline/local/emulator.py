@@ -25,8 +25,8 @@ from urllib.parse import urlsplit
 
 import boto3
 import botocore.session
-from botocore.config import Config
 
+from pipeline.aws_errors import default_config
 from pipeline.errors import ConfigurationError, TransientError
 from pipeline.local.private_files import open_private_log
 
@@ -83,7 +83,7 @@ def aws_session(endpoint_url: str | None) -> boto3.session.Session:
     Uses botocore's standard retry mode, so throttling and 5xx are retried with backoff.
     """
     core = botocore.session.Session()
-    core.set_default_client_config(Config(retries={"mode": "standard", "max_attempts": 5}))
+    core.set_default_client_config(default_config(max_attempts=5))
     if endpoint_url is None:
         return boto3.session.Session(botocore_session=core)
     return EndpointSession(

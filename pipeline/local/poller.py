@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any, Final, TextIO, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from pipeline.aws_errors import EXPIRED_ITERATOR, error_code
 from pipeline.errors import ConfigurationError, TransientError
 from pipeline.local.template import resolve
 
@@ -334,7 +335,7 @@ class LocalPoller:
                 Limit=max(1, min(10_000, self.mapping.batch_size - len(shard.buffer))),
             )
         except ClientError as e:
-            if e.response.get("Error", {}).get("Code") == "ExpiredIteratorException":
+            if error_code(e) == EXPIRED_ITERATOR:
                 self._position(shard)
                 return
             raise TransientError(f"GetRecords on {shard.shard_id}: {e}") from e

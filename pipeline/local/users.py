@@ -30,6 +30,13 @@ from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives.hashes import SHA1
 from cryptography.hazmat.primitives.twofactor.totp import TOTP
 
+from pipeline.aws_errors import (
+    INVALID_PASSWORD,
+    NOT_AUTHORIZED,
+    USER_NOT_FOUND,
+    USERNAME_EXISTS,
+    error_code,
+)
 from pipeline.errors import ConfigurationError, InvalidInputError, NotFoundError
 from pipeline.local.cognito_srp import SrpClient
 from pipeline.local.stack import state_dir
@@ -155,15 +162,14 @@ def create_user(
     try:
         cognito.admin_create_user(UserPoolId=pool, Username=username, MessageAction="SUPPRESS")
     except ClientError as e:
-        if e.response.get("Error", {}).get("Code") != "UsernameExistsException":
+        if error_code(e) != USERNAME_EXISTS:
             raise ConfigurationError(f"cannot create user {username}: {e}") from e
     try:
         cognito.admin_set_user_password(
             UserPoolId=pool, Username=username, Password=password, Permanent=True
         )
     except ClientError as e:
-        code = e.response.get("Error", {}).get("Code")
-        if code == "InvalidPasswordException":
+        if error_code(e) == INVALID_PASSWORD:
             raise InvalidInputError(f"password refused for {username}: {_message(e)}") from e
         raise ConfigurationError(f"cannot set the password of {username}: {e}") from e
     for group in groups:
@@ -264,8 +270,8 @@ def sign_in(
             authenticator=authenticator or Authenticator.local(),
         )
     except ClientError as e:
-        code = e.response.get("Error", {}).get("Code")
-        if code in {"UserNotFoundException", "NotAuthorizedException"}:
+        code = error_code(e)
+        if code in {USER_NOT_FOUND, NOT_AUTHORIZED}:
             raise NotFoundError(f"cannot sign in {username}: {code}") from e
         raise ConfigurationError(f"cannot sign in {username}: {e}") from e
     result = step["AuthenticationResult"]

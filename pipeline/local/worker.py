@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from pipeline.aws_errors import INVALID_REQUEST_CONTENT
 from pipeline.errors import PipelineError, TransientError
 
 if TYPE_CHECKING:
@@ -135,7 +136,7 @@ class FunctionWorker:
             raise FunctionError(
                 self.spec.function,
                 {
-                    "errorType": "InvalidRequestContentException",
+                    "errorType": INVALID_REQUEST_CONTENT,
                     "errorMessage": f"Could not parse request body into json: {e}",
                 },
             ) from e

@@ -30,7 +30,15 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline.errors import TerminalError, TransientError
+from pipeline.aws_errors import (
+    CALL_FAILED,
+    AwsTerminalError,
+    AwsTransientError,
+    Backoff,
+    is_transient_code,
+    translate,
+)
+from pipeline.errors import TerminalError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -44,32 +52,22 @@ MAX_CALL_BYTES: Final = 5 * 1024 * 1024
 MAX_RECORD_BYTES: Final = 1024 * 1024
 MAX_PARTITION_KEY_BYTES: Final = 256
 
-#: Per-record error codes that a retry can fix; any other code is terminal (KMS access).
-RETRYABLE_RECORD_CODES: Final = frozenset(
-    {"ProvisionedThroughputExceededException", "InternalFailure", "KMSThrottlingException"}
-)
-#: Whole-call error codes that a retry can fix.
-RETRYABLE_CALL_CODES: Final = RETRYABLE_RECORD_CODES | {
-    "LimitExceededException",
-    "ThrottlingException",
-    "ServiceUnavailable",
-    "InternalServerError",
-}
 
+class ProducerRetriesExhausted(AwsTransientError):
+    """Some records still failed after ``max_attempts``; ``undelivered`` holds their events.
 
-class ProducerRetriesExhausted(TransientError):
-    """Some records still failed after ``max_attempts``; ``undelivered`` holds their events."""
+    The AWS fields (``code``, ``status``, ...) are set when a whole call failed."""
 
-    def __init__(self, message: str, undelivered: list[dict[str, Any]]) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, undelivered: list[dict[str, Any]], **fields: Any) -> None:
+        super().__init__(message, **fields)
         self.undelivered = undelivered
 
 
-class ProducerRejected(TerminalError):
-    """Kinesis refused the stream or a record for good; ``undelivered`` as above."""
+class ProducerRejected(AwsTerminalError):
+    """Kinesis refused the stream or a record for good; ``undelivered`` and fields as above."""
 
-    def __init__(self, message: str, undelivered: list[dict[str, Any]]) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, undelivered: list[dict[str, Any]], **fields: Any) -> None:
+        super().__init__(message, **fields)
         self.undelivered = undelivered
 
 
@@ -166,7 +164,13 @@ class Producer:
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise ValueError("max_attempts must be >= 1")
-        self._rng = self.rng or random.Random()
+        self._backoff = Backoff(
+            base_s=self.base_backoff_s,
+            cap_s=self.max_backoff_s,
+            jitter="full",
+            rng=self.rng or random.Random(),
+            sleep=self.sleep,
+        )
 
     # ---------------------------------------------------------------- public
     def put(self, events: Iterable[dict[str, Any]]) -> ProduceReport:
@@ -191,7 +195,7 @@ class Producer:
                         f"records still failing after {self.max_attempts} attempts",
                         undelivered,
                     )
-                self.sleep(self._backoff(worst))
+                self._backoff.wait(worst)
         report.elapsed_s = time.perf_counter() - started
         return report
 
@@ -243,7 +247,7 @@ class Producer:
                         break
                     kwargs = {"NextToken": page["NextToken"]}
             except (ClientError, BotoCoreError) as e:
-                raise _translate(e, "ListShards", []) from e
+                raise self._translate(e, "ListShards", []) from e
             self._shards = shards
         return self._shards
 
@@ -307,10 +311,10 @@ class Producer:
             records: Any = [e.record for e in entries]
             response = self.kinesis_client.put_records(StreamName=self.stream_name, Records=records)
         except (ClientError, BotoCoreError) as e:
-            error = _translate(e, "PutRecords", [r.event for q in units.values() for r in q])
+            error = self._translate(e, "PutRecords", [r.event for q in units.values() for r in q])
             if isinstance(error, TerminalError):
                 raise error from e
-            results: list[dict[str, Any]] = [{"ErrorCode": "CallFailed"}] * len(entries)
+            results: list[dict[str, Any]] = [{"ErrorCode": CALL_FAILED}] * len(entries)
         else:
             results = [dict(r) for r in response["Records"]]
         failed: list[int] = []
@@ -330,7 +334,7 @@ class Producer:
                 report.events += entry.count
                 report.kinesis_records += 1
                 continue
-            if code not in RETRYABLE_RECORD_CODES and code != "CallFailed":
+            if code != CALL_FAILED and not is_transient_code(code):
                 raise ProducerRejected(
                     f"PutRecords rejected a record of {entry.record['PartitionKey']!r}: "
                     f"{code}: {result.get('ErrorMessage', '')}",
@@ -342,22 +346,20 @@ class Producer:
             failed.append(queue[0].attempts)
         return failed
 
-    def _backoff(self, attempt: int) -> float:
-        """Full jitter: uniform in [0, min(cap, base * 2^(attempt-1))]."""
-        ceiling = min(self.max_backoff_s, self.base_backoff_s * 2 ** (attempt - 1))
-        return self._rng.uniform(0.0, ceiling)
-
-
-def _translate(
-    error: ClientError | BotoCoreError, action: str, undelivered: list[dict[str, Any]]
-) -> ProducerRetriesExhausted | ProducerRejected:
-    if isinstance(error, ClientError):
-        code = str(error.response.get("Error", {}).get("Code", ""))
-        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-        message = (
-            f"{action}: {code} ({status}): {error.response.get('Error', {}).get('Message', '')}"
+    def _translate(
+        self, error: ClientError | BotoCoreError, action: str, undelivered: list[dict[str, Any]]
+    ) -> ProducerRetriesExhausted | ProducerRejected:
+        """The producer's error for a failed call, by the rule of :mod:`pipeline.aws_errors`."""
+        aws = translate(error, action, service="kinesis", resource=self.stream_name)
+        message = f"{aws}: {aws.aws_message}" if isinstance(error, ClientError) else str(aws)
+        cls = ProducerRejected if isinstance(aws, TerminalError) else ProducerRetriesExhausted
+        return cls(
+            message,
+            undelivered,
+            service=aws.service,
+            operation=aws.operation,
+            code=aws.code,
+            status=aws.status,
+            resource=aws.resource,
+            aws_message=aws.aws_message,
         )
-        if status >= 500 or code in RETRYABLE_CALL_CODES:
-            return ProducerRetriesExhausted(message, undelivered)
-        return ProducerRejected(message, undelivered)
-    return ProducerRetriesExhausted(f"{action}: {type(error).__name__}: {error}", undelivered)

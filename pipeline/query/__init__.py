@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Literal
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from pipeline.aws_errors import translate
 from pipeline.errors import ConfigurationError, InvalidInputError, TerminalError
 from pipeline.query.catalog import TableInfo, catalog_tables
 from pipeline.query.named import named_queries, named_query
@@ -56,13 +57,10 @@ def run_query(
             )
         except wr.exceptions.QueryFailed as e:  # Athena ran it and refused it
             raise InvalidInputError(f"Athena query failed: {e}") from e
-        except (
-            wr.exceptions.QueryCancelled,
-            wr.exceptions.NoFilesFound,
-            ClientError,
-            BotoCoreError,
-        ) as e:
+        except (wr.exceptions.QueryCancelled, wr.exceptions.NoFilesFound) as e:
             raise TerminalError(f"Athena query could not run: {e}") from e
+        except (ClientError, BotoCoreError) as e:
+            raise translate(e, "Athena query could not run", service="athena") from e
         return df
     raise ConfigurationError(f"unknown query engine {engine!r} (use one of {', '.join(ENGINES)})")
 

@@ -8,9 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import awswrangler as wr
 import pyarrow as pa
-from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline.compaction.store import translate
+from pipeline.aws_errors import translated
 from pipeline.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -72,10 +71,8 @@ def catalog_tables(
     database: str, *, curated_bucket: str, session: boto3.session.Session
 ) -> list[TableInfo]:
     """Every table of ``database`` (a table without a location defaults to the curated zone)."""
-    try:
+    with translated(f"list tables of {database}", service="glue", resource=database):
         tables = list(wr.catalog.get_tables(database=database, boto3_session=session))
-    except (ClientError, BotoCoreError) as e:
-        raise translate(e, f"list tables of {database}") from e
     return [
         TableInfo.from_glue(t, f"s3://{curated_bucket}/{t['Name']}/")
         for t in sorted(tables, key=lambda t: str(t["Name"]))

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger
 
 from pipeline.api import ApiClients, build_resolver, handle
+from pipeline.aws_errors import client
 from pipeline.settings import ApiSettings
 
 if TYPE_CHECKING:
@@ -26,13 +27,11 @@ def _client(service: str) -> Any:
     # boto3 is imported on first use: it is most of a cold start (~0.2 s) and
     # /openapi.json never needs it.
     import boto3
-    from botocore.config import Config
 
     # A call slower than this answers 503 before the function's 10 s timeout would.
-    config = Config(
-        retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=8
+    return client(
+        boto3.session.Session(), service, max_attempts=3, connect_timeout=2, read_timeout=8
     )
-    return boto3.session.Session().client(service, config=config)  # type: ignore[call-overload]
 
 
 app = build_resolver(settings, ApiClients(_client))

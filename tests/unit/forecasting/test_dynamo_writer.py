@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 from boto3.dynamodb.types import TypeSerializer
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, NoCredentialsError
 
+from pipeline.aws_errors import AwsTransientError
 from pipeline.errors import TerminalError, TransientError
 from pipeline.forecasting.dynamo import (
     BatchWriter,
@@ -160,6 +161,95 @@ def test_given_throttling_that_never_ends_when_writing_then_transient_error() ->
         writer.write(_items(3))
     assert len(delays) == 4
     assert all(0.05 * 2**i / 2 <= d <= 0.05 * 2**i for i, d in enumerate(delays))
+
+
+class Failing:
+    """Answers the first ``failures`` calls with ``error``, then writes everything."""
+
+    def __init__(self, error: Exception, failures: int) -> None:
+        self.error = error
+        self.failures = failures
+        self.calls = 0
+
+    def batch_write_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:  # noqa: N803
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise self.error
+        return {"UnprocessedItems": {}}
+
+
+def _server_error() -> ClientError:
+    return ClientError(
+        {
+            "Error": {"Code": "InternalServerError", "Message": "oops"},
+            "ResponseMetadata": {"HTTPStatusCode": 500},
+        },
+        "BatchWriteItem",
+    )
+
+
+def test_given_a_500_when_writing_then_the_batch_is_retried_and_lands() -> None:
+    # The writer used to treat a 500 InternalServerError as terminal; by the one rule of
+    # pipeline.aws_errors a 5xx is transient.
+    client = Failing(_server_error(), failures=2)
+    delays: list[float] = []
+    writer = BatchWriter("t", dynamodb_client=client, workers=1, sleep=delays.append)
+
+    assert writer.write(_items(3)) == 3
+    assert client.calls == 3
+    assert len(delays) == 2
+
+
+def test_given_500s_that_never_end_when_writing_then_transient_error_with_its_fields() -> None:
+    writer = BatchWriter(
+        "t",
+        dynamodb_client=Failing(_server_error(), failures=99),
+        workers=1,
+        max_attempts=3,
+        sleep=lambda _: None,
+    )
+    with pytest.raises(AwsTransientError) as raised:
+        writer.write(_items(3))
+    assert str(raised.value) == "BatchWriteItem on t: InternalServerError (500)"
+    error = raised.value
+    assert (error.service, error.operation, error.code, error.status, error.resource) == (
+        "dynamodb",
+        "BatchWriteItem",
+        "InternalServerError",
+        500,
+        "t",
+    )
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (
+            ClientError(
+                {
+                    "Error": {"Code": "ValidationException", "Message": "bad"},
+                    "ResponseMetadata": {"HTTPStatusCode": 400},
+                },
+                "BatchWriteItem",
+            ),
+            "BatchWriteItem on t: ValidationException (400)",
+        ),
+        (
+            NoCredentialsError(),
+            "BatchWriteItem on t: NoCredentialsError: Unable to locate credentials",
+        ),
+    ],
+)
+def test_given_a_terminal_error_when_writing_then_it_is_raised_without_a_retry(
+    error: Exception, message: str
+) -> None:
+    client = Failing(error, failures=99)
+    writer = BatchWriter("t", dynamodb_client=client, workers=1, sleep=lambda _: None)
+
+    with pytest.raises(TerminalError) as raised:
+        writer.write(_items(3))
+    assert str(raised.value) == message
+    assert client.calls == 1
 
 
 def test_given_a_row_when_building_its_item_then_the_by_date_key_names_the_same_forecast() -> None:

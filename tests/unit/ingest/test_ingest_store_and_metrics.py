@@ -9,6 +9,7 @@ import pytest
 from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError
 from botocore.stub import Stubber
 
+from pipeline.aws_errors import AwsError
 from pipeline.errors import TerminalError, TransientError
 from pipeline.ingest import IngestMetrics, IngestResult, S3RawStore
 
@@ -37,7 +38,14 @@ def test_given_s3_answers_an_error_when_putting_then_it_is_translated(
     stub.add_client_error("put_object", service_error_code=code, http_status_code=status)
     with stub, pytest.raises(expected, match=rf"put s3://raw/k: {code} \({status}\)") as info:
         store.put("k", b"{}\n")
-    assert info.type is expected and info.value.__cause__ is not None
+    assert isinstance(info.value, AwsError) and info.value.__cause__ is not None
+    assert (info.value.service, info.value.operation, info.value.code, info.value.status) == (
+        "s3",
+        "PutObject",
+        code,
+        status,
+    )
+    assert info.value.resource == "s3://raw/k"
 
 
 @pytest.mark.parametrize(
