@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Final
 from pipeline.errors import ConfigurationError, PipelineError
 from pipeline.job_protocol import Progress, null_progress, parse_line
 from pipeline.packaging.glue_artifacts import ROOT, build_glue_artifacts
+from pipeline.packaging.requirements import pip_install
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -159,7 +160,7 @@ def _locked(path: Path) -> Iterator[None]:
 
 def _pip(python: Path, *args: str) -> None:
     done = subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *args],
+        [*pip_install(python), *args],
         capture_output=True,
         text=True,
         check=False,
@@ -247,10 +248,9 @@ def install_s3_wheels(
     return targets
 
 
-def publish_artifacts(stack: LocalStack, logical_id: str) -> None:
+def publish_artifacts(stack: LocalStack, definition: GlueJobDefinition) -> None:
     """Build the Glue artifacts and upload them where the job definition looks for them,
     as the deploy commands do on AWS (infra/README.md)."""
-    definition = GlueJobDefinition.from_stack(stack, logical_id)
     bucket, key = _split_s3(definition.script_location)
     prefix = key.rpartition("/")[0]
     s3 = stack.session().client("s3")
@@ -288,7 +288,7 @@ def run_glue_job(
     """
     definition = GlueJobDefinition.from_stack(stack, logical_id)
     definition.check()
-    publish_artifacts(stack, logical_id)
+    publish_artifacts(stack, definition)
     python = job_environment(definition)
     s3 = stack.session().client("s3")
     paths = install_s3_wheels(definition, python, s3)

@@ -71,6 +71,19 @@ def _host_machine() -> str:
     return platform.machine()
 
 
+def pip_install(python: str | Path = sys.executable) -> list[str]:
+    """The start of a quiet, non-interactive ``pip install`` with ``python``'s pip."""
+    return [
+        str(python),
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-input",
+    ]
+
+
 def read_lock(path: Path = LOCK) -> dict[str, str]:
     """The pins of a lock file, by normalised project name."""
     pins: dict[str, str] = {}
@@ -98,13 +111,7 @@ def install(target: Path, platform: TargetPlatform, lock: Path = LOCK) -> None:
     """
     pins = read_lock(lock)
     command = [
-        sys.executable,
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        "--no-input",
+        *pip_install(),
         "--target",
         str(target),
         *platform.pip_arguments(),
@@ -141,13 +148,7 @@ def relock(
 ) -> dict[str, str]:
     """Resolve ``requirements`` for ``platform`` with pip and write every pin to ``lock``."""
     command = [
-        sys.executable,
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        "--no-input",
+        *pip_install(),
         "--dry-run",
         "--ignore-installed",
         "--report",
