@@ -47,8 +47,8 @@ from _common import Figure, write_json
 from stream_lag import FUNCTION, RESULTS, Pacer, slope_ms_per_minute
 
 from pipeline.local.emulator import aws_session, start_server, stop_server
+from pipeline.local.event_source import Invocation, LocalPoller, PollObserver
 from pipeline.local.invoke import load_handler
-from pipeline.local.poller import LocalPoller
 from pipeline.local.stack import LocalStack
 from pipeline.produce import Producer
 from pipeline.synth import SynthConfig, live_events
@@ -79,34 +79,26 @@ def _say(text: str) -> None:
 
 
 # ---------------------------------------------------------------------- consumer
-class SoakPoller(LocalPoller):
-    """The local poller, handing each interval's lags and busy time to the sampler.
+class IntervalSampler(PollObserver):
+    """Hands each interval's lags and handler busy time to the sampler.
 
     It keeps only the current interval's values: over a long run, keeping every lag (as
-    ``PollStats.lags_ms`` does) would itself make the consumer's memory grow.
+    ``PollStats.lags_ms`` does, so the poller runs with ``keep_lags=False``) would itself
+    make the consumer's memory grow.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._lags: list[float] = []
         self._busy_s = 0.0
         self.measured = 0
 
-    def _invoke(self, event: dict[str, Any], batch: list[dict[str, Any]]) -> int | None:
-        began = time.monotonic()
-        try:
-            return super()._invoke(event, batch)
-        finally:
-            with self._lock:
-                self._busy_s += time.monotonic() - began
-
-    def _sink(self, text: str, error: str | None) -> None:
-        super()._sink(text, error)
+    def on_invocation(self, invocation: Invocation) -> None:
+        lags = invocation.lags_ms
         with self._lock:
-            self._lags.extend(self.stats.lags_ms)
-            self.measured += len(self.stats.lags_ms)
-            self.stats.lags_ms.clear()
+            self._busy_s += invocation.duration_s
+            self._lags.extend(lags)
+            self.measured += len(lags)
 
     def take(self) -> tuple[list[float], float]:
         """The lags and handler seconds since the last call."""
@@ -295,8 +287,14 @@ def run_soak(
     )
     session = stack.session()
     stream = stack.ref("SalesStream")
-    poller = SoakPoller(
-        stack, FUNCTION, load_handler(stack, FUNCTION), kinesis_client=session.client("kinesis")
+    sampler = IntervalSampler()
+    poller = LocalPoller(
+        stack,
+        FUNCTION,
+        load_handler(stack, FUNCTION),
+        kinesis_client=session.client("kinesis"),
+        observer=sampler,
+        keep_lags=False,
     )
     # The handler's cold start (imports, clients) is a one-off, not part of the soak.
     warm = SynthConfig(seed=config.seed + 1, n_skus=config.n_skus, n_locations=config.n_locations)
@@ -305,8 +303,8 @@ def run_soak(
         live_events(warm, datetime.now(UTC), 50)
     )
     poller.drain(timeout_s=30)
-    poller.take()
-    poller.measured = 0
+    sampler.take()
+    sampler.measured = 0
 
     ctx = multiprocessing.get_context("spawn")
     counter = ctx.Value("q", 0)
@@ -349,16 +347,16 @@ def run_soak(
                 drain_began = now
                 drain_deadline = now + drain_timeout_s
                 run.producer = outbox.get(timeout=10)
-                run.backlog_at_end = run.producer["produced"] - poller.measured
+                run.backlog_at_end = run.producer["produced"] - sampler.measured
                 if run.producer["error"]:
                     raise RuntimeError(f"producer failed: {run.producer['error']}")
             done = drain_deadline is not None and (
-                poller.measured >= run.producer["produced"] or now >= drain_deadline
+                sampler.measured >= run.producer["produced"] or now >= drain_deadline
             )
             if now >= next_sample or done:
                 produced = int(counter.value)
                 t = now - started
-                lags, busy = poller.take()
+                lags, busy = sampler.take()
                 values = np.array(lags) if lags else None
                 p50, p99, top = (
                     np.percentile(values, [50, 99, 100]) if values is not None else [math.nan] * 3
@@ -369,7 +367,7 @@ def run_soak(
                     phase="produce" if drain_deadline is None else "drain",
                     produced=produced,
                     rate_eps=(produced - last_produced) / (t - last_t) if t > last_t else 0.0,
-                    measured=poller.measured,
+                    measured=sampler.measured,
                     lag_n=len(lags),
                     lag_p50_ms=float(p50),
                     lag_p99_ms=float(p99),
@@ -409,7 +407,7 @@ def run_soak(
         f"{stats.invocations} invocations ({stats.records_invoked} Kinesis records), "
         f"{stats.function_errors} function errors"
     )
-    unmeasured = run.producer["produced"] - poller.measured
+    unmeasured = run.producer["produced"] - sampler.measured
     if unmeasured:
         run.notes.append(
             f"{unmeasured} events not measured after a {run.drain_s:.0f} s drain "

@@ -39,8 +39,8 @@ import numpy as np
 from _common import Figure, add_arguments, write_json
 
 from pipeline.local.emulator import aws_session, start_server, stop_server
+from pipeline.local.event_source import EventSourceMapping, Invocation, LocalPoller, PollObserver
 from pipeline.local.invoke import load_handler
-from pipeline.local.poller import EventSourceMapping, LocalPoller
 from pipeline.local.stack import LocalStack
 from pipeline.produce import Producer
 from pipeline.synth import SynthConfig, live_events
@@ -111,32 +111,28 @@ def slope_ms_per_minute(times_s: np.ndarray, lags_ms: np.ndarray) -> float:
     return float(slope) * 60.0
 
 
-class TimedPoller(LocalPoller):
-    """The local poller, also noting when each batch's lag values came out."""
+class LagTimer(PollObserver):
+    """Notes when each batch's lag values came out, and how long the handler was busy."""
 
-    def __init__(self, *args: Any, started: float, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, started: float) -> None:
         self.started = started
         self.samples: list[tuple[float, float]] = []
         #: Seconds spent inside the handler, summed over the shards' concurrent invocations:
         #: near the run's length times the shards = the consumer saturated.
         self.busy_s = 0.0
-        self._busy_lock = threading.Lock()
+        self._lock = threading.Lock()
 
-    def _invoke(self, event: dict[str, Any], batch: list[dict[str, Any]]) -> int | None:
-        began = time.monotonic()
-        try:
-            return super()._invoke(event, batch)
-        finally:
-            with self._busy_lock:
-                self.busy_s += time.monotonic() - began
-
-    def _sink(self, text: str, error: str | None) -> None:
-        # The poller calls this under its shared lock, so the slice below is this batch's.
-        before = len(self.stats.lags_ms)
-        super()._sink(text, error)
+    def on_invocation(self, invocation: Invocation) -> None:
         at = time.monotonic() - self.started
-        self.samples.extend((at, lag) for lag in self.stats.lags_ms[before:])
+        with self._lock:
+            self.busy_s += invocation.duration_s
+            self.samples.extend((at, lag) for lag in invocation.lags_ms)
+
+    def restart(self) -> None:
+        """Forget the samples so far and time the next ones from now."""
+        with self._lock:
+            self.samples.clear()
+            self.started = time.monotonic()
 
 
 class Pacer(threading.Thread):
@@ -237,13 +233,14 @@ def run_local(
     handler = load_handler(stack, FUNCTION)
     session = stack.session()
     stream = stack.ref("SalesStream")
-    poller = TimedPoller(
+    timer = LagTimer(started=time.monotonic())
+    poller = LocalPoller(
         stack,
         FUNCTION,
         handler,
         mapping=mapping,
         kinesis_client=session.client("kinesis"),
-        started=time.monotonic(),
+        observer=timer,
     )
     poller.start()
     warm = SynthConfig(seed=config.seed + 1, n_skus=config.n_skus, n_locations=config.n_locations)
@@ -251,8 +248,7 @@ def run_local(
         live_events(warm, datetime.now(UTC), 50)
     )
     poller.drain(timeout_s=30)
-    poller.samples.clear()
-    poller.started = time.monotonic()
+    timer.restart()
     stop = threading.Event()
     consumer = threading.Thread(target=poller.run, args=(stop,), name="poller", daemon=True)
     consumer.start()
@@ -269,12 +265,12 @@ def run_local(
         raise
     result = LagRun(rate, duration_s, window_s, shards)
     deadline = time.monotonic() + drain_timeout_s
-    while len(poller.samples) < produced and time.monotonic() < deadline:
+    while len(timer.samples) < produced and time.monotonic() < deadline:
         time.sleep(0.1)
     stop.set()
     consumer.join()
     result.produced, result.produce_elapsed_s, result.kinesis_records = produced, elapsed, records
-    result.samples = list(poller.samples)
+    result.samples = list(timer.samples)
     if len(result.samples) < result.produced:
         result.notes.append(
             f"only {len(result.samples)} of {result.produced} events measured after a "
@@ -283,8 +279,8 @@ def run_local(
     stats = poller.stats
     result.notes.append(
         f"{stats.invocations} invocations ({stats.records_invoked} Kinesis records), "
-        f"{stats.function_errors} function errors; handler busy {poller.busy_s:.0f} s "
-        f"(summed over {shards} shards) of a {time.monotonic() - poller.started:.0f} s run"
+        f"{stats.function_errors} function errors; handler busy {timer.busy_s:.0f} s "
+        f"(summed over {shards} shards) of a {time.monotonic() - timer.started:.0f} s run"
     )
     return result
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from pipeline.local.poller import LocalPoller
+    from pipeline.local.event_source import LocalPoller
     from pipeline.local.stack import LocalStack
     from pipeline.produce import Producer, ProduceReport
 
@@ -83,9 +83,9 @@ def run_demo(
     step: Step = lambda _msg: None,
 ) -> DemoReport:
     """Run every stage once against ``stack`` and return the figures for the report."""
+    from pipeline.local.event_source import LocalPoller
     from pipeline.local.glue_runtime import run_glue_job
     from pipeline.local.invoke import load_handler
-    from pipeline.local.poller import LocalPoller
     from pipeline.produce import Producer
     from pipeline.query import run_query
     from pipeline.synth import SynthConfig, generate_events

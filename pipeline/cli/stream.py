@@ -17,7 +17,7 @@ from pipeline.cli.console import console, err_console, progress, untrusted
 from pipeline.cli.local import current_stack
 from pipeline.errors import InvalidInputError, NotFoundError, TerminalError
 from pipeline.lake.layout import QUARANTINE_PREFIX
-from pipeline.local.poller import LocalPoller, PollStats
+from pipeline.local.event_source import LocalPoller, PollStats
 from pipeline.local.stack import LocalStack, state_dir
 from pipeline.produce import Producer, ProduceReport
 from pipeline.produce.replay import load_fixes, parse_quarantine, plan_replay

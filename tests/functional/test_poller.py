@@ -16,7 +16,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from pipeline.errors import TransientError
-from pipeline.local.poller import EventSourceMapping, LocalPoller
+from pipeline.local.event_source import EventSourceMapping, LocalPoller
 from pipeline.local.stack import LocalStack
 
 FN = "IngestStreamFunction"
@@ -82,7 +82,9 @@ def put(env: Env, items: list[str], key: str = "SKU-1#LOC-1") -> list[str]:
     return [r["SequenceNumber"] for r in out["Records"]]
 
 
-def poller(env: Env, handler: Any, **overrides: Any) -> LocalPoller:
+def poller(env: Env, handler: Any, *, options: Any = None, **overrides: Any) -> LocalPoller:
+    """A poller of ``env``'s stream; ``overrides`` are mapping properties, ``options`` the
+    poller's own keyword arguments."""
     base = EventSourceMapping.from_template(env.stack, FN)
     defaults: dict[str, Any] = {
         "stream_arn": env.stream_arn,
@@ -94,9 +96,8 @@ def poller(env: Env, handler: Any, **overrides: Any) -> LocalPoller:
         "maximum_record_age_s": -1,
     }
     mapping = dataclasses.replace(base, **{**defaults, **overrides})
-    return LocalPoller(
-        env.stack, FN, handler, mapping=mapping, kinesis_client=env.kinesis, sqs_client=env.sqs
-    )
+    kwargs: dict[str, Any] = {"kinesis_client": env.kinesis, "sqs_client": env.sqs}
+    return LocalPoller(env.stack, FN, handler, mapping=mapping, **{**kwargs, **(options or {})})
 
 
 def failure_messages(env: Env) -> list[dict[str, Any]]:
@@ -175,11 +176,13 @@ def test_given_item_failures_when_reported_then_retry_starts_at_the_lowest_faile
         return {"batchItemFailures": []}
 
     handler = Recorder(fail_2_and_4_once)
-    stats = poller(env, handler).drain(timeout_s=30)
+    p = poller(env, handler)
+    stats = p.drain(timeout_s=30)
 
     assert handler.batches == [[f"r{i}" for i in range(6)], ["r2", "r3", "r4", "r5"]]
     assert stats.partial_failures == 1
-    assert stats.checkpoints == {"shardId-000000000000": seqs[5]} or stats.checkpoints == {
+    checkpoints = p.checkpoints.positions()
+    assert checkpoints == {"shardId-000000000000": seqs[5]} or checkpoints == {
         "shardId-000000000001": seqs[5]
     }
 
@@ -258,14 +261,14 @@ def test_given_a_failing_function_when_retries_are_exhausted_then_kinesis_batch_
         "streamArn": p.mapping.stream_arn,
     }
     assert info["approximateArrivalOfFirstRecord"].endswith("Z")
-    assert stats.checkpoints[shard] == seqs[2]
+    assert p.checkpoints.get(shard) == seqs[2]
 
 
 def test_given_records_older_than_max_age_when_polled_then_discarded_to_sqs_unseen(env):
     seqs = put(env, ["r0", "r1"])
     handler = Recorder()
-    p = poller(env, handler, maximum_record_age_s=3600)
-    p._wall_clock = lambda: time.time() + 7200  # two hours later
+    two_hours_later = {"wall_clock": lambda: time.time() + 7200}
+    p = poller(env, handler, maximum_record_age_s=3600, options=two_hours_later)
 
     stats = p.drain(timeout_s=30)
 
@@ -292,21 +295,19 @@ def test_given_two_shards_and_a_failure_when_drained_then_each_shard_is_in_order
     handler = Recorder(first_call_fails)
     checkpoint = tmp_path / "checkpoints.json"
     mapping_overrides = {"batch_size": 4}
-    p = poller(env, handler, **mapping_overrides)
-    p.checkpoint_path = checkpoint
-    stats = p.drain(timeout_s=30)
+    p = poller(env, handler, options={"checkpoint_path": checkpoint}, **mapping_overrides)
+    p.drain(timeout_s=30)
 
     delivered = [item for batch in handler.batches[1:] for item in batch]
     assert sorted(delivered) == sorted(f"{k}/{r}" for k in keys for r in range(3))
     for key in keys:
         assert [d for d in delivered if d.startswith(f"{key}/")] == [f"{key}/{r}" for r in range(3)]
-    assert len(stats.checkpoints) == 2
-    assert json.loads(checkpoint.read_text())["shards"] == stats.checkpoints
+    assert len(p.checkpoints.positions()) == 2
+    assert json.loads(checkpoint.read_text())["shards"] == p.checkpoints.positions()
 
     put(env, ["after"], key=keys[0])
     again = Recorder()
-    p2 = poller(env, again, **mapping_overrides)
-    p2.checkpoint_path = checkpoint
+    p2 = poller(env, again, options={"checkpoint_path": checkpoint}, **mapping_overrides)
     p2.drain(timeout_s=30)
     assert again.batches == [["after"]]
 
@@ -321,8 +322,7 @@ def test_given_emf_lines_on_stdout_when_invoked_then_lags_are_collected_and_logg
         print(json.dumps({"_aws": {"CloudWatchMetrics": []}, "StreamLagMilliseconds": value}))
         print("plain log line")
 
-    p = poller(env, Recorder(emit))
-    p.log_path = tmp_path / "consumer.log"
+    p = poller(env, Recorder(emit), options={"log_path": tmp_path / "consumer.log"})
     stats = p.drain(timeout_s=30)
 
     assert stats.lags_ms == (value if isinstance(value, list) else [value])
@@ -363,8 +363,7 @@ def test_given_two_shards_when_polled_then_their_invocations_overlap_and_capture
         bound.info("%s done", data)
 
     stdout = sys.stdout
-    p = poller(env, Recorder(meet))
-    p.log_path = tmp_path / "consumer.log"
+    p = poller(env, Recorder(meet), options={"log_path": tmp_path / "consumer.log"})
     bound.addHandler(bound_handler)
     try:
         stats = p.drain(timeout_s=30)
@@ -398,7 +397,7 @@ def test_given_follow_mode_when_records_arrive_then_every_shard_delivers_until_s
 
     assert not follower.is_alive()
     assert sorted(d for batch in handler.batches for d in batch) == sorted(put_data)
-    assert set(p.stats.checkpoints) == set(placed)
+    assert set(p.checkpoints.positions()) == set(placed)
 
 
 class FailingReads:
@@ -425,8 +424,8 @@ class FailingReads:
 
 
 def test_given_follow_mode_when_one_shard_fails_then_run_stops_and_raises(env):
-    p = poller(env, Recorder())
-    p._kinesis = FailingReads(env.kinesis, "shardId-000000000001")
+    failing = FailingReads(env.kinesis, "shardId-000000000001")
+    p = poller(env, Recorder(), options={"kinesis_client": failing})
     stop = threading.Event()  # never set: the failure alone ends the run
 
     with pytest.raises(TransientError, match="shardId-000000000001"):

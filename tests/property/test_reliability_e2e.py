@@ -41,7 +41,7 @@ from pipeline.faults import FaultPlan, FaultRule, ProcessKilled
 from pipeline.forecasting.job import run_forecast
 from pipeline.ingest import DynamoInventory
 from pipeline.ingest.decode import user_records
-from pipeline.local.poller import LocalPoller
+from pipeline.local.event_source import LocalPoller
 from pipeline.produce import Producer
 
 if TYPE_CHECKING:

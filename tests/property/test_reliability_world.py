@@ -19,13 +19,13 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "functional"))
 from compaction_lake import Lake, fresh_lake  # noqa: E402
 
 from pipeline.faults import FaultInjector, inject, inject_session  # noqa: E402
+from pipeline.local.event_source import EventSourceMapping  # noqa: E402
 from pipeline.local.invoke import (  # noqa: E402
     LocalContext,
     function_env,
     handler_location,
     patched_environ,
 )
-from pipeline.local.poller import EventSourceMapping  # noqa: E402
 
 if TYPE_CHECKING:
     from types import ModuleType
