@@ -17,8 +17,8 @@ Flat = the least-squares slope over the production phase, excluding the first mi
 warm-up, within the goals below (consumer RSS in MB/min, lag p99 in ms/min).
 
 Samples go to stderr and, line by line, to ``results/soak-<rate>eps-<minutes>min.samples.jsonl``
-(never stdout: the poller captures the handler's stdout with ``redirect_stdout``, which is
-process-wide, so anything printed from another thread meanwhile would be swallowed). At the
+(never stdout, which is the handler's: while invocations run the poller swaps ``sys.stdout``
+for a router that captures each invocation's thread). At the
 end it writes ``results/soak-<rate>eps-<minutes>min.json`` and ``.png``.
 
     .venv/bin/python benchmarks/soak.py --minutes 30 --rate 1000
@@ -73,7 +73,7 @@ def rss_mb(pid: int) -> float:
 
 
 def _say(text: str) -> None:
-    # stderr: stdout is captured process-wide while the handler runs.
+    # stderr: stdout is the handler's, swapped by the poller while invocations run.
     sys.stderr.write(text + "\n")
     sys.stderr.flush()
 
