@@ -68,11 +68,8 @@ class Invocation:
     #: The handler's traceback when it raised.
     traceback: str | None
     duration_s: float
-
-    @property
-    def lags_ms(self) -> list[float]:
-        """The ``StreamLagMilliseconds`` values the handler's EMF lines carried."""
-        return [lag for line in self.output.splitlines() for lag in lag_values(line)]
+    #: The ``StreamLagMilliseconds`` values the handler's EMF lines carried.
+    lags_ms: tuple[float, ...]
 
 
 def invoke(
@@ -103,7 +100,9 @@ def invoke(
         result = Succeeded()
     else:
         result = read_batch_response(response, batch)
-    return Invocation(shard_id, len(batch), result, out.getvalue(), error, duration_s)
+    output = out.getvalue()
+    lags = tuple(lag for line in output.splitlines() for lag in lag_values(line))
+    return Invocation(shard_id, len(batch), result, output, error, duration_s, lags)
 
 
 def read_batch_response(response: Any, batch: Sequence[Record]) -> InvocationResult:

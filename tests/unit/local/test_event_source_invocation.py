@@ -101,7 +101,7 @@ def test_given_emf_lines_when_invoked_then_their_lags_are_the_invocation_s(capsy
     stdout = sys.stdout
     invocation = invoke_with(emit)
 
-    assert invocation.lags_ms == [1.0, 2.5, 7.0]
+    assert invocation.lags_ms == (1.0, 2.5, 7.0)
     assert sys.stdout is stdout
     assert capsys.readouterr().out == ""
 
