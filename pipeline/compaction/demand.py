@@ -1,11 +1,15 @@
-"""The daily demand table: one row per SKU x location x day, built day by day.
+"""The daily demand table: one row per SKU x location x local day, built day by day.
 
-A pair has a row on every day from its first event through the last event date of the
-whole lake (dense, so zero-sales days are explicit for the forecaster). ``end_of_day_stock``
-is the ``stock_on_hand`` of the latest event (by ``event_time``, then ``event_id``) that
-carries one, on that day or carried forward from earlier days; ``stockout`` is that stock
-being 0. The builder only needs yesterday's row of each pair (the carry) and today's sales,
-so a late event recomputes from its day onwards without reading older history.
+A day is the location's calendar day in its time zone (:mod:`pipeline.lake.locations`):
+:func:`local_dates` books each sale on it, and :class:`LocalDays` routes the rows of a UTC
+sales partition to the (up to three) local days it overlaps. A pair has a row on every day
+from its first event through the latest local day of the whole lake (dense, so zero-sales
+days are explicit for the forecaster). ``end_of_day_stock`` is the ``stock_on_hand`` of
+the latest event (by ``event_time``, then ``event_id``) that carries one, on that day or
+carried forward from earlier days; ``stockout`` is that stock being 0; ``avg_unit_price``
+is ``sum(quantity * unit_price) / sum(quantity)`` over the day's priced sales (null
+without one). The builder only needs yesterday's row of each pair (the carry) and today's
+sales, so a late event recomputes from its day onwards without reading older history.
 
 Everything is column-wise in Arrow (group-bys and one join per day, no per-pair Python),
 and a day's sales are reduced batch by batch: memory follows one row group plus one row
