@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -11,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.errors import ConfigurationError, TerminalError
+from pipeline.glue_args import parse_glue_args
 from pipeline.lake.locations import (
     LOCATIONS_PREFIX,
     Location,
@@ -18,6 +21,8 @@ from pipeline.lake.locations import (
     Locations,
     load_locations,
 )
+
+REPO = Path(__file__).resolve().parents[3]
 
 
 class FakeStore:
@@ -119,3 +124,31 @@ def test_given_a_store_west_of_utc_when_asked_its_day_then_it_is_its_local_day()
 
     assert locations.today("LA", now) == date(2024, 3, 1)
     assert locations.today("ELSEWHERE", now) == date(2024, 3, 2)
+
+
+@pytest.mark.parametrize(
+    ("script", "required"),
+    [
+        ("compact_sales", ["--raw_bucket", "r", "--curated_bucket", "c", "--database", "d"]),
+        ("forecast_demand", ["--curated_bucket", "c", "--database", "d", "--forecast_table", "t"]),
+    ],
+)
+def test_given_an_unknown_default_time_zone_when_a_job_starts_then_it_is_a_usage_error(
+    script: str, required: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = importlib.util.spec_from_file_location(script, REPO / "glue_jobs" / f"{script}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    status = module.main([*required, "--default_time_zone", "US/Nowhere"])
+
+    assert status == 2
+    assert capsys.readouterr().err.startswith("unknown time zone 'US/Nowhere'")
+
+
+def test_given_the_job_arguments_when_read_then_empty_values_take_the_defaults() -> None:
+    # The template passes --default_subdivision "" when DefaultSubdivision is left empty.
+    options = parse_glue_args(["--default_time_zone", "Asia/Tokyo", "--default_subdivision", ""])
+
+    assert LocationDefaults.from_job_arguments(options) == LocationDefaults("Asia/Tokyo")
