@@ -37,6 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.compaction.catalog import register_partitions
+from pipeline.compaction.schema import DAILY_DEMAND_SCHEMA
 from pipeline.compaction.store import LakeStore
 from pipeline.forecasting.dynamo import write_forecasts
 from pipeline.forecasting.forecaster import (
@@ -75,6 +76,8 @@ if TYPE_CHECKING:
 
 DEMAND_COLUMNS = [*SERIES_KEYS, "date", "units_sold", "stockout"]
 ARCHIVE_COLUMNS = [*SERIES_KEYS, "date", "forecast_val"]
+#: The type of a column an older object lacks (read as nulls, as the one-process job does).
+_COLUMN_TYPES = {f.name: f.type for f in DAILY_DEMAND_SCHEMA}
 
 
 def read_object(bucket: str, columns: list[str], finished: FinishedDays | None, key: str) -> bytes:
@@ -83,7 +86,13 @@ def read_object(bucket: str, columns: list[str], finished: FinishedDays | None, 
     data = executor_store().get(bucket, key)
     if data is None:
         return b""
-    table = pq.read_table(io.BytesIO(data), columns=columns)
+    file = pq.ParquetFile(io.BytesIO(data))
+    present = [c for c in columns if c in file.schema_arrow.names]
+    table = file.read(columns=present)
+    for name in columns:
+        if name not in present:  # an object written before the column was added
+            table = table.append_column(name, pa.nulls(table.num_rows, _COLUMN_TYPES[name]))
+    table = table.select(columns)
     if finished is not None and table.num_rows:
         days = table.column("date").to_numpy(zero_copy_only=False)
         ids = table.column("location_id").to_numpy(zero_copy_only=False)
