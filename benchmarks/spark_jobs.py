@@ -66,6 +66,7 @@ def _put_demand(stack: LocalStack, series: int, days: int) -> int:
                 "units_returned": np.zeros(len(index), np.int64),
                 "end_of_day_stock": np.where(np.isnan(history[index, t]), 0, 5),
                 "stockout": np.isnan(history[index, t]),
+                "avg_unit_price": pa.nulls(len(index), pa.float64()),
             },
             schema=DAILY_DEMAND_SCHEMA,
         )

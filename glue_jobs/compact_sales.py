@@ -3,7 +3,9 @@
 Wiring only: the job protocol (:mod:`pipeline.job_protocol`), a boto3 session (the job's
 role on AWS, ``AWS_ENDPOINT_URL`` locally) and the core in :mod:`pipeline.compaction`.
 The ``pipeline`` package comes from the job's ``--additional-python-modules`` (the
-project's wheel, see infra/template.yaml).
+project's wheel, see infra/template.yaml). ``--default_time_zone``, ``--default_country``
+and ``--default_subdivision`` place the locations the curated locations table does not
+list (:mod:`pipeline.lake.locations`).
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ import boto3
 
 from pipeline.compaction import run_compaction
 from pipeline.job_protocol import Progress, engine, run_job
+from pipeline.lake.locations import LOCATION_ARGUMENTS, LocationDefaults
 
 REQUIRED = ("raw_bucket", "curated_bucket", "database")
-OPTIONAL = ("engine",)
+OPTIONAL = ("engine", *LOCATION_ARGUMENTS)
 
 
 def compact(options: dict[str, str], progress: Progress) -> dict[str, Any]:
@@ -28,6 +31,7 @@ def compact(options: dict[str, str], progress: Progress) -> dict[str, Any]:
         "database": options["database"],
         "session": boto3.session.Session(),
         "progress": progress,
+        "location_defaults": LocationDefaults.from_job_arguments(options),
     }
     if engine(options) == "spark":
         from pipeline.spark.compaction import run_compaction_spark

@@ -2,7 +2,9 @@
 
 The job protocol (:mod:`pipeline.job_protocol`) around :func:`run_forecast`, which writes
 the forecasts to DynamoDB and the curated archive and puts ForecastBias into CloudWatch.
-``--as_of yyyy-mm-dd`` backfills the forecast a run on that day would have made.
+``--as_of yyyy-mm-dd`` backfills the forecast a run on that day would have made;
+``--default_time_zone`` (and country, subdivision) place the locations the curated
+locations table does not list: only days ended at a location are actuals.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from typing import Any
 from pipeline.errors import ConfigurationError
 from pipeline.forecasting.job import run_forecast
 from pipeline.job_protocol import Progress, engine, run_job
+from pipeline.lake.locations import LOCATION_ARGUMENTS, LocationDefaults
 
 REQUIRED = ("curated_bucket", "database", "forecast_table")
-OPTIONAL = ("horizon_days", "as_of", "engine")
+OPTIONAL = ("horizon_days", "as_of", "engine", *LOCATION_ARGUMENTS)
 
 
 def _as_of(options: dict[str, str]) -> date | None:
@@ -46,6 +49,7 @@ def forecast(options: dict[str, str], progress: Progress) -> dict[str, Any]:
         "horizon_days": _horizon(options),
         "as_of": _as_of(options),
         "progress": progress,
+        "location_defaults": LocationDefaults.from_job_arguments(options),
     }
     if engine(options) == "spark":
         from pipeline.spark.forecasting import run_forecast_spark

@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 
 from pipeline.compaction.catalog import register_partitions
 from pipeline.compaction.dedupe import split_by_event_date
-from pipeline.compaction.demand import DEMAND_INPUT, DaySales, DemandBuilder
+from pipeline.compaction.demand import DEMAND_INPUT, DemandBuilder, LocalDays
 from pipeline.compaction.parquet_files import (
     DaySpool,
     RowGroupWriter,
@@ -57,6 +57,7 @@ from pipeline.compaction.schema import (
 from pipeline.compaction.state import Manifest, commit_run, load_manifest
 from pipeline.compaction.store import LakeStore, ObjectInfo
 from pipeline.lake import RAW_SALES_PREFIX, curated_partition_prefix
+from pipeline.lake.locations import LocationDefaults, Locations, load_locations
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -109,8 +110,12 @@ def run_compaction(
     session: boto3.session.Session | None = None,
     now: datetime | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    location_defaults: LocationDefaults | None = None,
 ) -> CompactionReport:
     """Compact the raw objects not compacted yet into the curated zone; see the module doc.
+
+    Daily demand is by each location's calendar day: its zone from the curated bucket's
+    locations table, else ``location_defaults`` (:mod:`pipeline.lake.locations`).
 
     Re-running with no new raw data changes nothing. A failure at any point (a raised
     :class:`~pipeline.errors.TransientError`, a killed process) leaves the curated zone
@@ -149,6 +154,7 @@ def run_compaction(
             glue_model,
         )
         sales_keys = pool.submit(run.keys, SALES_TABLE)
+        locations = pool.submit(load_locations, store, curated_bucket, location_defaults)
         spool = DaySpool(run.work, SALES_SCHEMA)
         try:
             run.read_raw(listing, spool)
@@ -157,9 +163,9 @@ def run_compaction(
         touched = spool.days
         demand_days: list[date] = []
         if touched:
-            start, end = demand_range(touched, manifest)
-            demand_days = run.write_days(spool, start, end, sales_keys.result())
-            manifest.max_event_date = end
+            plan = demand_plan(touched, manifest, locations.result())
+            demand_days = run.write_days(spool, plan, sales_keys.result())
+            manifest.max_event_date = plan.end
         report("register partitions", 0, 1)
         run.registered.result()
         report("register partitions", 1, 1)
@@ -191,6 +197,48 @@ def demand_range(touched: list[date], manifest: Manifest) -> tuple[date, date]:
         start = min(start, manifest.max_event_date + timedelta(days=1))
         end = max(end, manifest.max_event_date)
     return start, end
+
+
+@dataclass(frozen=True)
+class DemandPlan:
+    """Which sales partitions (UTC days) a run reads and which local days it rebuilds.
+
+    A location's calendar day spans the UTC days around it (``spill`` of them each side:
+    0 when every location keeps UTC, else 1), so the rebuild starts ``spill`` days before
+    the first UTC day whose demand changes, and reads ``spill`` more days before that for
+    the rows of zones ahead of UTC. Local day ``d`` is complete once UTC day
+    ``d + spill`` is read. With every location at UTC this is exactly the UTC plan.
+    """
+
+    locations: Locations
+    #: The first local day to rebuild.
+    first: date
+    #: The last UTC day with sales (the manifest's last event date after the run).
+    end: date
+    spill: int
+
+    @property
+    def read(self) -> list[date]:
+        """The UTC sales partitions to read, in order."""
+        start = self.first - timedelta(days=self.spill)
+        return [start + timedelta(days=i) for i in range((self.end - start).days + 1)]
+
+    def complete_through(self, utc_day: date) -> date:
+        """The last local day complete once ``utc_day`` has been read."""
+        return utc_day - timedelta(days=self.spill)
+
+    def local_days(self, last: date | None) -> list[date]:
+        """The local days to rebuild, through ``last`` (the latest local day of any sale
+        read, which the run always reaches: it reads through the last UTC day)."""
+        last = self.end if last is None else last
+        return [self.first + timedelta(days=i) for i in range((last - self.first).days + 1)]
+
+
+def demand_plan(touched: list[date], manifest: Manifest, locations: Locations) -> DemandPlan:
+    """The :class:`DemandPlan` of a run that touched the UTC days ``touched``."""
+    start, end = demand_range(touched, manifest)
+    spill = 0 if locations.all_utc else 1
+    return DemandPlan(locations, start - timedelta(days=spill), end, spill)
 
 
 @dataclass(frozen=True)
@@ -304,47 +352,57 @@ class _Run:
             head = pending.popleft()
             yield None if head is None else head.result()
 
-    def write_days(self, spool: DaySpool, start: date, end: date, keys: set[str]) -> list[date]:
-        """Write the touched ``sales`` partitions and the ``daily_demand`` of ``start..end``.
+    def write_days(self, spool: DaySpool, plan: DemandPlan, keys: set[str]) -> list[date]:
+        """Write the touched ``sales`` partitions and the ``daily_demand`` the plan rebuilds.
 
-        One day at a time (memory follows one partition): the day's demand is reduced from
-        the rows as the merge writes them, or from the existing partition of a day without
-        new rows. Uploads overlap the next day; all of them have been submitted on return.
+        One UTC day at a time (memory follows one partition): its rows are routed to their
+        local days as the merge writes them, or read from the existing partition of a day
+        without new rows; a local day's demand is written once every UTC day it spans has
+        been read. Uploads overlap the next day; all of them have been submitted on return.
         """
         touched = set(spool.days)
         last_touched = max(touched)
-        days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
-        # Keys sort by date: with no sales before ``start`` no pair has a stock to carry in.
+        days = plan.read
+        # Keys sort by date: with no sales before these no pair has a stock to carry in.
         previous: Future[Path | None] | None = None
-        if any(key < curated_key(start) for key in keys):
+        if any(key < curated_key(plan.first + timedelta(days=plan.spill)) for key in keys):
             previous = self.pool.submit(
                 self._download,
-                curated_key(start - timedelta(days=1), DAILY_DEMAND_TABLE),
+                curated_key(plan.first - timedelta(days=1), DAILY_DEMAND_TABLE),
                 self.work / "demand-previous.parquet",
             )
         builder: DemandBuilder | None = None
+        local = LocalDays(plan.locations, plan.first)
+        written: list[date] = []
         self.report("write partitions", 0, len(days))
         for i, (day, existing) in enumerate(zip(days, self._existing(days, keys), strict=True)):
-            sales = DaySales()
             merged = False
             if day in touched:
-                merged = self._merge(day, spool, existing, sales)
+                merged = self._merge(day, spool, existing, local)
                 spool.discard(day)
             if existing is not None:
                 if not merged:
                     for batch in sales_batches(existing):
-                        sales.add(batch)
+                        local.add(batch)
                 existing.unlink()
+            local.end_partition()
             if builder is None:
                 builder = demand_builder(None if previous is None else previous.result())
-            self._write_demand(day, builder.finish(day, sales))
+            complete = plan.complete_through(day)
+            while (next_day := plan.first + timedelta(days=len(written))) <= complete:
+                self._write_demand(next_day, builder.finish(next_day, local.take(next_day)))
+                written.append(next_day)
             if day == last_touched:
                 self._register_when_uploaded(SALES_TABLE, sorted(touched))
             self.report("write partitions", i + 1, len(days))
-        self._register_when_uploaded(DAILY_DEMAND_TABLE, days)
-        return days
+        assert builder is not None  # noqa: S101 - the plan reads at least one day
+        for day in plan.local_days(local.last)[len(written) :]:
+            self._write_demand(day, builder.finish(day, local.take(day)))
+            written.append(day)
+        self._register_when_uploaded(DAILY_DEMAND_TABLE, written)
+        return written
 
-    def _merge(self, day: date, spool: DaySpool, existing: Path | None, sales: DaySales) -> bool:
+    def _merge(self, day: date, spool: DaySpool, existing: Path | None, sales: LocalDays) -> bool:
         """Merge the day's new rows into its partition; whether anything was new."""
         out = self.work / f"sales-{day.isoformat()}.parquet"
         result = merge_partition(

@@ -55,6 +55,10 @@ SALES_SCHEMA: Final = pa.schema(
 )
 
 #: The curated ``daily_demand`` table the forecaster reads (names and types are a contract).
+#: ``date`` is the location's local calendar day (:mod:`pipeline.lake.locations`);
+#: ``avg_unit_price`` is the day's mean selling price (units-weighted ``unit_price`` of its
+#: sales, returns excluded), null on a day without a priced sale and in objects written
+#: before the column existed.
 DAILY_DEMAND_SCHEMA: Final = pa.schema(
     [
         ("sku_id", pa.string()),
@@ -64,6 +68,7 @@ DAILY_DEMAND_SCHEMA: Final = pa.schema(
         ("units_returned", pa.int64()),
         ("end_of_day_stock", pa.int64()),
         ("stockout", pa.bool_()),
+        ("avg_unit_price", pa.float64()),
     ]
 )
 

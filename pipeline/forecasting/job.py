@@ -2,26 +2,34 @@
 
 Also computes ForecastBias (percent, past archived forecasts vs the actuals that have
 arrived since) and puts it into CloudWatch (``FMCG/Business``, :mod:`.metrics`).
+
+Only a finished day is an actual: ``daily_demand`` holds each location's local calendar
+days, including the day in progress, and a day counts once it has ended at its location
+(:class:`FinishedDays`). The history ends at the latest day finished at every location.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from pipeline.compaction.store import LakeStore
 from pipeline.errors import TransientError
 from pipeline.forecasting.dynamo import ForecastRow, write_forecasts
 from pipeline.forecasting.forecaster import ForecasterConfig, forecast
 from pipeline.forecasting.metrics import publish_forecast_bias
 from pipeline.forecasting.series import SeriesMatrix, to_matrix
 from pipeline.job_protocol import Progress, null_progress
+from pipeline.lake.locations import LocationDefaults, Locations, load_locations
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     import boto3
 
     from pipeline.forecasting.forecaster import Forecast
@@ -49,6 +57,53 @@ class ForecastReport:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class FinishedDays:
+    """Which days of ``daily_demand`` are actuals: those that have ended at their location.
+
+    Day ``D`` at location ``L`` has ended when ``now`` is at or past the midnight after
+    ``D`` in ``L``'s zone, that is when ``D`` is before ``L``'s day in progress at ``now``.
+    A backfill ``as_of`` sees every location's days before ``as_of`` (and no later ones),
+    as a run would once that day had begun everywhere.
+    """
+
+    locations: Locations
+    now: datetime
+    as_of: date | None = None
+
+    def first_unfinished(self, location_id: str) -> date:
+        """The location's first day that is not an actual yet."""
+        if self.as_of is not None:
+            return self.as_of
+        return self.locations.today(location_id, self.now)
+
+    def mask(self, location_ids: Any, dates: Any) -> np.ndarray[Any, np.dtype[np.bool_]]:
+        """Per row, whether its day (``dates``) has ended at its location."""
+        ids = pd.Series(np.asarray(location_ids, dtype=object))
+        cut = {loc: np.datetime64(self.first_unfinished(loc), "D") for loc in ids.unique().tolist()}
+        days = pd.to_datetime(pd.Series(np.asarray(dates))).to_numpy().astype("datetime64[D]")
+        return days < ids.map(cut).to_numpy().astype("datetime64[D]")
+
+    def actuals(self, demand: pd.DataFrame) -> pd.DataFrame:
+        """The rows of ``demand`` whose day has ended at their location."""
+        if demand.empty:
+            return demand
+        return demand.loc[self.mask(demand["location_id"], demand["date"])]
+
+    def history_end(self, location_ids: Iterable[str]) -> pd.Timestamp:
+        """The latest day that has ended at every one of ``location_ids``."""
+        first = min(self.first_unfinished(loc) for loc in set(location_ids))
+        return pd.Timestamp(first - timedelta(days=1))
+
+    def history(self, actuals: pd.DataFrame) -> tuple[pd.DataFrame, pd.Timestamp | None]:
+        """The actuals through the latest day finished at every location, and that day
+        (or the last actual's, when earlier)."""
+        end = self.history_end(actuals["location_id"].unique().tolist())
+        days = pd.to_datetime(actuals["date"])
+        history = actuals.loc[days <= end]
+        return history, min(end, days.max())
+
+
 def _session(session: boto3.session.Session | None) -> boto3.session.Session:
     if session is not None:
         return session
@@ -72,8 +127,9 @@ def read_dataset(path: str, session: boto3.session.Session) -> pd.DataFrame:
 
 def bias_sums(archive: pd.DataFrame, demand: pd.DataFrame) -> tuple[float, float]:
     """(sum forecast, sum actual) over archived forecasts whose day now has an actual
-    (censored stockout days excluded: their actual is not demand). Sums of disjoint sets
-    of series add up, so a distributed run sums them per chunk."""
+    (censored stockout days excluded: their actual is not demand). ``demand`` holds the
+    actuals only (:meth:`FinishedDays.actuals`): a day still in progress is no actual.
+    Sums of disjoint sets of series add up, so a distributed run sums them per chunk."""
     if archive.empty or demand.empty:
         return 0.0, 0.0
     actual = demand.loc[~demand["stockout"].fillna(False).astype(bool)]
@@ -171,8 +227,13 @@ def run_forecast(
     as_of: date | None = None,
     progress: Progress | None = None,
     config: ForecasterConfig | None = None,
+    location_defaults: LocationDefaults | None = None,
 ) -> ForecastReport:
     """Forecast every SKU x location in the curated daily demand table and publish it.
+
+    Only days that have ended at their location at ``now`` are actuals (the history and
+    ForecastBias alike; zones from the locations table or ``location_defaults``, see
+    :class:`FinishedDays`); the history ends at the latest day finished everywhere.
 
     ``as_of`` backfills: the run sees only the actuals before that day and forecasts from it,
     as a run on that day would have (``now`` defaults to its midnight UTC), so ForecastBias
@@ -188,20 +249,22 @@ def run_forecast(
     report_progress = progress or null_progress
 
     report_progress("read", 0, 1)
+    locations = load_locations(LakeStore.from_session(session), curated_bucket, location_defaults)
+    finished = FinishedDays(locations, now, as_of)
     demand = read_dataset(f"s3://{curated_bucket}/{DAILY_DEMAND_TABLE}/", session)
     archive = read_dataset(f"s3://{curated_bucket}/{FORECASTS_TABLE}/", session)
     actual_days = pd.to_datetime(demand["date"]) if not demand.empty else pd.Series()
-    if as_of is not None and not demand.empty:
-        demand = demand.loc[pd.to_datetime(demand["date"]) < pd.Timestamp(as_of)]
+    demand = finished.actuals(demand)
     report_progress("read", 1, 1)
     bias = forecast_bias_pct(archive, demand)
     if as_of is None:  # a backfill replays the past; CloudWatch takes no datum that old
         publish_forecast_bias(session.client("cloudwatch"), bias, timestamp=now)
-    if demand.empty:
+    history, end = finished.history(demand) if not demand.empty else (demand, None)
+    if history.empty:
         return ForecastReport(0, 0, horizon_days, bias, generated_at=now.isoformat())
 
     report_progress("fit", 0, 1)
-    matrix = to_matrix(demand, keys=SERIES_KEYS, value="units_sold", censored="stockout")
+    matrix = to_matrix(history, keys=SERIES_KEYS, value="units_sold", censored="stockout", end=end)
     result = forecast(matrix.values, config or ForecasterConfig(horizon=horizon_days))
     frame = forecast_frame(matrix, result, generated_at=now)
     report_progress("fit", 1, 1)

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pipeline.errors import InvalidInputError, NotFoundError
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     import boto3
     import pandas as pd
 
@@ -79,16 +81,27 @@ def read_series(
     location_id: str,
     session: boto3.session.Session,
     history_days: int = 120,
+    now: datetime | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The last ``history_days`` of one series from curated daily demand and its forecast
-    items from DynamoDB (Query on ``PK``, ``SK`` begins with ``LOC#<loc>#DATE#``)."""
+    items from DynamoDB (Query on ``PK``, ``SK`` begins with ``LOC#<loc>#DATE#``).
+
+    The history holds the days that have ended at the location at ``now`` (default: the
+    current time), as the forecaster sees them: the day in progress is no actual."""
+    from datetime import UTC
+    from datetime import datetime as clock
+
     import pandas as pd
     from boto3.dynamodb.conditions import Key
 
-    from pipeline.forecasting.job import DAILY_DEMAND_TABLE, read_dataset
+    from pipeline.compaction.store import LakeStore
+    from pipeline.forecasting.job import DAILY_DEMAND_TABLE, FinishedDays, read_dataset
     from pipeline.lake import forecast_keys
+    from pipeline.lake.locations import load_locations
 
     demand = read_dataset(f"s3://{curated_bucket}/{DAILY_DEMAND_TABLE}/", session)
+    locations = load_locations(LakeStore.from_session(session), curated_bucket)
+    demand = FinishedDays(locations, now or clock.now(UTC)).actuals(demand)
     if demand.empty:
         history = pd.DataFrame({"date": [], "units_sold": []})
     else:

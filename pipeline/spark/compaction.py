@@ -3,12 +3,13 @@
 1. driver: load the manifest, list the raw zone (the new objects, as in one process);
 2. executors, one task per raw object: GET, parse, quarantine bad lines, split by event
    date (:func:`parse_raw_object`, :func:`split_by_event_date`);
-3. executors, one task per day of the demand range: the day's new rows, in listing order,
-   merged into its ``sales`` partition and uploaded over it (:func:`merge_partition`), and
-   the day's sales reduced per pair (:class:`DaySales`, whose reductions compose);
-4. driver: the ``daily_demand`` days in order from those reductions (the stock carried
-   from one day to the next is the one sequential step; one row per pair per day), then
-   partitions registered and the manifest committed, as in one process.
+3. executors, one task per UTC day the demand plan reads (:class:`DemandPlan`): the day's
+   new rows, in listing order, merged into its ``sales`` partition and uploaded over it
+   (:func:`merge_partition`), and the day's sales reduced per pair and location-local day
+   (:class:`LocalDays`, whose reductions compose);
+4. driver: the ``daily_demand`` local days in order from those reductions (the stock
+   carried from one day to the next is the one sequential step; one row per pair per day),
+   then partitions registered and the manifest committed, as in one process.
 
 A partition is still replaced by one PUT and nothing is committed before every upload has
 finished, so a crash at any step leaves the curated zone readable and the manifest
@@ -29,12 +30,13 @@ import boto3
 
 from pipeline.compaction.catalog import register_partitions
 from pipeline.compaction.dedupe import split_by_event_date
-from pipeline.compaction.demand import DaySales
+from pipeline.compaction.demand import DaySales, LocalDays
 from pipeline.compaction.job import (
     CompactionReport,
+    DemandPlan,
     curated_key,
     demand_builder,
-    demand_range,
+    demand_plan,
     quarantine_key,
     sales_batches,
 )
@@ -50,14 +52,19 @@ from pipeline.compaction.state import commit_run, load_manifest
 from pipeline.compaction.store import LakeStore
 from pipeline.job_protocol import Progress, null_progress
 from pipeline.lake import RAW_SALES_PREFIX
+from pipeline.lake.locations import LocationDefaults, load_locations
 from pipeline.spark.arrow import from_bytes, to_bytes
 from pipeline.spark.session import executor_store, slices
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from pyspark.sql import SparkSession
 
 #: Parsed objects: (listing index, events, quarantined, [(day, rows as Arrow IPC)]).
 Parsed = tuple[int, int, int, list[tuple[date, bytes]]]
+#: A written UTC day: (day, new rows, duplicates, whether new rows came in, its sales
+#: reduced per local day as Arrow IPC, the latest local day of its rows).
+Written = tuple[date, int, int, bool, list[tuple[date, bytes]], date | None]
 
 
 def parse_object(raw_bucket: str, curated_bucket: str, item: tuple[int, str]) -> Parsed:
@@ -77,13 +84,12 @@ def parse_object(raw_bucket: str, curated_bucket: str, item: tuple[int, str]) ->
     return index, rows, len(parsed.rejected), [(d, to_bytes(t)) for d, t in sorted(days.items())]
 
 
-def write_day(curated_bucket: str, group: tuple[date, Any]) -> tuple[date, int, int, bool, bytes]:
-    """Step 3 for one day (an executor task): (day, new rows, duplicates, whether new rows
-    came in, the day's reduced sales as Arrow IPC)."""
+def write_day(curated_bucket: str, plan: DemandPlan, group: tuple[date, Any]) -> Written:
+    """Step 3 for one UTC day (an executor task); see :data:`Written`."""
     day, items = group
     pieces = sorted((i for i in items if i is not None), key=lambda piece: piece[0])
     store = executor_store()
-    sales = DaySales()
+    sales = LocalDays(plan.locations, plan.first)
     new_rows = duplicates = 0
     with tempfile.TemporaryDirectory(prefix="compaction-day-") as tmp:
         path = Path(tmp) / "existing.parquet"
@@ -104,7 +110,8 @@ def write_day(curated_bucket: str, group: tuple[date, Any]) -> tuple[date, int, 
         if existing is not None and not merged:
             for batch in sales_batches(existing):
                 sales.add(batch)
-    return day, new_rows, duplicates, bool(pieces), to_bytes(sales.reduced())
+    reduced = [(local, to_bytes(part)) for local, part in sales.end_partition().items()]
+    return day, new_rows, duplicates, bool(pieces), reduced, sales.last
 
 
 def run_compaction_spark(
@@ -116,6 +123,7 @@ def run_compaction_spark(
     session: boto3.session.Session | None = None,
     now: datetime | None = None,
     progress: Progress = null_progress,
+    location_defaults: LocationDefaults | None = None,
 ) -> CompactionReport:
     """Compact the raw objects not compacted yet, on ``spark``; see the module doc.
 
@@ -147,23 +155,26 @@ def run_compaction_spark(
             "quarantined": sum(s[1] for s in summary),
         }
         days: list[date] = []
-        written: list[tuple[date, int, int, bool, bytes]] = []
+        written: list[Written] = []
+        plan: DemandPlan | None = None
         if touched:
-            start, end = demand_range(touched, manifest)
-            days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+            plan = demand_plan(
+                touched, manifest, load_locations(store, curated_bucket, location_defaults)
+            )
+            days = plan.read
             progress("write partitions", 0, len(days))
             pieces = parsed.flatMap(lambda p: [(d, (p[0], data)) for d, data in p[3]])
             every_day = sc.parallelize([(d, None) for d in days], slices(sc, len(days)))
             written = sorted(
                 every_day.union(pieces)
                 .groupByKey(slices(sc, len(days)))
-                .map(partial(write_day, curated_bucket))
+                .map(partial(write_day, curated_bucket, plan))
                 .collect()
             )
-            manifest.max_event_date = end
+            manifest.max_event_date = plan.end
     finally:
         parsed.unpersist()
-    demand_days = _write_demand(store, curated_bucket, days, written, progress)
+    demand_days = _write_demand(store, curated_bucket, plan, written, progress)
     progress("register partitions", 0, 1)
     # Like one process: every day that received rows is registered, new or not (a re-run
     # after a crash between the uploads and the registration registers them then).
@@ -201,22 +212,31 @@ def run_compaction_spark(
 def _write_demand(
     store: LakeStore,
     curated_bucket: str,
-    days: list[date],
-    written: list[tuple[date, int, int, bool, bytes]],
+    plan: DemandPlan | None,
+    written: list[Written],
     progress: Progress,
 ) -> list[date]:
-    """Step 4: each day's demand from its reduced sales, the stock carried day to day."""
-    if not days:
+    """Step 4: each local day's demand from its reduced sales, the stock carried day to day.
+
+    A local day's reductions are taken in UTC-day order, as one process keeps them.
+    """
+    if plan is None:
         return []
+    parts: dict[date, list[pa.Table]] = {}
+    for _, _, _, _, reduced, _ in written:
+        for local, data in reduced:
+            parts.setdefault(local, []).append(from_bytes(data))
+    seen = [w[5] for w in written if w[5] is not None]
+    days = plan.local_days(max(seen) if seen else None)
     with tempfile.TemporaryDirectory(prefix="compaction-demand-") as tmp:
         path = Path(tmp) / "previous.parquet"
-        key = curated_key(days[0] - timedelta(days=1), DAILY_DEMAND_TABLE)
+        key = curated_key(plan.first - timedelta(days=1), DAILY_DEMAND_TABLE)
         previous = path if store.download(curated_bucket, key, path) else None
         builder = demand_builder(previous)
         with ThreadPoolExecutor(4, thread_name_prefix="compaction-demand") as pool:
             uploads = []
-            for i, (day, _, _, _, reduced) in enumerate(written, start=1):
-                rows = builder.finish(day, DaySales(parts=[from_bytes(reduced)]))
+            for i, day in enumerate(days, start=1):
+                rows = builder.finish(day, DaySales(parts=parts.pop(day, [])))
                 out = Path(tmp) / f"demand-{day.isoformat()}.parquet"
                 writer = RowGroupWriter(out, DAILY_DEMAND_SCHEMA)
                 writer.write(rows)

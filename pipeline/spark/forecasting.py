@@ -14,8 +14,10 @@ calibration errors. So, with the same cores:
 5. executors bound each chunk's forecasts, write its items to DynamoDB (the same batch
    writer and retries), and the archive is written one forecast day per task.
 
-The forecasts are the single-process forecasts bit for bit; ForecastBias is the sum of
-per-chunk sums (equal up to the order of a float sum).
+Both read only the actuals, the days that have ended at their location
+(:class:`~pipeline.forecasting.job.FinishedDays`), and end the history at the latest day
+finished everywhere. The forecasts are the single-process forecasts bit for bit;
+ForecastBias is the sum of per-chunk sums (equal up to the order of a float sum).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.compaction.catalog import register_partitions
+from pipeline.compaction.schema import DAILY_DEMAND_SCHEMA
 from pipeline.compaction.store import LakeStore
 from pipeline.forecasting.dynamo import write_forecasts
 from pipeline.forecasting.forecaster import (
@@ -52,6 +55,7 @@ from pipeline.forecasting.job import (
     DAILY_DEMAND_TABLE,
     FORECASTS_TABLE,
     SERIES_KEYS,
+    FinishedDays,
     ForecastReport,
     archive_forecasts,
     bias_pct,
@@ -62,6 +66,7 @@ from pipeline.forecasting.job import (
 from pipeline.forecasting.metrics import publish_forecast_bias
 from pipeline.forecasting.series import SeriesMatrix, to_matrix
 from pipeline.job_protocol import Progress, null_progress
+from pipeline.lake.locations import LocationDefaults, load_locations
 from pipeline.spark.arrow import from_bytes, to_bytes
 from pipeline.spark.session import executor_session, executor_store, slices
 
@@ -71,17 +76,27 @@ if TYPE_CHECKING:
 
 DEMAND_COLUMNS = [*SERIES_KEYS, "date", "units_sold", "stockout"]
 ARCHIVE_COLUMNS = [*SERIES_KEYS, "date", "forecast_val"]
+#: The type of a column an older object lacks (read as nulls, as the one-process job does).
+_COLUMN_TYPES = {f.name: f.type for f in DAILY_DEMAND_SCHEMA}
 
 
-def read_object(bucket: str, columns: list[str], before: date | None, key: str) -> bytes:
-    """One Parquet object's columns (rows before ``before`` only) as Arrow IPC (a task)."""
+def read_object(bucket: str, columns: list[str], finished: FinishedDays | None, key: str) -> bytes:
+    """One Parquet object's columns (given ``finished``, the actuals only) as Arrow IPC
+    (a task)."""
     data = executor_store().get(bucket, key)
     if data is None:
         return b""
-    table = pq.read_table(io.BytesIO(data), columns=columns)
-    if before is not None and table.num_rows:
+    file = pq.ParquetFile(io.BytesIO(data))
+    present = [c for c in columns if c in file.schema_arrow.names]
+    table = file.read(columns=present)
+    for name in columns:
+        if name not in present:  # an object written before the column was added
+            table = table.append_column(name, pa.nulls(table.num_rows, _COLUMN_TYPES[name]))
+    table = table.select(columns)
+    if finished is not None and table.num_rows:
         days = table.column("date").to_numpy(zero_copy_only=False)
-        table = table.filter(pa.array(days < np.datetime64(before)))
+        ids = table.column("location_id").to_numpy(zero_copy_only=False)
+        table = table.filter(pa.array(finished.mask(ids, days)))
     return to_bytes(table)
 
 
@@ -91,15 +106,20 @@ def _partition_day(key: str) -> date:
     return date(int(parts["year"]), int(parts["month"]), int(parts["day"]))
 
 
-def _keys_and_days(data: bytes) -> tuple[set[tuple[str, str]], date | None, date | None]:
+def _first_days(data: bytes) -> tuple[dict[tuple[str, str], date], date | None]:
+    """Each series' first day in one object, and the object's last day."""
     if not data:
-        return set(), None, None
+        return {}, None
     table = from_bytes(data)
     if not table.num_rows:
-        return set(), None, None
-    keys = set(zip(*(table.column(k).to_pylist() for k in SERIES_KEYS), strict=True))
+        return {}, None
+    first: dict[tuple[str, str], date] = {}
+    columns = [table.column(k).to_pylist() for k in SERIES_KEYS]
     days = table.column("date").to_pylist()
-    return keys, min(days), max(days)
+    for key, day in zip(zip(*columns, strict=True), days, strict=True):
+        if key not in first or day < first[key]:
+            first[key] = day
+    return first, max(days)
 
 
 def _by_chunk(
@@ -158,6 +178,7 @@ def run_forecast_spark(
     as_of: date | None = None,
     progress: Progress = null_progress,
     config: ForecasterConfig | None = None,
+    location_defaults: LocationDefaults | None = None,
 ) -> ForecastReport:
     """:func:`pipeline.forecasting.job.run_forecast` on ``spark``: same arguments, report,
     items and archive (see the module doc)."""
@@ -178,11 +199,22 @@ def run_forecast_spark(
         if o.key.endswith(".parquet")
     ]
     demand_keys = [k for k in demand_keys if k.endswith(".parquet")]
-    demand = _read(sc, curated_bucket, DEMAND_COLUMNS, as_of, demand_keys).cache()
+    finished = FinishedDays(load_locations(store, curated_bucket, location_defaults), now, as_of)
+    demand = _read(sc, curated_bucket, DEMAND_COLUMNS, finished, demand_keys).cache()
     archive = _read(sc, curated_bucket, ARCHIVE_COLUMNS, None, archive_keys)
-    found = demand.map(_keys_and_days).collect()
-    keys = sorted(set().union(*(k for k, _, _ in found))) if found else []
-    days = [d for _, first, last in found for d in (first, last) if d is not None]
+    found = demand.map(_first_days).collect()
+    first_days: dict[tuple[str, str], date] = {}
+    for firsts, _ in found:
+        for key, day in firsts.items():
+            first_days[key] = min(day, first_days.get(key, day))
+    keys: list[tuple[str, str]] = []
+    if first_days:
+        # As one process: the history ends at the latest day finished at every location
+        # (or the last actual, when earlier); a series starting after it has no history.
+        history_end = finished.history_end({loc for _, loc in first_days})
+        last = max(d for _, d in found if d is not None)
+        end = min(history_end, pd.Timestamp(last))
+        keys = sorted(k for k, day in first_days.items() if pd.Timestamp(day) <= end)
     progress("read", 1, 1)
     if not keys:
         demand.unpersist()
@@ -194,7 +226,7 @@ def run_forecast_spark(
     n = len(keys)
     chunks = math.ceil(n / config.chunk_series)
     ranks = sc.broadcast({key: i for i, key in enumerate(keys)})
-    start, end = pd.Timestamp(min(days)), pd.Timestamp(max(days))
+    start = pd.Timestamp(min(first_days[k] for k in keys))
     progress("fit", 0, chunks)
     grouped = (
         demand.flatMap(partial(_by_chunk, ranks, config.chunk_series, "demand"))
@@ -276,10 +308,10 @@ def run_forecast_spark(
 
 
 def _read(
-    sc: Any, bucket: str, columns: list[str], before: date | None, keys: list[str]
+    sc: Any, bucket: str, columns: list[str], finished: FinishedDays | None, keys: list[str]
 ) -> RDD[bytes]:
     rdd: RDD[bytes] = sc.parallelize(keys, slices(sc, len(keys))).map(
-        partial(read_object, bucket, columns, before)
+        partial(read_object, bucket, columns, finished)
     )
     return rdd
 

@@ -6,6 +6,7 @@ curated buckets and a Glue database with the template's tables), which is much c
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 import uuid
@@ -14,6 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import awswrangler as wr
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -21,8 +25,10 @@ from compaction_helpers import event, put_raw, raw_key  # noqa: E402
 from compaction_lake import Lake, fresh_lake  # noqa: E402
 
 from pipeline.compaction import curated_key, quarantine_key, run_compaction  # noqa: E402
+from pipeline.compaction.schema import SALES_SCHEMA  # noqa: E402
 from pipeline.compaction.state import MANIFEST_KEY  # noqa: E402
 from pipeline.errors import TerminalError  # noqa: E402
+from pipeline.forecasting.job import read_dataset  # noqa: E402
 from pipeline.local.glue_runtime import run_glue_job  # noqa: E402
 from pipeline.local.stack import LocalStack  # noqa: E402
 
@@ -169,7 +175,9 @@ def test_given_late_event_when_compacted_then_its_day_and_carried_stock_are_reco
     rows = sorted(
         frame.drop(columns=["year", "month", "day"]).to_dict("records"), key=lambda r: r["date"]
     )
+    prices = [r.pop("avg_unit_price") for r in rows]
     base = {"sku_id": "SKU-1", "location_id": "LOC-1", "units_returned": 0}
+    assert prices[0] == 2.5 and pd.isna(prices[1]) and prices[2] == 2.5  # no sale on day 2
     assert rows == [
         {
             **base,
@@ -198,6 +206,130 @@ def test_given_late_event_when_compacted_then_its_day_and_carried_stock_are_reco
     assert sorted(partitions.values()) == [["2024", "03", d] for d in ("01", "02", "03")]
 
 
+def _demand_rows(lake: Lake, session: boto3.session.Session) -> list[dict[str, Any]]:
+    frame = wr.s3.read_parquet(
+        f"s3://{lake.curated}/daily_demand/", dataset=True, boto3_session=session
+    )
+    rows = frame.drop(columns=["year", "month", "day"]).to_dict("records")
+    return sorted(rows, key=lambda r: (r["location_id"], r["date"]))
+
+
+def test_given_a_store_at_utc_minus_8_when_compacted_then_sales_book_on_its_local_day(
+    lake: Lake, session: boto3.session.Session, s3: Any
+) -> None:
+    # GIVEN a locations table: WEST is in Los Angeles (UTC-8 in winter), EAST keeps UTC.
+    s3.put_object(
+        Bucket=lake.curated,
+        Key="reference/locations/locations.csv",
+        Body=b"location_id,time_zone,country,subdivision\nWEST,America/Los_Angeles,US,CA\n",
+    )
+    evening = datetime(2024, 3, 2, 1, 0, tzinfo=UTC)  # 17:00 on 1 March in Los Angeles
+    put_raw(
+        s3,
+        lake.raw,
+        raw_key(evening, SHARD, 1, 3),
+        [
+            event("w1", evening, location="WEST", quantity=2, price=3.0),
+            event("w2", evening - timedelta(hours=6), location="WEST", quantity=1, price=6.0),
+            event("e1", evening, location="EAST", quantity=1),
+        ],
+    )
+
+    # WHEN compacted
+    _compact(lake, session)
+
+    # THEN WEST's evening sale is on 1 March (its day), EAST's on 2 March (UTC), and the
+    # price is the day's units-weighted mean: (2 x 3.0 + 1 x 6.0) / 3. Rows stay dense
+    # through the lake's last local day: WEST has 2 March without a sale (no price).
+    got = [
+        (r["location_id"], r["date"], r["units_sold"], None if pd.isna(p) else p)
+        for r in _demand_rows(lake, session)
+        for p in [r["avg_unit_price"]]
+    ]
+    assert got == [
+        ("EAST", date(2024, 3, 2), 1, 2.5),
+        ("WEST", date(2024, 3, 1), 3, 4.0),
+        ("WEST", date(2024, 3, 2), 0, None),
+    ]
+
+
+def test_given_a_late_sale_in_the_next_utc_day_when_compacted_then_the_local_day_is_rebuilt(
+    lake: Lake, session: boto3.session.Session, s3: Any
+) -> None:
+    s3.put_object(
+        Bucket=lake.curated,
+        Key="reference/locations/locations.csv",
+        Body=b"location_id,time_zone\nLOC-1,America/Los_Angeles\n",
+    )
+    noon = datetime(2024, 3, 1, 20, 0, tzinfo=UTC)  # 12:00 on 1 March in Los Angeles
+    put_raw(s3, lake.raw, raw_key(noon, SHARD, 1, 1), [event("a", noon, stock=9)])
+    _compact(lake, session)
+    # A sale at 23:00 local on 1 March: the UTC partition of 2 March, arriving later.
+    late = datetime(2024, 3, 2, 7, 0, tzinfo=UTC)
+    put_raw(s3, lake.raw, raw_key(late, SHARD, 2, 2), [event("b", late, quantity=3, stock=4)])
+
+    _compact(lake, session)
+
+    rows = _demand_rows(lake, session)
+    assert [(r["date"], r["units_sold"], r["end_of_day_stock"]) for r in rows] == [
+        (date(2024, 3, 1), 4, 4)
+    ]
+
+
+def test_given_an_unknown_time_zone_when_compacting_then_terminal_error_names_it(
+    lake: Lake, session: boto3.session.Session, s3: Any
+) -> None:
+    s3.put_object(
+        Bucket=lake.curated,
+        Key="reference/locations/locations.csv",
+        Body=b"location_id,time_zone\nLOC-1,Mars/Olympus_Mons\n",
+    )
+    put_raw(s3, lake.raw, raw_key(T0, SHARD, 1, 1), [event("e1", T0)])
+
+    with pytest.raises(TerminalError, match="unknown time zone 'Mars/Olympus_Mons'") as raised:
+        _compact(lake, session)
+    assert "reference/locations/locations.csv row 1 (LOC-1)" in str(raised.value)
+    assert s3.list_objects_v2(Bucket=lake.curated, Prefix="daily_demand/")["KeyCount"] == 0
+
+
+def test_given_daily_demand_written_before_the_price_column_when_read_then_price_is_null(
+    lake: Lake, session: boto3.session.Session, s3: Any
+) -> None:
+    # GIVEN a daily_demand partition of an older release (no avg_unit_price column) for the
+    # day before the first compacted one
+    old = pa.table(
+        {
+            "sku_id": ["SKU-1"],
+            "location_id": ["LOC-1"],
+            "date": pa.array([date(2024, 2, 29)], pa.date32()),
+            "units_sold": pa.array([1], pa.int64()),
+            "units_returned": pa.array([0], pa.int64()),
+            "end_of_day_stock": pa.array([7], pa.int64()),
+            "stockout": [False],
+        }
+    )
+    for key, table in (
+        (curated_key(date(2024, 2, 29), "daily_demand"), old),
+        (curated_key(date(2024, 2, 29)), SALES_SCHEMA.empty_table()),
+    ):
+        sink = io.BytesIO()
+        pq.write_table(table, sink)
+        s3.put_object(Bucket=lake.curated, Key=key, Body=sink.getvalue())
+    put_raw(s3, lake.raw, raw_key(T0, SHARD, 1, 1), [event("e1", T0)])
+
+    # WHEN compacted and read as the forecaster reads the table
+    _compact(lake, session)
+    frame = read_dataset(f"s3://{lake.curated}/daily_demand/", session)
+
+    # THEN the old day reads with a null price and the new day carries its stock in
+    rows = sorted(frame.to_dict("records"), key=lambda r: r["date"])
+    assert [(r["date"], r["end_of_day_stock"]) for r in rows] == [
+        (date(2024, 2, 29), 7),
+        (T0.date(), 7),
+    ]
+    assert pd.isna(rows[0]["avg_unit_price"]) and rows[1]["avg_unit_price"] == 2.5
+
+
 def test_given_daily_demand_when_read_by_forecaster_then_schema_matches_contract(
     lake: Lake, session: boto3.session.Session, s3: Any
 ) -> None:
@@ -216,6 +348,7 @@ def test_given_daily_demand_when_read_by_forecaster_then_schema_matches_contract
         "units_returned": "Int64",
         "end_of_day_stock": "Int64",
         "stockout": "boolean",
+        "avg_unit_price": "float64",
         "year": "category",
         "month": "category",
         "day": "category",

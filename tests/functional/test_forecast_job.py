@@ -186,6 +186,33 @@ def test_given_archived_forecasts_when_actuals_arrive_then_bias_is_emitted_as_em
     assert got["MetricDataResults"][0]["Values"] == [pytest.approx(expected)]
 
 
+def test_given_a_store_whose_day_is_in_progress_when_job_runs_then_that_day_is_no_actual(
+    stack: LocalStack,
+) -> None:
+    # GIVEN STORE-1 in Los Angeles: at NOW (06:00 UTC on 1 March) it is 22:00 on 29 Feb
+    # there, so the 29 Feb row is a partial day (one unit so far, against ~5 to 15 a day)
+    bucket = stack.ref("CuratedBucket")
+    stack.session().client("s3").put_object(
+        Bucket=bucket,
+        Key="reference/locations/stores.csv",
+        Body=b"location_id,time_zone,country,subdivision\nSTORE-1,America/Los_Angeles,US,CA\n",
+    )
+    demand = _demand()
+    partial = pd.to_datetime(demand["date"]) == pd.Timestamp("2024-02-29")
+    demand.loc[partial, "units_sold"] = 1
+    _write_demand(stack, demand)
+
+    # WHEN the job runs
+    report = _run(stack)
+
+    # THEN the history ends on 28 Feb, and 29 Feb is forecast, not taken as an actual
+    archive = wr.s3.read_parquet(
+        f"s3://{bucket}/forecasts/", dataset=True, boto3_session=stack.session()
+    )
+    assert report.last_actual_date == "2024-02-28"
+    assert pd.to_datetime(archive["date"]).min() == pd.Timestamp("2024-02-29")
+
+
 def test_given_a_backfill_as_of_a_past_day_when_today_runs_then_bias_compares_it_with_actuals(
     stack: LocalStack,
 ) -> None:

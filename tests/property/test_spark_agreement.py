@@ -1,8 +1,9 @@
 """Property: the Spark path and the single-process path write the same curated zone.
 
-The same generated raw objects (duplicates, late events, bad lines, two arrival runs) go
-into two fresh lakes; one is compacted in one process, the other on Spark in local mode,
-which also crashes at a drawn step of one run and is re-run. Every curated object (the
+The same generated raw objects (duplicates, late events, bad lines, two arrival runs,
+locations in zones behind and ahead of UTC or all at UTC) go into two fresh lakes; one
+is compacted in one process, the other on Spark in local mode, which also crashes at a
+drawn step of one run and is re-run. Every curated object (the
 sales and daily demand partitions, the quarantine, the manifest) must hold the same rows,
 and the catalog the same partitions.
 """
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import awswrangler as wr
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -33,6 +35,13 @@ if TYPE_CHECKING:
     from pipeline.local.stack import LocalStack
 
 BASE = datetime(2024, 5, 10, tzinfo=UTC)
+PRICES = [0.99, 1.25, 2.5, 3.1]
+#: The locations table of a lake (``None``: no table, every location at UTC).
+ZONES = [
+    None,
+    {"L1": "America/Los_Angeles", "L2": "Asia/Tokyo"},
+    {"L1": "Pacific/Kiritimati"},
+]
 _SESSIONS: dict[str, Any] = {}
 
 
@@ -58,6 +67,7 @@ def raw_objects(draw: st.DrawFn) -> dict[str, Any]:
                     + timedelta(days=draw(st.integers(0, 5)), minutes=draw(st.integers(0, 1439)))
                 ).isoformat(),
                 **({} if stock is None else {"stock_on_hand": stock}),
+                **({} if kind != "sale" else {"unit_price": draw(st.sampled_from(PRICES))}),
             }
         )
     lines: list[Any] = events + draw(st.lists(st.sampled_from(events), max_size=6))
@@ -106,19 +116,25 @@ def _curated(s3: Any, lake: Lake) -> dict[str, Any]:
     return out
 
 
+@pytest.mark.parametrize("zones", ZONES, ids=["utc", "west-and-east", "utc+14"])
 @settings(
-    max_examples=4,
+    max_examples=3,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(scenario=raw_objects())
 def test_given_the_same_raw_objects_when_compacted_on_spark_then_curated_is_identical(
-    stack: LocalStack, spark: SparkSession, scenario: dict[str, Any]
+    stack: LocalStack, spark: SparkSession, zones: dict[str, str] | None, scenario: dict[str, Any]
 ) -> None:
     session = _SESSIONS.setdefault(stack.stack_name, stack.session())
     s3 = session.client("s3")
     single, distributed = fresh_lake(stack, session), fresh_lake(stack, session)
     split = scenario["first_run"]
+    if zones:
+        rows = "".join(f"{loc},{zone}\n" for loc, zone in zones.items())
+        table = f"location_id,time_zone\n{rows}"
+        for lake in (single, distributed):
+            s3.put_object(Bucket=lake.curated, Key="reference/locations/l.csv", Body=table.encode())
     runs = [scenario["objects"][:split], scenario["objects"][split:]]
     for run, objects in enumerate(runs):
         first = 1 + (0 if run == 0 else split)

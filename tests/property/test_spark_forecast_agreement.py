@@ -1,7 +1,8 @@
 """Property: the forecast job on Spark publishes what the single-process job publishes.
 
-The same generated daily demand (series launched on different days, stockouts, zeros)
-goes into two fresh lakes, each with its own forecast table. A backfill then a run on
+The same generated daily demand (series launched on different days, stockouts, zeros,
+locations in different zones, a run while the last day is still in progress at some of
+them) goes into two fresh lakes, each with its own forecast table. A backfill then a run on
 each path, with chunks and a calibration sample small enough that several chunks and a
 sampled calibration are exercised: the DynamoDB items and the archived forecasts must be
 identical, and ForecastBias equal.
@@ -38,6 +39,12 @@ if TYPE_CHECKING:
 
 END = date(2024, 6, 30)
 NOW = datetime(2024, 7, 1, 6, tzinfo=UTC)
+#: 30 June is over in Tokyo, in progress at UTC and in Los Angeles.
+EVENING = datetime(2024, 6, 30, 20, tzinfo=UTC)
+#: The locations table of a lake (``None``: no table, every location at UTC) and when
+#: the run after the backfill runs.
+ZONES = {"LOC-0": "America/Los_Angeles", "LOC-1": "Asia/Tokyo"}
+PLACES = [(None, NOW), (ZONES, NOW), (ZONES, EVENING), (None, EVENING)]
 HORIZON = 7
 _SESSIONS: dict[str, Any] = {}
 
@@ -114,14 +121,22 @@ def _archive(s3: Any, lake: Lake) -> dict[str, list[dict[str, Any]]]:
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(by_day=demand(), chunk=st.sampled_from([2, 3, 64]), calibration=st.sampled_from([2, 64]))
+@given(
+    by_day=demand(),
+    chunk=st.sampled_from([2, 3, 64]),
+    calibration=st.sampled_from([2, 64]),
+    place=st.sampled_from(PLACES),
+)
 def test_given_the_same_demand_when_forecast_on_spark_then_items_and_archive_are_identical(
     stack: LocalStack,
     spark: SparkSession,
+    *,
     by_day: dict[date, list[dict[str, Any]]],
     chunk: int,
     calibration: int,
+    place: tuple[dict[str, str] | None, datetime],
 ) -> None:
+    zones, now = place
     session = _SESSIONS.setdefault(stack.stack_name, stack.session())
     s3 = session.client("s3")
     config = ForecasterConfig(horizon=HORIZON, chunk_series=chunk, calibration_series=calibration)
@@ -129,6 +144,13 @@ def test_given_the_same_demand_when_forecast_on_spark_then_items_and_archive_are
     for runner, extra in ((run_forecast, {}), (run_forecast_spark, {"spark": spark})):
         lake = fresh_lake(stack, session)
         _put_demand(s3, lake, by_day)
+        if zones:
+            rows = "".join(f"{k},{v}\n" for k, v in zones.items())
+            s3.put_object(
+                Bucket=lake.curated,
+                Key="reference/locations/l.csv",
+                Body=f"location_id,time_zone\n{rows}".encode(),
+            )
         table = _table(stack, session)
         common = {
             "curated_bucket": lake.curated,
@@ -140,10 +162,14 @@ def test_given_the_same_demand_when_forecast_on_spark_then_items_and_archive_are
             **extra,
         }
         runner(**common, as_of=END - timedelta(days=3))
-        report = runner(**common, now=NOW)
+        report = runner(**common, now=now)
         reports.append((report, _items(session, table), _archive(s3, lake)))
     (single, single_items, single_archive), (spark_run, spark_items, spark_archive) = reports
 
+    # The history ends at the latest day over everywhere: at 06:00 UTC on 1 July it is
+    # still 30 June in Los Angeles; at 20:00 UTC on 30 June that day is over only in Tokyo.
+    over_everywhere = "2024-06-30" if (zones, now) == (None, NOW) else "2024-06-29"
+    assert spark_run.last_actual_date == single.last_actual_date == over_everywhere
     assert spark_items == single_items
     assert list(spark_archive.values()) == list(single_archive.values())
     assert (spark_run.series, spark_run.items_written, spark_run.models) == (

@@ -166,6 +166,7 @@ def test_given_stock_readings_when_days_built_then_latest_stock_carried_forward(
             "units_returned": 1,
             "end_of_day_stock": 3,
             "stockout": False,
+            "avg_unit_price": None,  # no sale carries a price
         }
     ]
     assert second == [{**first[0], "date": date(2024, 1, 2), "units_sold": 0, "units_returned": 0}]

@@ -189,10 +189,19 @@ def test_given_the_glue_jobs_when_read_then_each_has_a_role_scoped_to_its_own_pr
         "daily_demand/*",
         "quarantine/compaction/*",
         "_state/compaction/*",
+        "reference/locations/*",
     }
     assert _object_prefixes(forecast, "RawBucket") == set()
-    assert _object_prefixes(forecast, "CuratedBucket") == {"daily_demand/*", "forecasts/*"}
+    assert _object_prefixes(forecast, "CuratedBucket") == {
+        "daily_demand/*",
+        "forecasts/*",
+        "reference/locations/*",
+    }
     for statements in (compact, forecast):
+        # The locations table is reference data: both jobs read it, neither writes it.
+        for s in statements:
+            if "reference/locations/" in str(s.get("Resource")):
+                assert _as_list(s["Action"]) == ["s3:GetObject"]
         assert _object_prefixes(statements, "ArtifactsBucket") == {"glue/*"}
         lists = [s for s in statements if "s3:ListBucket" in _as_list(s["Action"])]
         assert lists and all("s3:prefix" in s["Condition"]["StringLike"] for s in lists)
