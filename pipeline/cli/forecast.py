@@ -68,7 +68,7 @@ def plot(
 
 
 @app.command()
-def backtest(
+def backtest(  # noqa: PLR0917 (typer reads the options from the signature)
     data: Annotated[Path, typer.Option(help="Parquet with columns id, date, sales.")],
     json_path: Annotated[Path, typer.Option("--json", help="Scores as JSON.")],
     predictions: Annotated[Path, typer.Option(help="Per-series forecasts as Parquet.")],
@@ -76,19 +76,30 @@ def backtest(
         str | None, typer.Option(help="Last training day (default: hold out the last 28).")
     ] = None,
     horizon: Annotated[int, typer.Option(help="Days to forecast.", min=1)] = 28,
+    calendar: Annotated[
+        Path | None,
+        typer.Option(help="YAML declaring locations, events and closures (see README)."),
+    ] = None,
 ) -> None:
     """Score the forecaster and baselines with the M5 protocol on any dataset."""
     from pipeline.forecasting.backtest import backtest as run_backtest
     from pipeline.forecasting.backtest import read_backtest_data
+    from pipeline.forecasting.calendar import CalendarSpec
 
     if not data.exists():
         raise PipelineError(f"no such data file: {data}")
+    spec = None
+    if calendar is not None:
+        try:
+            spec = CalendarSpec.read(calendar.read_text())
+        except OSError as e:
+            raise InvalidInputError(f"cannot read {calendar}: {e.strerror}") from e
     if cutoff is not None:
         _day(cutoff, "--cutoff")
     frame = read_backtest_data(data)
     with progress() as bar:
         bar.add_task("backtest", total=None)
-        result = run_backtest(frame, cutoff=cutoff, horizon=horizon)
+        result = run_backtest(frame, cutoff=cutoff, horizon=horizon, calendar=spec)
     try:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(result.summary, indent=2) + "\n")

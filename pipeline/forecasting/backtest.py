@@ -1,29 +1,37 @@
 """Backtest on any long table in the M5 subset's layout (columns id, date, sales).
 
 The M5 protocol: train on every day up to and including the cutoff (default: the last
-``horizon`` days are held out), forecast ``horizon`` days, score against them.
+``horizon`` days are held out), forecast ``horizon`` days, score against them. Optional
+columns give the forecaster what the pipeline gives it: the series' location
+(``location_id``, or M5's ``store_id``) for its calendar, and its SKU (``sku_id``, or M5's
+``item_id``) for the SKU's trend across locations.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from pipeline.errors import TerminalError
 from pipeline.forecasting.evaluate import score
-from pipeline.forecasting.forecaster import ForecasterConfig, forecast
+from pipeline.forecasting.forecaster import Covariates, ForecasterConfig, forecast
 from pipeline.forecasting.models import moving_average_paths, seasonal_naive
 from pipeline.forecasting.series import to_matrix
 
 if TYPE_CHECKING:
-    from pathlib import Path
+    from pipeline.forecasting.calendar import CalendarSpec
 
 INTERVAL_LEVEL = 0.8
 REQUIRED_COLUMNS = ("id", "date", "sales")
+#: Optional columns, each with the name M5 gives it.
+LOCATION_COLUMNS = ("location_id", "store_id")
+SKU_COLUMNS = ("sku_id", "item_id")
 
 
 @dataclass(frozen=True)
@@ -35,7 +43,12 @@ class Backtest:
 
 
 def backtest(
-    data: pd.DataFrame, *, cutoff: pd.Timestamp | str | None = None, horizon: int = 28
+    data: pd.DataFrame,
+    *,
+    cutoff: pd.Timestamp | str | None = None,
+    horizon: int = 28,
+    calendar: CalendarSpec | None = None,
+    config: ForecasterConfig | None = None,
 ) -> Backtest:
     """Score the forecaster and the baselines (seasonal naive, mean of the last 28 days)."""
     missing = [c for c in REQUIRED_COLUMNS if c not in data.columns]
@@ -56,7 +69,8 @@ def backtest(
     history = matrix.values
 
     started = time.perf_counter()
-    result = forecast(history, ForecasterConfig(horizon=horizon))
+    covariates = series_covariates(data, matrix.keys["id"], matrix.start, calendar)
+    result = forecast(history, config or ForecasterConfig(horizon=horizon), covariates)
     seconds = time.perf_counter() - started
     mean_28 = np.repeat(moving_average_paths(history, [28])[0][:, -1:], horizon, axis=1)
     models = {
@@ -65,6 +79,7 @@ def backtest(
         "mean_28": score(history, actual, mean_28),
     }
     lower, upper = result.bounds(INTERVAL_LEVEL)
+    lower_95, upper_95 = result.bounds(0.95)
     ids = np.repeat(matrix.keys["id"].to_numpy(), horizon)
     predictions = pd.DataFrame(
         {
@@ -73,6 +88,8 @@ def backtest(
             "forecast_val": result.point.ravel(),
             "confidence_lower": lower.ravel(),
             "confidence_upper": upper.ravel(),
+            "lower_95": lower_95.ravel(),
+            "upper_95": upper_95.ravel(),
         }
     )
     summary = {
@@ -82,7 +99,7 @@ def backtest(
         "interval": {
             "confidence_lower_upper_level": INTERVAL_LEVEL,
             "levels_scored": list(result.intervals),
-            "method": "rolling-origin conformal, per horizon step",
+            "method": "rolling-origin conformal, per bin of forecast level",
         },
         "fit_seconds": round(seconds, 3),
         "models": {name: s.as_dict() for name, s in models.items()},
@@ -91,10 +108,31 @@ def backtest(
     return Backtest(summary=summary, predictions=predictions)
 
 
+def series_covariates(
+    data: pd.DataFrame, ids: pd.Series, start: pd.Timestamp, calendar: CalendarSpec | None
+) -> Covariates:
+    """The covariates of the series ``ids`` from the optional columns of ``data``."""
+    first = data.drop_duplicates("id").set_index("id").reindex(ids)
+    location = next((c for c in LOCATION_COLUMNS if c in data.columns), None)
+    sku = next((c for c in SKU_COLUMNS if c in data.columns), None)
+    groups = {"all": np.zeros(len(ids), dtype=np.int64)}
+    if sku:
+        groups["sku"] = pd.factorize(first[sku])[0].astype(np.int64)
+    if location:
+        groups["location"] = pd.factorize(first[location])[0].astype(np.int64)
+    locations = first[location].astype(str).tolist() if location else ["default"] * len(ids)
+    return Covariates(start=start, locations=locations, calendar=calendar, groups=groups)
+
+
 def read_backtest_data(path: Path | str) -> pd.DataFrame:
     """Read the Parquet file or dataset (only the columns the backtest needs)."""
     try:
-        return pd.read_parquet(path, columns=list(REQUIRED_COLUMNS))
+        columns = pq.read_schema(path).names if Path(path).is_file() else []
+    except (OSError, ValueError):
+        columns = []  # pandas below says what is wrong with the file
+    optional = [c for c in (*LOCATION_COLUMNS, *SKU_COLUMNS) if c in columns]
+    try:
+        return pd.read_parquet(path, columns=[*REQUIRED_COLUMNS, *optional])
     except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
         first = str(e).split("\n", 1)[0]
         raise TerminalError(

@@ -5,22 +5,28 @@
 2. Each series blends the candidates with weights ``1 / MSE**2``, the MSE measured on
    rolling-origin holdouts (weekly origins, each forecasting the full horizon) over the last
    ``validation_weeks`` weeks, so the rule is validated out of sample rather than in-fit.
-3. Intervals are conformal: the blended model's signed errors from ``calibration_origins``
-   daily rolling origins, divided by ``sqrt(forecast + 0.5)`` (count noise), give one
-   empirical quantile per horizon step pooled over all series; the interval at level ``L``
-   is ``forecast + q_h((1 -+ L)/2) * sqrt(forecast + 0.5)``, clipped at 0. Calibrated by
-   construction: it is what this very model's past errors at that step covered.
+3. With enough history, a global LightGBM model (:mod:`.global_model`) learns from every
+   series at once what the calendar, prices and the SKU's and store's recent trends add to
+   that blend; each series weighs the two by their errors on held-out weekly origins.
+4. Intervals are conformal (:mod:`.conformal`): the published model's errors at rolling
+   origins, divided by ``sqrt(forecast + 0.5)`` (count noise), give empirical quantiles per
+   bin of forecast level, so slow and fast sellers are each covered as stated. Calibrated
+   by construction: it is what this very model's past errors covered.
 """
 
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
+from pipeline.forecasting import global_model
+from pipeline.forecasting.calendar import CalendarSpec, calendar_features
+from pipeline.forecasting.conformal import Conformal
+from pipeline.forecasting.global_model import GlobalModelConfig
 from pipeline.forecasting.models import (
     WEEK,
     SeasonalIndex,
@@ -30,6 +36,13 @@ from pipeline.forecasting.models import (
     ses_paths,
     tsb_paths,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    import pandas as pd
+
+    from pipeline.forecasting.calendar import CalendarFeatures
 
 Matrix = npt.NDArray[np.float64]
 
@@ -53,7 +66,9 @@ class ForecasterConfig:
     """Tuning of the forecaster (defaults chosen on rolling holdouts, see the README)."""
 
     horizon: int = 28
-    fit_days: int = 728
+    #: Three years: the global model needs a year before its first training origin for
+    #: the year-ago features, and two years of origins to see each holiday twice.
+    fit_days: int = 1092
     seasonal: SeasonalIndex = field(default_factory=lambda: SeasonalIndex(weeks=52, shrink=500))
     validation_weeks: int = 8
     calibration_origins: int = 182
@@ -62,6 +77,25 @@ class ForecasterConfig:
     chunk_series: int = 2048
     #: Series whose errors calibrate the intervals (all of them up to this many).
     calibration_series: int = 4096
+    #: The global model, or None for the vectorised blend alone.
+    global_model: GlobalModelConfig | None = field(default_factory=GlobalModelConfig)
+
+
+@dataclass(frozen=True)
+class Covariates:
+    """What is known about the series besides their history; every field optional.
+
+    ``start`` dates the history's first column. ``locations`` (one per series) with a
+    ``calendar`` give holidays, declared events and closures; ``groups`` (per grouping such
+    as ``sku``, each series' integer group) give group trends; ``relative_price`` is the
+    price against the series' regular price, ``(series, history days + horizon)``.
+    """
+
+    start: pd.Timestamp
+    locations: Sequence[str] | None = None
+    calendar: CalendarSpec | None = None
+    groups: Mapping[str, npt.NDArray[np.int64]] = field(default_factory=dict)
+    relative_price: Matrix | None = None
 
 
 @dataclass(frozen=True)
@@ -102,7 +136,9 @@ def _actuals(y: Matrix, origins: npt.NDArray[np.int64], horizon: int) -> Matrix:
     return y[:, origins[:, None] + np.arange(1, horizon + 1)[None, :]]
 
 
-def forecast(history: Matrix, config: ForecasterConfig | None = None) -> Forecast:
+def forecast(
+    history: Matrix, config: ForecasterConfig | None = None, covariates: Covariates | None = None
+) -> Forecast:
     """Forecast the next ``config.horizon`` days of every row of ``history``.
 
     ``history`` is ``(series, days)``, NaN where demand is unknown (before launch, or a
@@ -111,7 +147,7 @@ def forecast(history: Matrix, config: ForecasterConfig | None = None) -> Forecas
     # All-NaN slices (series not launched yet in a window) are expected and handled.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        return _forecast(history, config)
+        return _forecast(history, config or ForecasterConfig(), covariates)
 
 
 def prepare(history: Matrix, config: ForecasterConfig) -> Matrix:
@@ -140,31 +176,187 @@ def pooled_sum(parts: list[tuple[Matrix, Matrix]]) -> tuple[Matrix, Matrix] | No
     return np.sum([p[0] for p in parts], axis=0), np.sum([p[1] for p in parts], axis=0)
 
 
-def _forecast(history: Matrix, config: ForecasterConfig | None) -> Forecast:
-    config = config or ForecasterConfig()
+@dataclass(frozen=True)
+class _Context:
+    """The covariates cut to the fitted window, and the global model's plan (``None``:
+    the vectorised blend alone)."""
+
+    start: pd.Timestamp | None
+    calendar: CalendarFeatures | None
+    calendar_rows: npt.NDArray[np.int64] | None
+    relative_price: Matrix | None
+    groups: Mapping[str, npt.NDArray[np.int64]]
+    plan: global_model.Plan | None
+
+    @classmethod
+    def of(
+        cls, y: Matrix, dropped: int, config: ForecasterConfig, covariates: Covariates | None
+    ) -> _Context:
+        import pandas as pd
+
+        n, days = y.shape
+        plan = (
+            global_model.Plan.of(days, config.horizon, config.global_model)
+            if config.global_model is not None and covariates is not None and n
+            else None
+        )
+        if covariates is None:
+            return cls(None, None, None, None, {}, None)
+        start = pd.Timestamp(covariates.start) + pd.Timedelta(days=dropped)
+        calendar = rows = None
+        if covariates.calendar is not None and covariates.locations is not None:
+            calendar = calendar_features(
+                covariates.calendar, covariates.locations, start, days + config.horizon
+            )
+            rows = calendar.rows(covariates.locations)
+        price = covariates.relative_price
+        return cls(
+            start=start,
+            calendar=calendar,
+            calendar_rows=rows,
+            relative_price=None if price is None else price[:, dropped:],
+            groups=covariates.groups,
+            plan=plan,
+        )
+
+    def inputs(
+        self, y: Matrix, chunk: slice, fit: ChunkFit, trends: global_model.GroupTrends
+    ) -> global_model.Inputs:
+        assert self.start is not None
+        return global_model.Inputs(
+            y=y[chunk],
+            baseline_level=fit.level,
+            index=fit.index,
+            trailing=global_model.Trailing.of(y[chunk]),
+            start=self.start,
+            calendar=self.calendar,
+            calendar_rows=None if self.calendar_rows is None else self.calendar_rows[chunk],
+            relative_price=None if self.relative_price is None else self.relative_price[chunk],
+            groups={g: codes[chunk] for g, codes in self.groups.items()},
+            trends=trends,
+        )
+
+    def closed(self, chunk: slice, days: int, horizon: int) -> npt.NDArray[np.bool_] | None:
+        """Planned closures over the horizon ``(series, horizon)``."""
+        if self.calendar is None or self.calendar_rows is None:
+            return None
+        return self.calendar.closed[self.calendar_rows[chunk], days : days + horizon]
+
+
+def _forecast(history: Matrix, config: ForecasterConfig, covariates: Covariates | None) -> Forecast:
     y = prepare(history, config)
-    n = y.shape[0]
+    n, days = y.shape
+    context = _Context.of(y, history.shape[1] - days, config, covariates)
+    if context.calendar is not None and context.calendar_rows is not None:
+        # A closure day's sales are no demand: the models read it as unknown.
+        y = np.where(context.calendar.closed[context.calendar_rows, :days], np.nan, y)
     chunks = [slice(s, min(s + config.chunk_series, n)) for s in range(0, n, config.chunk_series)]
-    # The only quantities shared across series are the pooled weekday index and the
-    # conformal quantiles; everything else is per series, so memory follows the chunk.
+    # The only quantities shared across series are the pooled weekday index, the group
+    # totals, the global model and the conformal table; everything else is per series, so
+    # memory follows the chunk (the global model's second pass refits a chunk rather than
+    # keeping every chunk's fit).
     pooled = (
         pooled_sum([config.seasonal.pooled_parts(y[c]) for c in chunks])
         if len(chunks) > 1
         else None
     )
-    fits = [
-        fit_chunk(
+
+    def fit(c: slice) -> ChunkFit:
+        return fit_chunk(
             y[c], pooled, config, sample=calibration_sample(np.arange(c.start, c.stop), n, config)
         )
-        for c in chunks
-    ]
-    scaled = (
-        np.concatenate([f.scaled for f in fits])
-        if fits
-        else np.full((0, 0, config.horizon), np.nan)
+
+    plan, model_config = context.plan, config.global_model
+    if plan is None or model_config is None:
+        fits = [fit(c) for c in chunks]
+        conformal = calibrate([f.calibration for f in fits], config)
+        return combine([f.forecast(conformal) for f in fits], config)
+
+    trends = global_model.group_trends(global_model.group_totals(y, context.groups))
+    kept: dict[int, tuple[ChunkFit, global_model.Inputs]] = {}
+    share = min(1.0, model_config.max_rows / (n * len(plan.train) * plan.horizon))
+    training = []
+    names: list[str] = []
+    for i, c in enumerate(chunks):
+        fitted = fit(c)
+        inputs = context.inputs(y, c, fitted, trends)
+        names = names or global_model.feature_names(inputs)
+        training.append(
+            global_model.training_rows(inputs, plan, model_config, share=share, seed=c.start)
+        )
+        if len(chunks) == 1:
+            kept[i] = fitted, inputs
+    model = global_model.train(training, names, model_config)
+    del training
+    parts = []
+    for i, c in enumerate(chunks):
+        if i in kept:
+            fitted, inputs = kept.pop(i)
+        else:
+            fitted = fit(c)
+            inputs = context.inputs(y, c, fitted, trends)
+        parts.append(
+            _blend(
+                fitted,
+                inputs,
+                model,
+                plan,
+                sample=calibration_sample(np.arange(c.start, c.stop), n, config),
+                closed=context.closed(c, days, config.horizon),
+            )
+        )
+    conformal = calibrate([p.calibration for p in parts], config)
+    return combine([p.forecast(conformal) for p in parts], config)
+
+
+def _blend(
+    fitted: ChunkFit,
+    inputs: global_model.Inputs,
+    model: Any,
+    plan: global_model.Plan,
+    *,
+    sample: npt.NDArray[np.bool_],
+    closed: npt.NDArray[np.bool_] | None,
+) -> ChunkFit:
+    """The chunk's forecasts with the global model weighed in per series by the two
+    models' squared errors on the held-out origins (weights ``1 / MSE``)."""
+    horizon = plan.horizon
+    y = inputs.y
+    held = global_model.predict(model, inputs, plan.holdout, horizon)
+    final = global_model.predict(model, inputs, np.array([plan.final]), horizon)[:, 0]
+    base = _from_origins(fitted.level, fitted.index, plan.holdout, horizon)
+    actual = _actuals(y, plan.holdout, horizon)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mse_global = np.nanmean((held - actual) ** 2, axis=(1, 2))
+        mse_base = np.nanmean((base - actual) ** 2, axis=(1, 2))
+        inverse = 1.0 / np.maximum(mse_global, 1e-9), 1.0 / np.maximum(mse_base, 1e-9)
+        weight = inverse[0] / (inverse[0] + inverse[1])
+    # A series without held-out actuals (launched since) weighs both alike.
+    weight = np.where(np.isfinite(weight), weight, 0.5)[:, None]
+    point = weight * final + (1 - weight) * fitted.point
+    past = weight[:, :, None] * held + (1 - weight[:, :, None]) * base
+    if closed is not None:
+        point = np.where(closed, 0.0, point)
+    return ChunkFit(
+        point=np.maximum(point, 0.0),
+        weights=fitted.weights,
+        calibration=(past[sample], actual[sample]),
+        level=fitted.level,
+        index=fitted.index,
+        closed=closed,
     )
-    quantiles = interval_quantiles(scaled, config)
-    return combine([f.forecast(quantiles) for f in fits], config)
+
+
+def calibrate(parts: list[tuple[Matrix, Matrix]], config: ForecasterConfig) -> Conformal:
+    """The conformal table of every chunk's calibration forecasts and actuals."""
+    if not parts:
+        empty = np.zeros((0, config.horizon))
+        return Conformal.fit(empty, empty, config.levels)
+    return Conformal.fit(
+        np.concatenate([p[0].reshape(-1) for p in parts]),
+        np.concatenate([p[1].reshape(-1) for p in parts]),
+        config.levels,
+    )
 
 
 def combine(parts: list[Forecast], config: ForecasterConfig) -> Forecast:
@@ -197,13 +389,23 @@ class ChunkFit:
 
     point: Matrix  # (series, horizon)
     weights: Matrix  # (candidates, series)
-    scaled: Matrix  # (sampled series, origins, horizon): calibration errors
+    #: Forecasts at rolling origins and their actuals, (sampled series, origins, horizon).
+    calibration: tuple[Matrix, Matrix]
+    level: Matrix  # (series, days): the blend's deseasonalised level after each day
+    index: Matrix  # (series, 7, days): the weekday index known after each day
+    closed: npt.NDArray[np.bool_] | None = None  # planned closures (series, horizon)
 
-    def forecast(self, quantiles: IntervalQuantiles) -> Forecast:
+    def forecast(self, conformal: Conformal) -> Forecast:
         chosen = np.argmax(self.weights, axis=0)
+        bounds = conformal.intervals(self.point)
+        if self.closed is not None:
+            bounds = {
+                level: (np.where(self.closed, 0.0, lo), np.where(self.closed, 0.0, hi))
+                for level, (lo, hi) in bounds.items()
+            }
         return Forecast(
             point=self.point,
-            intervals=intervals(self.point, quantiles),
+            intervals=bounds,
             model=[CANDIDATES[k] for k in chosen],
             weights=self.weights,
         )
@@ -239,82 +441,15 @@ def fit_chunk(
 
     last = np.array([days - 1])
     point = np.maximum(_from_origins(blended, index, last, horizon)[:, 0, :], 0.0)
-    scaled = _scaled_errors(y[sample], blended[sample], index[sample], config)
-    return ChunkFit(point=point, weights=weights, scaled=scaled)
-
-
-def _scaled_errors(y: Matrix, blended: Matrix, index: Matrix, config: ForecasterConfig) -> Matrix:
-    """The blended model's rolling-origin errors over ``sqrt(level)``: (series, origins, h)."""
-    horizon = config.horizon
-    days = y.shape[1]
     origins = days - 1 - horizon - np.arange(config.calibration_origins)
     origins = origins[origins >= 0]
-    past = _from_origins(blended, index, origins, horizon)
-    # Errors of count data grow like sqrt(level); scaling by it lets one pooled quantile per
-    # horizon step fit every series and follow a level that moved since calibration.
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.asarray(
-            (_actuals(y, origins, horizon) - past)
-            / np.sqrt(np.maximum(past, 0.0) + POISSON_OFFSET),
-            dtype=np.float64,
-        )
-
-
-#: Per interval level, the scaled-error quantiles below and above the point, per step.
-IntervalQuantiles = dict[float, tuple[Matrix, Matrix]]
-
-
-def interval_quantiles(scaled: Matrix, config: ForecasterConfig) -> IntervalQuantiles:
-    """The conformal quantiles of the calibration errors pooled over the sampled series."""
-    out: IntervalQuantiles = {}
-    for level in config.levels:
-        # A planner reads the interval as "around the forecast": when past errors were
-        # one-sided the interval still has to contain the point it is published with.
-        out[level] = (
-            np.minimum(_step_quantiles(scaled, (1 - level) / 2), 0.0),
-            np.maximum(_step_quantiles(scaled, (1 + level) / 2), 0.0),
-        )
-    return out
-
-
-def intervals(point: Matrix, quantiles: IntervalQuantiles) -> dict[float, tuple[Matrix, Matrix]]:
-    """The bounds around ``point`` at each level."""
-    width = np.sqrt(point + POISSON_OFFSET)
-    return {
-        level: (
-            _finite_clip(point + lo[None, :] * width, 0.0, point),
-            _finite_clip(point + hi[None, :] * width, point, np.finfo(np.float64).max),
-        )
-        for level, (lo, hi) in quantiles.items()
-    }
-
-
-def _step_quantiles(scaled: Matrix, q: float) -> Matrix:
-    """The ``q`` quantile of the scaled errors per horizon step, ``(horizon,)``.
-
-    A step can have no known error while others have some: when every actual it would be
-    scored on is censored or before launch (a history that starts with stockout days).
-    Such a step takes the quantile pooled over all steps; with no known error at all the
-    interval collapses onto the point (nothing says how wide it should be).
-    """
-    horizon = scaled.shape[-1]
-    errors = scaled.reshape(-1, horizon)
-    known = np.isfinite(errors)
-    if not known.any():
-        return np.zeros(horizon)
-    pooled = float(np.quantile(errors[known], q))
-    per_step = np.full(horizon, pooled)
-    has_errors = known.any(axis=0)
-    if has_errors.any():
-        masked = np.where(known[:, has_errors], errors[:, has_errors], np.nan)
-        per_step[has_errors] = np.nanquantile(masked, q, axis=0)
-    return per_step
-
-
-def _finite_clip(values: Matrix, low: Matrix | float, high: Matrix | float) -> Matrix:
-    """``values`` clipped to ``[low, high]`` with overflow (inf) read as the bound."""
-    clipped = np.clip(np.nan_to_num(values, nan=0.0, posinf=np.inf, neginf=0.0), low, high)
-    return np.asarray(clipped, dtype=np.float64)
+    calibration = (
+        _from_origins(blended[sample], index[sample], origins, horizon),
+        _actuals(y[sample], origins, horizon),
+    )
+    return ChunkFit(
+        point=point, weights=weights, calibration=calibration, level=blended, index=index
+    )
 
 
 def seasonal_naive_forecast(history: Matrix, config: ForecasterConfig | None = None) -> Forecast:

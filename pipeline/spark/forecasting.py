@@ -43,11 +43,10 @@ from pipeline.forecasting.dynamo import write_forecasts
 from pipeline.forecasting.forecaster import (
     ChunkFit,
     ForecasterConfig,
-    IntervalQuantiles,
+    calibrate,
     calibration_sample,
     combine,
     fit_chunk,
-    interval_quantiles,
     pooled_sum,
     prepare,
 )
@@ -73,6 +72,8 @@ from pipeline.spark.session import executor_session, executor_store, slices
 if TYPE_CHECKING:
     from pyspark import RDD
     from pyspark.sql import SparkSession
+
+    from pipeline.forecasting.conformal import Conformal
 
 DEMAND_COLUMNS = [*SERIES_KEYS, "date", "units_sold", "stockout"]
 ARCHIVE_COLUMNS = [*SERIES_KEYS, "date", "forecast_val"]
@@ -254,11 +255,9 @@ def run_forecast_spark(
             else None
         )
         fitted = grouped.map(partial(_fit, pooled, config, n)).cache()
-        scaled = [x for _, x in sorted(fitted.map(_scaled).collect(), key=lambda x: x[0])]
+        calibration = [x for _, x in sorted(fitted.map(_calibration).collect(), key=lambda x: x[0])]
         bias_parts = fitted.map(lambda c: c[1].bias).collect()
-        quantiles = interval_quantiles(
-            np.concatenate(scaled) if scaled else np.full((0, 0, config.horizon), np.nan), config
-        )
+        conformal = calibrate(calibration, config)
         progress("fit", chunks, chunks)
         bias = bias_pct(sum(f for f, _ in bias_parts), sum(a for _, a in bias_parts))
         if as_of is None:
@@ -268,7 +267,7 @@ def run_forecast_spark(
         # A backfill archives the days that have actuals now, not only before ``as_of``.
         latest_actual = max(_partition_day(k) for k in demand_keys)
         publication = _Publication(
-            quantiles, config, now, forecast_table, latest_actual if as_of is not None else None
+            conformal, config, now, forecast_table, latest_actual if as_of is not None else None
         )
         published = fitted.map(partial(_publish, publication)).cache()
         outcome = published.map(lambda p: (p[0], p[1])).collect()
@@ -335,7 +334,7 @@ def _fit(
 class _Publication:
     """What step 5 needs besides the chunk."""
 
-    quantiles: IntervalQuantiles
+    conformal: Conformal
     config: ForecasterConfig
     now: datetime
     table: str
@@ -343,10 +342,10 @@ class _Publication:
     backfill_until: date | None
 
 
-def _scaled(item: tuple[int, _Chunk]) -> tuple[int, Any]:
+def _calibration(item: tuple[int, _Chunk]) -> tuple[int, Any]:
     index, chunk = item
     assert chunk.fit is not None  # noqa: S101 - fitted by the stage before
-    return index, chunk.fit.scaled
+    return index, chunk.fit.calibration
 
 
 def _publish(
@@ -356,7 +355,7 @@ def _publish(
     rows by forecast day."""
     _, chunk = item
     assert chunk.fit is not None  # noqa: S101 - fitted by the stage before
-    result = combine([chunk.fit.forecast(publication.quantiles)], publication.config)
+    result = combine([chunk.fit.forecast(publication.conformal)], publication.config)
     now = publication.now
     frame = forecast_frame(chunk.matrix, result, generated_at=now)
     written = 0
