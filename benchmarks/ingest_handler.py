@@ -31,7 +31,7 @@ from aws_lambda_powertools.utilities.batch import (
 
 from pipeline.contracts import parse_event
 from pipeline.ingest import InMemoryInventory, InMemoryRawStore, from_lambda_event
-from pipeline.ingest.lambda_event import KinesisPut, kinesis_lambda_event, sequence_number
+from tests.support.kinesis_events import KinesisPut, kinesis_lambda_event, sequence_number
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import (

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 API_TITLE: Final = "FMCG forecasts API"
 API_VERSION: Final = "1.0.0"
+#: The API Gateway stage (``StageName`` in infra/template.yaml); every path starts with it.
 STAGE: Final = "v1"
 JSON: Final = "application/json"
 logger = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from pipeline.errors import TransientError
 from pipeline.ingest import InMemoryInventory, InMemoryRawStore
-from pipeline.ingest.lambda_event import KinesisPut, kinesis_lambda_event, sequence_number
+from tests.support.kinesis_events import KinesisPut, kinesis_lambda_event, sequence_number
 
 if TYPE_CHECKING:
     from types import ModuleType

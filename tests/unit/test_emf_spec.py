@@ -22,7 +22,7 @@ import jsonschema
 import pytest
 
 from pipeline.ingest import IngestMetrics, IngestResult, InMemoryInventory, InMemoryRawStore
-from pipeline.ingest.lambda_event import KinesisPut, kinesis_lambda_event, sequence_number
+from tests.support.kinesis_events import KinesisPut, kinesis_lambda_event, sequence_number
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -132,7 +132,7 @@ def test_given_out_of_order_and_redelivered_events_then_the_stockout_count_is_ex
     store = S3RawStore(stack.ref("RawBucket"), session.client("s3"))
 
     def batch(*events: tuple[str, str, str, int]) -> int | None:
-        from pipeline.ingest.lambda_event import KinesisPut, kinesis_lambda_event, sequence_number
+        from tests.support.kinesis_events import KinesisPut, kinesis_lambda_event, sequence_number
 
         puts = [
             KinesisPut(

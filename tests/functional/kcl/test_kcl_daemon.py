@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import pytest
 from kcl_helpers import produce, raw_event_ids, sales_event, wait_for
 
-from pipeline.kcl.local import LocalWorker, application_name, leader, leases, seed_leases
+from pipeline.local.kcl import LocalWorker, application_name, leader, leases, seed_leases
 
 if TYPE_CHECKING:
     from pathlib import Path

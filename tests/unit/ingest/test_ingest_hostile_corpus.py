@@ -14,7 +14,7 @@ import pytest
 from ingest_factories import encode, kpl_aggregate, put, reseal, sales_event
 
 from pipeline.ingest import InMemoryInventory, InMemoryRawStore
-from pipeline.ingest.lambda_event import kinesis_lambda_record
+from tests.support.kinesis_events import kinesis_lambda_record
 
 GOOD = sales_event(0)
 INF = encode(GOOD).replace(b'"unit_price":2.5', b'"unit_price":Infinity')

@@ -1,4 +1,4 @@
-"""A KCL worker against a provisioned stack: names from the template, files, lease state.
+"""A KCL worker against a local stack: names from the template, files, lease state.
 
 Used by ``fmcg kcl run`` and by the functional tests, so both start the daemon the same way.
 """
