@@ -56,12 +56,11 @@ from pipeline.compaction.schema import (
 )
 from pipeline.compaction.state import Manifest, commit_run, load_manifest
 from pipeline.compaction.store import LakeStore, ObjectInfo
-from pipeline.lake import RAW_SALES_PREFIX, curated_partition_prefix
+from pipeline.job_protocol import null_progress
+from pipeline.lake import RAW_SALES_PREFIX, compaction_quarantine_key, curated_partition_prefix
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-
-QUARANTINE_PREFIX = "quarantine/compaction/"
 
 #: S3 calls in flight at once (raw GETs ahead of the parser, partition uploads behind it).
 IO_THREADS: Final = 4
@@ -83,22 +82,13 @@ class CompactionReport:
     quarantined: int = 0
     demand_days_written: int = 0
 
-    def to_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, int]:
         return asdict(self)
 
 
 def curated_key(day: date, table: str = SALES_TABLE) -> str:
     """The single object that holds one day partition of a curated table."""
     return curated_partition_prefix(day, table) + PART_FILE
-
-
-def quarantine_key(raw_key: str) -> str:
-    """Where the rejected lines of one raw object go (deterministic: re-runs overwrite)."""
-    return QUARANTINE_PREFIX + raw_key.removesuffix(".json") + ".ndjson"
-
-
-def _noop(step: str, done: int, total: int) -> None:
-    return None
 
 
 def run_compaction(
@@ -118,7 +108,7 @@ def run_compaction(
     """
     session = session or boto3.session.Session()
     store = LakeStore.from_session(session)
-    report = progress or _noop
+    report_progress = progress or null_progress
     with ThreadPoolExecutor(1, thread_name_prefix="compaction-list") as lister:
         # Two independent round trips: the raw listing runs while the manifest loads.
         raw_listing = lister.submit(store.list, raw_bucket, RAW_SALES_PREFIX)
@@ -142,7 +132,7 @@ def run_compaction(
             raw_bucket,
             curated_bucket,
             Path(tmp),
-            report,
+            report_progress,
             pool,
             session,
             database,
@@ -160,16 +150,16 @@ def run_compaction(
             start, end = demand_range(touched, manifest)
             demand_days = run.write_days(spool, start, end, sales_keys.result())
             manifest.max_event_date = end
-        report("register partitions", 0, 1)
+        report_progress("register partitions", 0, 1)
         run.registered.result()
-        report("register partitions", 1, 1)
+        report_progress("register partitions", 1, 1)
         commit_run(
             store,
             curated_bucket,
             manifest,
             listing,
             compacted_at=now or datetime.now(UTC),
-            progress=report,
+            progress=report_progress,
         )
     return CompactionReport(
         raw_objects=len(listing),
@@ -213,7 +203,7 @@ class _Run:
     raw_bucket: str
     curated_bucket: str
     work: Path
-    report: Callable[[str, int, int], None]
+    report_progress: Callable[[str, int, int], None]
     pool: ThreadPoolExecutor
     session: boto3.session.Session
     database: str
@@ -263,7 +253,7 @@ class _Run:
     def read_raw(self, listing: list[ObjectInfo], spool: DaySpool) -> None:
         total = len(listing)
         quarantined: list[Future[None]] = []
-        self.report("read raw", 0, total)
+        self.report_progress("read raw", 0, total)
         for i, (obj, parsed) in enumerate(self._fetched(listing), start=1):
             if parsed is not None:
                 if parsed.rejected:
@@ -273,7 +263,7 @@ class _Run:
                         self.pool.submit(
                             self.store.put,
                             self.curated_bucket,
-                            quarantine_key(obj.key),
+                            compaction_quarantine_key(obj.key),
                             body.encode(),
                             "application/x-ndjson",
                         )
@@ -282,7 +272,7 @@ class _Run:
                 self.count("events_in", parsed.rows)
                 for day, rows in parsed.days.items():
                     spool.append(day, rows)
-            self.report("read raw", i, total)
+            self.report_progress("read raw", i, total)
         for put in quarantined:
             put.result()
 
@@ -323,7 +313,7 @@ class _Run:
                 self.work / "demand-previous.parquet",
             )
         builder: DemandBuilder | None = None
-        self.report("write partitions", 0, len(days))
+        self.report_progress("write partitions", 0, len(days))
         for i, (day, existing) in enumerate(zip(days, self._existing(days, keys), strict=True)):
             sales = DaySales()
             merged = False
@@ -340,7 +330,7 @@ class _Run:
             self._write_demand(day, builder.finish(day, sales))
             if day == last_touched:
                 self._register_when_uploaded(SALES_TABLE, sorted(touched))
-            self.report("write partitions", i + 1, len(days))
+            self.report_progress("write partitions", i + 1, len(days))
         self._register_when_uploaded(DAILY_DEMAND_TABLE, days)
         return days
 

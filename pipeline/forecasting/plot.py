@@ -85,7 +85,8 @@ def read_series(
     import pandas as pd
     from boto3.dynamodb.conditions import Key
 
-    from pipeline.forecasting.job import DAILY_DEMAND_TABLE, read_dataset
+    from pipeline.compaction.schema import DAILY_DEMAND_TABLE
+    from pipeline.forecasting.job import read_dataset
     from pipeline.lake import forecast_keys
 
     demand = read_dataset(f"s3://{curated_bucket}/{DAILY_DEMAND_TABLE}/", session)

@@ -20,9 +20,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from compaction_helpers import event, put_raw, raw_key  # noqa: E402
 from compaction_lake import Lake, fresh_lake  # noqa: E402
 
-from pipeline.compaction import curated_key, quarantine_key, run_compaction  # noqa: E402
+from pipeline.compaction import curated_key, run_compaction  # noqa: E402
 from pipeline.compaction.state import MANIFEST_KEY  # noqa: E402
 from pipeline.errors import TerminalError  # noqa: E402
+from pipeline.lake import compaction_quarantine_key  # noqa: E402
 from pipeline.local.glue_runtime import run_glue_job  # noqa: E402
 from pipeline.local.stack import LocalStack  # noqa: E402
 
@@ -83,7 +84,7 @@ def test_given_compacted_raw_when_rerun_without_new_data_then_nothing_changes(
     again = _compact(lake, session)
 
     assert (first.rows_written, first.partitions_written, first.raw_objects) == (2, 2, 1)
-    assert again.to_dict() == dict.fromkeys(again.to_dict(), 0)
+    assert again.as_dict() == dict.fromkeys(again.as_dict(), 0)
     assert _objects(s3, lake.curated) == before
 
 
@@ -119,7 +120,8 @@ def test_given_wrong_type_value_when_compacted_then_line_quarantined_with_reason
 
     report = _compact(lake, session)
 
-    body = s3.get_object(Bucket=lake.curated, Key=quarantine_key(key))["Body"].read().decode()
+    quarantined = s3.get_object(Bucket=lake.curated, Key=compaction_quarantine_key(key))
+    body = quarantined["Body"].read().decode()
     assert [json.loads(line) for line in body.splitlines()] == [
         {
             "source": f"s3://{lake.raw}/{key}",
