@@ -11,9 +11,9 @@ import json
 from typing import Any
 
 import pytest
-from ingest_factories import encode, kpl_aggregate, put, reseal, sales_event
 
 from pipeline.ingest import InMemoryInventory, InMemoryRawStore
+from tests.support.ingest_factories import encode, kpl_aggregate, put, reseal, sales_event
 from tests.support.kinesis_events import kinesis_lambda_record
 
 GOOD = sales_event(0)

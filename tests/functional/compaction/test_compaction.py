@@ -7,27 +7,25 @@ curated buckets and a Glue database with the template's tables), which is much c
 from __future__ import annotations
 
 import json
-import sys
 import uuid
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import awswrangler as wr
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from compaction_helpers import event, put_raw, raw_key  # noqa: E402
-from compaction_lake import Lake, fresh_lake  # noqa: E402
-
-from pipeline.compaction import curated_key, run_compaction  # noqa: E402
-from pipeline.compaction.state import MANIFEST_KEY  # noqa: E402
-from pipeline.errors import TerminalError  # noqa: E402
-from pipeline.lake import compaction_quarantine_key  # noqa: E402
-from pipeline.local.glue_runtime import run_glue_job  # noqa: E402
-from pipeline.local.stack import LocalStack  # noqa: E402
+from pipeline.compaction import curated_key, run_compaction
+from pipeline.compaction.state import MANIFEST_KEY
+from pipeline.errors import TerminalError
+from pipeline.lake import compaction_quarantine_key
+from pipeline.local.glue_runtime import run_glue_job
+from pipeline.local.stack import LocalStack
+from tests.support.compaction_helpers import event, put_raw, raw_key
+from tests.support.compaction_lake import Lake, fresh_lake
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import boto3
 
     from pipeline.compaction import CompactionReport

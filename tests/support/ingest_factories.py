@@ -12,7 +12,7 @@ from aws_kinesis_agg.aggregator import RecordAggregator
 from tests.support.kinesis_events import KinesisPut, sequence_number
 
 ARRIVAL = 1740820630.0  # 2025-03-01T09:17:10Z
-HANDLER_PATH = Path(__file__).parents[3] / "stream_consumers" / "ingest_stream" / "app.py"
+HANDLER_PATH = Path(__file__).parents[2] / "stream_consumers" / "ingest_stream" / "app.py"
 
 
 def sales_event(n: int, **overrides: Any) -> dict[str, Any]:
