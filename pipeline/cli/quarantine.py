@@ -9,6 +9,7 @@ import typer
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.table import Table
 
+from pipeline.aws_errors import MISSING_OBJECT_CODES, error_code
 from pipeline.cli.console import console, err_console, untrusted
 from pipeline.cli.local import current_stack
 from pipeline.errors import InvalidInputError, NotFoundError, TerminalError
@@ -35,9 +36,9 @@ def _full_key(key: str) -> str:
 def _read(s3: Any, bucket: str, key: str) -> bytes:
     try:
         body: bytes = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except s3.exceptions.NoSuchKey as e:
-        raise NotFoundError(f"no quarantine object s3://{bucket}/{key}") from e
     except (ClientError, BotoCoreError) as e:
+        if error_code(e) in MISSING_OBJECT_CODES:
+            raise NotFoundError(f"no quarantine object s3://{bucket}/{key}") from e
         raise TerminalError(f"cannot read s3://{bucket}/{key}: {e}") from e
     return body
 
