@@ -27,11 +27,13 @@ from typing import TYPE_CHECKING
 
 from _common import ROOT, Figure, add_arguments, write_json
 
+from pipeline.api.routes import STAGE
 from pipeline.local.emulator import local_environment, start_server, stop_server
 from pipeline.local.gateway import LocalGateway
 from pipeline.local.invoke import load_handler
 from pipeline.local.stack import LocalStack
 from pipeline.local.users import create_user, id_token
+from pipeline.settings import LOOPBACK_HOST
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -92,7 +94,7 @@ def run_clients(make_call: Callable[[], Callable[[], None]], per_client: int) ->
 
 def gateway_call(port: int, path: str, token: str) -> Callable[[], None]:
     """One keep-alive client of GET /forecasts that checks every answer."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection = http.client.HTTPConnection(LOOPBACK_HOST, port, timeout=30)
     headers = {"Authorization": token}
 
     def call() -> None:
@@ -177,7 +179,7 @@ def main() -> None:
         start = date(2025, 1, 1)
         seed_forecasts(stack, "SKU-BENCH", "LOC-1", start)
         end = start + timedelta(days=DAYS - 1)
-        path = f"/v1/forecasts?sku_id=SKU-BENCH&location_id=LOC-1&from={start}&to={end}"
+        path = f"/{STAGE}/forecasts?sku_id=SKU-BENCH&location_id=LOC-1&from={start}&to={end}"
         floor = run_clients(lambda: emulator_call(stack, "SKU-BENCH", "LOC-1", start), per_client)
         with LocalGateway(
             stack, handler_factory=lambda fn: load_handler(stack, fn), concurrency=CLIENTS

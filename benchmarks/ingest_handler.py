@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import io
 import json
 import os
@@ -31,7 +30,8 @@ from aws_lambda_powertools.utilities.batch import (
 
 from pipeline.contracts import parse_event
 from pipeline.ingest import InMemoryInventory, InMemoryRawStore, from_lambda_event
-from pipeline.ingest.lambda_event import KinesisPut, kinesis_lambda_event, sequence_number
+from pipeline.local.invoke import import_handler_module
+from tests.support.kinesis_events import KinesisPut, kinesis_lambda_event, sequence_number
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import (
@@ -69,11 +69,7 @@ def batch() -> dict[str, Any]:
 
 def load_handler() -> Any:
     os.environ.setdefault("RAW_BUCKET", "bench-raw")
-    spec = importlib.util.spec_from_file_location("ingest_app_bench", HANDLER)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_handler_module(HANDLER, "ingest_app_bench")
 
 
 def best_of_each(*fns: Any) -> list[float]:

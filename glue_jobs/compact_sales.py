@@ -37,8 +37,8 @@ def compact(options: dict[str, str], progress: Progress) -> dict[str, Any]:
         from pipeline.spark.compaction import run_compaction_spark
         from pipeline.spark.session import spark_session
 
-        return run_compaction_spark(spark=spark_session("compact-sales"), **arguments).to_dict()
-    return run_compaction(**arguments).to_dict()
+        return run_compaction_spark(spark=spark_session("compact-sales"), **arguments).as_dict()
+    return run_compaction(**arguments).as_dict()
 
 
 def main(argv: list[str]) -> int:

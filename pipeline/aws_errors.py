@@ -88,6 +88,7 @@ CONDITIONAL_CHECK_FAILED: Final = "ConditionalCheckFailedException"
 TRANSACTION_CANCELED: Final = "TransactionCanceledException"
 VALIDATION: Final = "ValidationException"
 RESOURCE_NOT_FOUND: Final = "ResourceNotFoundException"
+RESOURCE_IN_USE: Final = "ResourceInUseException"
 EXPIRED_ITERATOR: Final = "ExpiredIteratorException"
 USER_NOT_FOUND: Final = "UserNotFoundException"
 USERNAME_EXISTS: Final = "UsernameExistsException"
@@ -99,6 +100,17 @@ THROTTLING_EXCEPTION: Final = "ThrottlingException"
 INVALID_REQUEST_CONTENT: Final = "InvalidRequestContentException"
 #: Kinesis' per-record code a whole failed PutRecords call stands for (the producer's own).
 CALL_FAILED: Final = "CallFailed"
+#: The server errors the fault injector answers with: S3's, DynamoDB's, and the JSON
+#: services' (Kinesis, ...); and S3's throttling answer.
+S3_INTERNAL_ERROR: Final = "InternalError"
+DYNAMODB_INTERNAL_SERVER_ERROR: Final = "InternalServerError"
+INTERNAL_FAILURE: Final = "InternalFailure"
+S3_SLOW_DOWN: Final = "SlowDown"
+#: The KCL MultiLangDaemon's answers to a checkpoint (the Java exception's name; it answers
+#: a throttled lease table with :data:`THROTTLING_EXCEPTION`): the lease is gone, or the
+#: lease table is missing or unusable.
+KCL_SHUTDOWN: Final = "ShutdownException"
+KCL_INVALID_STATE: Final = "InvalidStateException"
 
 _TRANSIENT_BOTOCORE: Final = (BotoConnectionError, HTTPClientError)
 
@@ -302,15 +314,22 @@ def default_config(*, max_attempts: int, mode: RetryMode = "standard") -> Any:
 __all__ = [
     "CALL_FAILED",
     "CONDITIONAL_CHECK_FAILED",
+    "DYNAMODB_INTERNAL_SERVER_ERROR",
     "EXPIRED_ITERATOR",
+    "INTERNAL_FAILURE",
     "INVALID_PASSWORD",
     "INVALID_REQUEST_CONTENT",
+    "KCL_INVALID_STATE",
+    "KCL_SHUTDOWN",
     "MISSING_OBJECT_CODES",
     "MORE_TRANSIENT_CODES",
     "NOT_AUTHORIZED",
     "PROVISIONED_THROUGHPUT_EXCEEDED",
+    "RESOURCE_IN_USE",
     "RESOURCE_NOT_FOUND",
     "RETRYABLE_CODES",
+    "S3_INTERNAL_ERROR",
+    "S3_SLOW_DOWN",
     "THROTTLING_CODES",
     "THROTTLING_EXCEPTION",
     "TRANSACTION_CANCELED",

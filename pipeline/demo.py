@@ -234,7 +234,7 @@ def _call_api(
 
 
 def _chart(stack: LocalStack, sku: str, location: str, out_dir: Path) -> Path:
-    from pipeline.forecasting.plot import plot_from_stack
+    from pipeline.local.forecast_chart import plot_from_stack
 
     out_dir.mkdir(parents=True, exist_ok=True)
     return plot_from_stack(stack, sku, location, out_dir / f"forecast-{sku}-{location}.png")

@@ -28,6 +28,9 @@ USER_POOL_ID = "USER_POOL_ID"
 USER_POOL_CLIENT_ID = "USER_POOL_CLIENT_ID"
 FAILURE_QUEUE_URL = "FAILURE_QUEUE_URL"
 
+#: The one interface the local runtime binds (emulator, gateway) and a local Spark driver uses.
+LOOPBACK_HOST = "127.0.0.1"
+
 ALL_NAMES = (
     SALES_STREAM_NAME,
     RAW_BUCKET,

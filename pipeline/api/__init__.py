@@ -15,7 +15,7 @@ from pipeline.api.access import (
     is_allowed,
     parse_groups,
 )
-from pipeline.api.errors import BadRequest, ClientError, Conflict, Forbidden, NotFound
+from pipeline.api.errors import BadRequest, Conflict, Forbidden, NotFound, RequestError
 from pipeline.api.routes import ApiClients, build_resolver, handle, openapi_json
 
 __all__ = [
@@ -26,10 +26,10 @@ __all__ = [
     "VIEWER_GROUP",
     "ApiClients",
     "BadRequest",
-    "ClientError",
     "Conflict",
     "Forbidden",
     "NotFound",
+    "RequestError",
     "allowed_routes",
     "build_resolver",
     "caller_groups",

@@ -1,4 +1,4 @@
-"""The API's client errors: each is terminal (retrying cannot fix it) and has a status code.
+"""The API's refusals of a request: each is terminal (retrying cannot fix it) and has a status code.
 
 The resolver turns them into ``{"message": ...}`` responses with that code, so a client's
 mistake is always a 4xx with a sentence saying what to fix, never a 500.
@@ -11,7 +11,7 @@ from typing import ClassVar
 from pipeline.errors import NotFoundError, TerminalError
 
 
-class ClientError(TerminalError):
+class RequestError(TerminalError):
     """A request the API refuses; ``status`` is the HTTP status code of the answer."""
 
     status: ClassVar[int] = 400
@@ -21,28 +21,28 @@ class ClientError(TerminalError):
         self.message = message
 
 
-class BadRequest(ClientError):
+class BadRequest(RequestError):
     """Input that breaks the contract (dates, ranges, ids, bodies, tokens)."""
 
     status = 400
 
 
-class Forbidden(ClientError):
+class Forbidden(RequestError):
     """The caller's groups do not grant the route."""
 
     status = 403
 
 
-class NotFound(ClientError, NotFoundError):
+class NotFound(RequestError, NotFoundError):
     """The user or group named in the path does not exist."""
 
     status = 404
 
 
-class Conflict(ClientError):
+class Conflict(RequestError):
     """An ``Idempotency-Key`` reused with a different body."""
 
     status = 409
 
 
-__all__ = ["BadRequest", "ClientError", "Conflict", "Forbidden", "NotFound"]
+__all__ = ["BadRequest", "Conflict", "Forbidden", "NotFound", "RequestError"]

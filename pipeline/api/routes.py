@@ -23,7 +23,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 
 from pipeline.api.access import caller_may, claims_of
-from pipeline.api.errors import ClientError
+from pipeline.api.errors import BadRequest, Forbidden, RequestError
 from pipeline.api.forecasts import DEFAULT_LIMIT, MAX_LIMIT, ForecastQuery, query_forecasts
 from pipeline.api.orders import (
     IDEMPOTENCY_HEADER,
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 API_TITLE: Final = "FMCG forecasts API"
 API_VERSION: Final = "1.0.0"
+#: The API Gateway stage (``StageName`` in infra/template.yaml); every path starts with it.
 STAGE: Final = "v1"
 JSON: Final = "application/json"
 logger = logging.getLogger(__name__)
@@ -99,8 +100,8 @@ def build_resolver(settings: ApiSettings, clients: ApiClients) -> APIGatewayRest
     """Every route of the API, bound to ``settings`` and ``clients``."""
     app = APIGatewayRestResolver(enable_validation=True)
 
-    @app.exception_handler(ClientError)  # type: ignore[untyped-decorator]
-    def client_error(e: ClientError) -> Response[str]:
+    @app.exception_handler(RequestError)  # type: ignore[untyped-decorator]
+    def refused(e: RequestError) -> Response[str]:
         return _error(e.status, e.message)
 
     @app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
@@ -245,22 +246,26 @@ def handle(
     app: APIGatewayRestResolver, event: dict[str, Any], context: LambdaContext | None
 ) -> dict[str, Any]:
     """Authorise by group, then route. The one path every request takes."""
-    if not caller_may(event):
+    refusal = _refusal(event)
+    if refusal is not None:
         return {
-            "statusCode": 403,
+            "statusCode": refusal.status,
             "headers": {"Content-Type": JSON},
-            "body": json.dumps({"message": "your groups do not allow this route"}),
-            "isBase64Encoded": False,
-        }
-    if not _body_is_text(event):
-        return {
-            "statusCode": 400,
-            "headers": {"Content-Type": JSON},
-            "body": json.dumps({"message": "body: is not UTF-8 text"}),
+            "body": json.dumps({"message": refusal.message}),
             "isBase64Encoded": False,
         }
     response: dict[str, Any] = app.resolve(event, context)  # type: ignore[arg-type]
     return response
+
+
+def _refusal(event: dict[str, Any]) -> RequestError | None:
+    """What is refused before the resolver parses anything: a caller whose groups do not
+    grant the route, then a body that is not text."""
+    if not caller_may(event):
+        return Forbidden("your groups do not allow this route")
+    if not _body_is_text(event):
+        return BadRequest("body: is not UTF-8 text")
+    return None
 
 
 def _body_is_text(event: dict[str, Any]) -> bool:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 from botocore.exceptions import ClientError
 
 from pipeline.aws_errors import MISSING_OBJECT_CODES, error_code, translated
-from pipeline.lake.layout import QUARANTINE_PREFIX
+from pipeline.lake.layout import INGEST_QUARANTINE_PREFIX
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -38,7 +38,7 @@ def quarantine_status(s3: S3Client, bucket: str | None) -> dict[str, Any]:
     objects = size = 0
     newest: datetime | None = None
     complete = True
-    kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": QUARANTINE_PREFIX}
+    kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": INGEST_QUARANTINE_PREFIX}
     for page_number in range(MAX_PAGES):
         with translated("list quarantine", service="s3"):
             page = s3.list_objects_v2(**kwargs)

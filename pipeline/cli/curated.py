@@ -12,10 +12,7 @@ from pipeline.cli.jobs import Engine, run_job
 from pipeline.errors import ConfigurationError
 from pipeline.settings import ATHENA_WORKGROUP, CURATED_BUCKET, GLUE_DATABASE
 
-app = typer.Typer(help="The curated zone: compaction and queries.", no_args_is_help=True)
 
-
-@app.command()
 def compact(engine: Engine = None) -> None:
     """Run the compaction Glue job locally as Glue would: from its artifacts, in its runtime."""
     report = run_job("CompactSalesJob", {"--engine": engine})
@@ -42,7 +39,6 @@ def _names(
     return database, curated_bucket, workgroup, session
 
 
-@app.command()
 def query(
     sql: Annotated[str | None, typer.Argument(help="SQL (Athena dialect).")] = None,
     *,

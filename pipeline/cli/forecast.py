@@ -59,7 +59,7 @@ def plot(
 ) -> None:
     """Write a PNG of one series: history (curated), forecast and 80 % interval (DynamoDB)."""
     from pipeline.cli.local import current_stack
-    from pipeline.forecasting.plot import plot_from_stack
+    from pipeline.local.forecast_chart import plot_from_stack
 
     path = plot_from_stack(
         current_stack(), sku, location, out or Path(f"forecast-{sku}-{location}.png")

@@ -10,7 +10,8 @@ import typer
 
 from pipeline.cli.console import console, err_console
 from pipeline.cli.local import current_stack
-from pipeline.kcl.local import (
+from pipeline.kcl.properties import render
+from pipeline.local.kcl import (
     LocalWorker,
     application_name,
     leases,
@@ -19,7 +20,6 @@ from pipeline.kcl.local import (
     seed_leases,
     worker_config,
 )
-from pipeline.kcl.properties import render
 from pipeline.local.stack import state_dir
 
 #: The daemon's (logback's) levels.

@@ -16,7 +16,7 @@ import typer
 from rich.text import Text
 from typer.core import TyperGroup
 
-from pipeline.cli import api, curated, demo, forecast, kcl, local, stream
+from pipeline.cli import api, curated, demo, forecast, kcl, local, quarantine, stream
 from pipeline.cli.console import err_console, printable
 from pipeline.errors import PipelineError
 
@@ -77,7 +77,7 @@ app.add_typer(api.users_app, name="users")
 app.command()(api.token)
 app.command()(curated.compact)
 app.command()(curated.query)
-app.add_typer(stream.app, name="quarantine")
+app.add_typer(quarantine.app, name="quarantine")
 app.command("produce")(stream.produce)
 app.command("consume")(stream.consume)
 

@@ -33,7 +33,7 @@ Memory follows one raw object (plus a few MiB fetched ahead) and one partition's
 to local Parquet beyond it, merged partitions and the demand rebuild stream row groups.
 """
 
-from pipeline.compaction.job import CompactionReport, curated_key, quarantine_key, run_compaction
+from pipeline.compaction.job import CompactionReport, curated_key, run_compaction
 from pipeline.compaction.schema import DAILY_DEMAND_SCHEMA, SALES_SCHEMA
 
 __all__ = [
@@ -41,6 +41,5 @@ __all__ = [
     "SALES_SCHEMA",
     "CompactionReport",
     "curated_key",
-    "quarantine_key",
     "run_compaction",
 ]

@@ -56,13 +56,12 @@ from pipeline.compaction.schema import (
 )
 from pipeline.compaction.state import Manifest, commit_run, load_manifest
 from pipeline.compaction.store import LakeStore, ObjectInfo
-from pipeline.lake import RAW_SALES_PREFIX, curated_partition_prefix
+from pipeline.job_protocol import null_progress
+from pipeline.lake import RAW_SALES_PREFIX, compaction_quarantine_key, curated_partition_prefix
 from pipeline.lake.locations import LocationDefaults, Locations, load_locations
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-
-QUARANTINE_PREFIX = "quarantine/compaction/"
 
 #: S3 calls in flight at once (raw GETs ahead of the parser, partition uploads behind it).
 IO_THREADS: Final = 4
@@ -84,22 +83,13 @@ class CompactionReport:
     quarantined: int = 0
     demand_days_written: int = 0
 
-    def to_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, int]:
         return asdict(self)
 
 
 def curated_key(day: date, table: str = SALES_TABLE) -> str:
     """The single object that holds one day partition of a curated table."""
     return curated_partition_prefix(day, table) + PART_FILE
-
-
-def quarantine_key(raw_key: str) -> str:
-    """Where the rejected lines of one raw object go (deterministic: re-runs overwrite)."""
-    return QUARANTINE_PREFIX + raw_key.removesuffix(".json") + ".ndjson"
-
-
-def _noop(step: str, done: int, total: int) -> None:
-    return None
 
 
 def run_compaction(
@@ -123,7 +113,7 @@ def run_compaction(
     """
     session = session or boto3.session.Session()
     store = LakeStore.from_session(session)
-    report = progress or _noop
+    report_progress = progress or null_progress
     with ThreadPoolExecutor(1, thread_name_prefix="compaction-list") as lister:
         # Two independent round trips: the raw listing runs while the manifest loads.
         raw_listing = lister.submit(store.list, raw_bucket, RAW_SALES_PREFIX)
@@ -147,7 +137,7 @@ def run_compaction(
             raw_bucket,
             curated_bucket,
             Path(tmp),
-            report,
+            report_progress,
             pool,
             session,
             database,
@@ -166,16 +156,16 @@ def run_compaction(
             plan = demand_plan(touched, manifest, locations.result())
             demand_days = run.write_days(spool, plan, sales_keys.result())
             manifest.max_event_date = plan.end
-        report("register partitions", 0, 1)
+        report_progress("register partitions", 0, 1)
         run.registered.result()
-        report("register partitions", 1, 1)
+        report_progress("register partitions", 1, 1)
         commit_run(
             store,
             curated_bucket,
             manifest,
             listing,
             compacted_at=now or datetime.now(UTC),
-            progress=report,
+            progress=report_progress,
         )
     return CompactionReport(
         raw_objects=len(listing),
@@ -261,7 +251,7 @@ class _Run:
     raw_bucket: str
     curated_bucket: str
     work: Path
-    report: Callable[[str, int, int], None]
+    report_progress: Callable[[str, int, int], None]
     pool: ThreadPoolExecutor
     session: boto3.session.Session
     database: str
@@ -311,7 +301,7 @@ class _Run:
     def read_raw(self, listing: list[ObjectInfo], spool: DaySpool) -> None:
         total = len(listing)
         quarantined: list[Future[None]] = []
-        self.report("read raw", 0, total)
+        self.report_progress("read raw", 0, total)
         for i, (obj, parsed) in enumerate(self._fetched(listing), start=1):
             if parsed is not None:
                 if parsed.rejected:
@@ -321,7 +311,7 @@ class _Run:
                         self.pool.submit(
                             self.store.put,
                             self.curated_bucket,
-                            quarantine_key(obj.key),
+                            compaction_quarantine_key(obj.key),
                             body.encode(),
                             "application/x-ndjson",
                         )
@@ -330,7 +320,7 @@ class _Run:
                 self.count("events_in", parsed.rows)
                 for day, rows in parsed.days.items():
                     spool.append(day, rows)
-            self.report("read raw", i, total)
+            self.report_progress("read raw", i, total)
         for put in quarantined:
             put.result()
 
@@ -374,7 +364,7 @@ class _Run:
         builder: DemandBuilder | None = None
         local = LocalDays(plan.locations, plan.first)
         written: list[date] = []
-        self.report("write partitions", 0, len(days))
+        self.report_progress("write partitions", 0, len(days))
         for i, (day, existing) in enumerate(zip(days, self._existing(days, keys), strict=True)):
             merged = False
             if day in touched:
@@ -394,7 +384,7 @@ class _Run:
                 written.append(next_day)
             if day == last_touched:
                 self._register_when_uploaded(SALES_TABLE, sorted(touched))
-            self.report("write partitions", i + 1, len(days))
+            self.report_progress("write partitions", i + 1, len(days))
         assert builder is not None  # noqa: S101 - the plan reads at least one day
         for day in plan.local_days(local.last)[len(written) :]:
             self._write_demand(day, builder.finish(day, local.take(day)))

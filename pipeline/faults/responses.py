@@ -8,28 +8,35 @@ from typing import TYPE_CHECKING, Final
 from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
 
-from pipeline.aws_errors import PROVISIONED_THROUGHPUT_EXCEEDED, THROTTLING_EXCEPTION
+from pipeline.aws_errors import (
+    DYNAMODB_INTERNAL_SERVER_ERROR,
+    INTERNAL_FAILURE,
+    PROVISIONED_THROUGHPUT_EXCEEDED,
+    S3_INTERNAL_ERROR,
+    S3_SLOW_DOWN,
+    THROTTLING_EXCEPTION,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
 #: (HTTP status, error code, message) per service and fault kind; ``*`` is any JSON service.
 _ERRORS: Final[dict[tuple[str, str], tuple[int, str, str]]] = {
-    ("s3", "server_error"): (500, "InternalError", "We encountered an internal error."),
-    ("s3", "throttle"): (503, "SlowDown", "Please reduce your request rate."),
-    ("dynamodb", "server_error"): (500, "InternalServerError", "Internal server error"),
+    ("s3", "server_error"): (500, S3_INTERNAL_ERROR, "We encountered an internal error."),
+    ("s3", "throttle"): (503, S3_SLOW_DOWN, "Please reduce your request rate."),
+    ("dynamodb", "server_error"): (500, DYNAMODB_INTERNAL_SERVER_ERROR, "Internal server error"),
     ("dynamodb", "throttle"): (
         400,
         PROVISIONED_THROUGHPUT_EXCEEDED,
         "The level of configured provisioned throughput for the table was exceeded.",
     ),
-    ("kinesis", "server_error"): (500, "InternalFailure", "Internal service failure."),
+    ("kinesis", "server_error"): (500, INTERNAL_FAILURE, "Internal service failure."),
     ("kinesis", "throttle"): (
         400,
         PROVISIONED_THROUGHPUT_EXCEEDED,
         "Rate exceeded for shard in stream.",
     ),
-    ("*", "server_error"): (500, "InternalFailure", "Internal service failure."),
+    ("*", "server_error"): (500, INTERNAL_FAILURE, "Internal service failure."),
     ("*", "throttle"): (400, THROTTLING_EXCEPTION, "Rate exceeded."),
 }
 _JSON_VERSION: Final = {"dynamodb": "1.0"}

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from pipeline.compaction.schema import DAILY_DEMAND_TABLE
 from pipeline.compaction.store import LakeStore
 from pipeline.errors import TransientError
 from pipeline.forecasting.dynamo import ForecastRow, write_forecasts
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
 
     from pipeline.forecasting.forecaster import Forecast
 
-DAILY_DEMAND_TABLE = "daily_demand"
 FORECASTS_TABLE = "forecasts"
 INTERVAL_LEVEL = 0.8
 SERIES_KEYS = ["sku_id", "location_id"]

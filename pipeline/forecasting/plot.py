@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from pipeline.errors import InvalidInputError, NotFoundError
+from pipeline.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -94,8 +94,9 @@ def read_series(
     import pandas as pd
     from boto3.dynamodb.conditions import Key
 
+    from pipeline.compaction.schema import DAILY_DEMAND_TABLE
     from pipeline.compaction.store import LakeStore
-    from pipeline.forecasting.job import DAILY_DEMAND_TABLE, FinishedDays, read_dataset
+    from pipeline.forecasting.job import FinishedDays, read_dataset
     from pipeline.lake import forecast_keys
     from pipeline.lake.locations import load_locations
 
@@ -130,30 +131,3 @@ def read_series(
         }
     ).sort_values("date")
     return history, forecast
-
-
-class _Stack(Protocol):
-    def ref(self, logical_id: str) -> str: ...
-    def session(self) -> boto3.session.Session: ...
-
-
-def plot_from_stack(stack: _Stack, sku_id: str, location_id: str, path: Path | str) -> Path:
-    """Chart one SKU x location of a provisioned stack (curated history + DynamoDB).
-
-    Raises :class:`NotFoundError` for a series with neither history nor forecast (a typo,
-    most likely): an empty chart would look like a series that sold nothing.
-    """
-    curated, table = stack.ref("CuratedBucket"), stack.ref("ForecastTable")
-    history, forecast = read_series(
-        curated_bucket=curated,
-        forecast_table=table,
-        sku_id=sku_id,
-        location_id=location_id,
-        session=stack.session(),
-    )
-    if history.empty and forecast.empty:
-        raise NotFoundError(
-            f"no series {sku_id} at {location_id}: no daily demand in s3://{curated} and "
-            f"no forecast in {table}"
-        )
-    return plot_forecast(history, forecast, path, title=f"{sku_id} at {location_id}")

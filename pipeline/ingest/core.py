@@ -28,7 +28,7 @@ from pipeline.contracts import MAX_RECORD_BYTES, parse_event, parse_plain
 from pipeline.errors import RejectedRecord
 from pipeline.ingest.decode import KPL_MAGIC, TooManyUserRecords, deaggregate
 from pipeline.ingest.inventory import observations
-from pipeline.lake import quarantine_key, raw_key
+from pipeline.lake import ingest_quarantine_key, raw_key
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -222,7 +222,7 @@ def _store_shards(
             store.put(key, b"\n".join(shard.lines) + b"\n")
             raw_keys.append(key)
         if shard.rejects:
-            key = quarantine_key(*key_args)
+            key = ingest_quarantine_key(*key_args)
             store.put(key, b"\n".join(shard.rejects) + b"\n")
             quarantine_keys.append(key)
             reasons.update(shard.reasons)
@@ -239,7 +239,7 @@ def ingest_batch(
     """Validate, quarantine and store one batch; return what it produced.
 
     Valid events of each shard go to one NDJSON object under :func:`pipeline.lake.raw_key`,
-    rejected ones to one object under :func:`pipeline.lake.quarantine_key` (both keys are
+    rejected ones to one object under :func:`pipeline.lake.ingest_quarantine_key` (both keys are
     deterministic, so a retried batch overwrites its own objects). ``now`` fixes the clock
     for validation and lag (tests); by default validation uses the start of the batch and
     lag the moment the objects are durable. Store and inventory failures propagate as

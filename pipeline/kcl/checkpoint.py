@@ -18,17 +18,13 @@ from __future__ import annotations
 
 import enum
 import time
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from pipeline.aws_errors import Backoff
+from pipeline.aws_errors import KCL_INVALID_STATE, KCL_SHUTDOWN, THROTTLING_EXCEPTION, Backoff
 from pipeline.kcl.log import logger
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-THROTTLING: Final = "ThrottlingException"
-SHUTDOWN: Final = "ShutdownException"
-INVALID_STATE: Final = "InvalidStateException"
 
 
 class Checkpointer(Protocol):
@@ -82,16 +78,16 @@ def checkpoint(
             checkpointer.checkpoint(sequence_number, sub_sequence_number)
         except CheckpointError as e:
             name = error_name(e)
-            if name == THROTTLING:
+            if name == THROTTLING_EXCEPTION:
                 if attempt < attempts:
                     backoff.wait(attempt)
                     continue
                 logger.warning("checkpoint throttled; giving up", extra={"attempts": attempts})
                 return CheckpointOutcome.THROTTLED
-            if name == SHUTDOWN:
+            if name == KCL_SHUTDOWN:
                 logger.info("lease lost while checkpointing; the new owner resumes")
                 return CheckpointOutcome.SHUTDOWN
-            if name == INVALID_STATE:
+            if name == KCL_INVALID_STATE:
                 logger.error("the daemon reported an invalid lease state while checkpointing")
                 return CheckpointOutcome.INVALID_STATE
             logger.error("checkpoint failed", extra={"error": name})

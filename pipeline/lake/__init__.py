@@ -2,15 +2,17 @@
 
 from pipeline.lake.layout import (
     BY_DATE_INDEX,
+    COMPACTION_QUARANTINE_PREFIX,
     CURATED_SALES_PREFIX,
     DATE_SORT_KEY,
-    QUARANTINE_PREFIX,
+    INGEST_QUARANTINE_PREFIX,
     RAW_SALES_PREFIX,
+    compaction_quarantine_key,
     curated_partition_prefix,
     forecast_date_sort_key,
     forecast_keys,
     hive_prefix,
-    quarantine_key,
+    ingest_quarantine_key,
     raw_key,
 )
 
@@ -18,12 +20,14 @@ __all__ = [
     "BY_DATE_INDEX",
     "CURATED_SALES_PREFIX",
     "DATE_SORT_KEY",
-    "QUARANTINE_PREFIX",
+    "COMPACTION_QUARANTINE_PREFIX",
+    "INGEST_QUARANTINE_PREFIX",
     "RAW_SALES_PREFIX",
+    "compaction_quarantine_key",
     "curated_partition_prefix",
     "forecast_date_sort_key",
     "forecast_keys",
     "hive_prefix",
-    "quarantine_key",
+    "ingest_quarantine_key",
     "raw_key",
 ]

@@ -1,4 +1,8 @@
-"""Pure key builders for the raw zone, the quarantine, the curated zone and Forecasts.
+"""Pure key builders for the raw zone, the two quarantines, the curated zone and Forecasts.
+
+Two quarantines: ingest's, in the raw bucket, holds the records a stream batch rejected
+(:func:`ingest_quarantine_key`); compaction's, in the curated bucket, holds the lines of a
+raw object the compaction job could not parse (:func:`compaction_quarantine_key`).
 
 Raw keys are deterministic (shard id, first and last sequence number of the batch, and the
 arrival date of the batch's first record), so a retried batch overwrites its own object
@@ -13,7 +17,10 @@ if TYPE_CHECKING:
     from datetime import date, datetime
 
 RAW_SALES_PREFIX: Final = "sales/"
-QUARANTINE_PREFIX: Final = "quarantine/"
+#: Ingest's quarantine, in the raw bucket.
+INGEST_QUARANTINE_PREFIX: Final = "quarantine/"
+#: Compaction's quarantine, in the curated bucket.
+COMPACTION_QUARANTINE_PREFIX: Final = "quarantine/compaction/"
 CURATED_SALES_PREFIX: Final = "sales/"
 
 
@@ -27,14 +34,19 @@ def raw_key(shard_id: str, first_sequence: str, last_sequence: str, arrival: dat
     return f"{RAW_SALES_PREFIX}{day}/{shard_id}-{first_sequence}-{last_sequence}.json"
 
 
-def quarantine_key(
+def ingest_quarantine_key(
     shard_id: str, first_sequence: str, last_sequence: str, arrival: datetime
 ) -> str:
     """The quarantine object of one batch; deterministic for the same reason as raw keys."""
     return (
-        f"{QUARANTINE_PREFIX}{_day_path(arrival.date())}/"
+        f"{INGEST_QUARANTINE_PREFIX}{_day_path(arrival.date())}/"
         f"{shard_id}-{first_sequence}-{last_sequence}.json"
     )
+
+
+def compaction_quarantine_key(raw_key: str) -> str:
+    """Where the rejected lines of one raw object go (deterministic: re-runs overwrite)."""
+    return COMPACTION_QUARANTINE_PREFIX + raw_key.removesuffix(".json") + ".ndjson"
 
 
 def hive_prefix(values: dict[str, str]) -> str:

@@ -29,8 +29,8 @@ import botocore.session
 from pipeline.aws_errors import default_config
 from pipeline.errors import ConfigurationError, TransientError
 from pipeline.local.private_files import open_private_log
+from pipeline.settings import LOOPBACK_HOST
 
-HOST = "127.0.0.1"
 REGION = "us-east-1"
 #: ``python -m`` of the emulator process: how ``fmcg local down`` recognises it.
 SERVER_MODULE = "pipeline.local.server"
@@ -41,7 +41,7 @@ LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "t
 def free_port() -> int:
     """A port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
+        sock.bind((LOOPBACK_HOST, 0))
         port: int = sock.getsockname()[1]
         return port
 
@@ -110,11 +110,11 @@ def wait_ready(endpoint_url: str, timeout_s: float = 30.0) -> None:
 def start_server(log_path: Path | None = None, port: int | None = None) -> tuple[int, str]:
     """Start ``moto.server`` on 127.0.0.1 in its own session; return (pid, endpoint_url)."""
     port = port or free_port()
-    endpoint_url = f"http://{HOST}:{port}"
+    endpoint_url = f"http://{LOOPBACK_HOST}:{port}"
     log: Any = open_private_log(log_path) if log_path else subprocess.DEVNULL
     env = {**os.environ, **LOCAL_CREDENTIALS}
     proc = subprocess.Popen(  # noqa: S603 - fixed argv, our own interpreter
-        [sys.executable, "-m", SERVER_MODULE, "--host", HOST, "--port", str(port)],
+        [sys.executable, "-m", SERVER_MODULE, "--host", LOOPBACK_HOST, "--port", str(port)],
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
@@ -184,7 +184,7 @@ def is_emulator(pid: int, endpoint_url: str) -> bool:
         return False
     port = str(urlsplit(endpoint_url).port)
     pairs = set(zip(argv, argv[1:], strict=False))
-    return {("-m", SERVER_MODULE), ("--host", HOST), ("--port", port)} <= pairs
+    return {("-m", SERVER_MODULE), ("--host", LOOPBACK_HOST), ("--port", port)} <= pairs
 
 
 def stop_server(pid: int, timeout_s: float = 10.0) -> None:

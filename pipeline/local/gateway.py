@@ -41,9 +41,11 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import jwt
 
+from pipeline.api.routes import STAGE
 from pipeline.errors import ConfigurationError
-from pipeline.local.emulator import HOST
 from pipeline.local.mock_integration import MockIntegration, mock_methods
+from pipeline.local.template import ACCOUNT_ID
+from pipeline.settings import LOOPBACK_HOST
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -55,7 +57,6 @@ logger = logging.getLogger(__name__)
 
 API_FUNCTION: Final = "GetForecastFunction"
 REST_API: Final = "FmcgApi"
-STAGE: Final = "v1"
 MAX_BODY_BYTES: Final = 10 * 1024 * 1024  # API Gateway's payload limit
 
 
@@ -213,7 +214,7 @@ def proxy_event(
     route: ApiRoute,
     path_parameters: dict[str, str],
     claims: dict[str, str] | None,
-    source_ip: str = HOST,
+    source_ip: str = LOOPBACK_HOST,
 ) -> dict[str, Any]:
     """The REST API (v1 payload) proxy event API Gateway sends the function."""
     multi_headers: dict[str, list[str]] = {}
@@ -234,14 +235,14 @@ def proxy_event(
         "httpMethod": method,
         "path": f"/{STAGE}{path}",
         "stage": STAGE,
-        "accountId": "123456789012",
+        "accountId": ACCOUNT_ID,
         "apiId": "local",
         "protocol": "HTTP/1.1",
         "requestId": str(uuid.uuid4()),
         "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
         "requestTimeEpoch": int(now * 1000),
         "identity": {"sourceIp": source_ip, "userAgent": multi_headers.get("User-Agent", [""])[-1]},
-        "domainName": HOST,
+        "domainName": LOOPBACK_HOST,
     }
     if claims is not None:
         context["authorizer"] = {"claims": claims}
@@ -357,9 +358,11 @@ class LocalGateway:
         else:
             raise ConfigurationError("give the gateway either a handler or a handler_factory")
         try:
-            self._server = ThreadingHTTPServer((HOST, port), _request_handler(self))
+            self._server = ThreadingHTTPServer((LOOPBACK_HOST, port), _request_handler(self))
         except OSError as e:  # in use, or a privileged port
-            raise ConfigurationError(f"cannot listen on {HOST}:{port}: {e.strerror}") from e
+            raise ConfigurationError(
+                f"cannot listen on {LOOPBACK_HOST}:{port}: {e.strerror}"
+            ) from e
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -370,7 +373,7 @@ class LocalGateway:
     @property
     def url(self) -> str:
         """The base URL of the stage, e.g. ``http://127.0.0.1:8080/v1``."""
-        return f"http://{HOST}:{self.port}/{STAGE}"
+        return f"http://{LOOPBACK_HOST}:{self.port}/{STAGE}"
 
     def answer(
         self, method: str, target: str, headers: list[tuple[str, str]], body: bytes

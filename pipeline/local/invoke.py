@@ -14,7 +14,9 @@ emulator's endpoint and credentials instead of a role.
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -29,6 +31,8 @@ from pipeline.local.worker import FunctionError, FunctionTimeout, LocalFunction,
 from pipeline.packaging.functions import function_spec
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from pipeline.local.stack import LocalStack
     from pipeline.packaging.functions import FunctionSpec
 
@@ -82,6 +86,28 @@ def handler_location(stack: LocalStack, logical_id: str) -> tuple[Path, str]:
     if not spec.handler_file.is_file():
         raise ConfigurationError(f"handler file {spec.handler_file} of {logical_id} does not exist")
     return spec.handler_file, spec.handler.rpartition(".")[2]
+
+
+def import_handler_module(path: Path, name: str | None = None) -> ModuleType:
+    """Import a handler's source file by path, as the Lambda runtime imports ``app.py``.
+
+    For tests and benchmarks that drive a handler in-process (:func:`handler_location`
+    finds the file). Each call imports afresh under ``name`` (default: a new unique name),
+    so module-level state is a cold start's; the module stays in ``sys.modules`` (which
+    dataclasses and pickling need) until the caller pops ``module.__name__``.
+    """
+    name = name or f"handler_{uuid.uuid4().hex[:8]}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ConfigurationError(f"cannot import {path} as a module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return module
 
 
 def function_env(stack: LocalStack, logical_id: str) -> dict[str, str]:
@@ -159,6 +185,7 @@ __all__ = [
     "LocalFunction",
     "function_env",
     "handler_location",
+    "import_handler_module",
     "invoke_function",
     "load_handler",
     "patched_environ",

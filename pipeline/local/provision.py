@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline.errors import ConfigurationError, TransientError
+from pipeline.aws_errors import is_transient, translate
+from pipeline.errors import ConfigurationError
 from pipeline.local.template import (
     DEFAULT_TEMPLATE,
     ResolveContext,
@@ -313,10 +314,11 @@ def provision(
                 continue
             try:
                 ref, attrs = CREATORS[spec["Type"]](session, logical_id, props, ctx)
-            except ClientError as e:  # the emulator refused the resource as the template has it
+            except (ClientError, BotoCoreError) as e:
+                if is_transient(e):
+                    raise translate(e, f"cannot create {logical_id}") from e
+                # The emulator refused the resource as the template has it.
                 raise ConfigurationError(f"cannot create {logical_id}: {e}") from e
-            except BotoCoreError as e:
-                raise TransientError(f"cannot create {logical_id}: {e}") from e
             ctx.refs[logical_id], ctx.attributes[logical_id] = ref, attrs
             done[logical_id] = Resource(logical_id, spec["Type"], ref, attrs, emulated=True)
             del pending[logical_id]

@@ -17,10 +17,11 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from pipeline.settings import LOOPBACK_HOST
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-HOST = "127.0.0.1"
 #: Debugging memory: a directory to write a tracemalloc snapshot to every
 #: ``FMCG_EMULATOR_TRACEMALLOC_EVERY_S`` seconds (60 by default); compare two with
 #: ``tracemalloc.Snapshot.load(a).compare_to(tracemalloc.Snapshot.load(b), "traceback")``.
@@ -111,7 +112,7 @@ def serve(host: str, port: int) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     """Command line: ``--host`` (loopback by default) and ``--port``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--host", default=HOST)
+    parser.add_argument("--host", default=LOOPBACK_HOST)
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args(argv)
     serve(args.host, args.port)

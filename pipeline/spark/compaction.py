@@ -37,7 +37,6 @@ from pipeline.compaction.job import (
     curated_key,
     demand_builder,
     demand_plan,
-    quarantine_key,
     sales_batches,
 )
 from pipeline.compaction.parquet_files import RowGroupWriter, merge_partition
@@ -51,7 +50,7 @@ from pipeline.compaction.schema import (
 from pipeline.compaction.state import commit_run, load_manifest
 from pipeline.compaction.store import LakeStore
 from pipeline.job_protocol import Progress, null_progress
-from pipeline.lake import RAW_SALES_PREFIX
+from pipeline.lake import RAW_SALES_PREFIX, compaction_quarantine_key
 from pipeline.lake.locations import LocationDefaults, load_locations
 from pipeline.spark.arrow import from_bytes, to_bytes
 from pipeline.spark.session import executor_store, slices
@@ -78,7 +77,9 @@ def parse_object(raw_bucket: str, curated_bucket: str, item: tuple[int, str]) ->
     if parsed.rejected:
         source = f"s3://{raw_bucket}/{key}"
         body = "".join(r.to_json(source) + "\n" for r in parsed.rejected)
-        store.put(curated_bucket, quarantine_key(key), body.encode(), "application/x-ndjson")
+        store.put(
+            curated_bucket, compaction_quarantine_key(key), body.encode(), "application/x-ndjson"
+        )
     days = split_by_event_date(parsed.table)
     rows = sum(t.num_rows for t in days.values())
     return index, rows, len(parsed.rejected), [(d, to_bytes(t)) for d, t in sorted(days.items())]

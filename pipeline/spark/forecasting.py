@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.compaction.catalog import register_partitions
-from pipeline.compaction.schema import DAILY_DEMAND_SCHEMA
+from pipeline.compaction.schema import DAILY_DEMAND_SCHEMA, DAILY_DEMAND_TABLE
 from pipeline.compaction.store import LakeStore
 from pipeline.forecasting.dynamo import write_forecasts
 from pipeline.forecasting.forecaster import (
@@ -51,7 +51,6 @@ from pipeline.forecasting.forecaster import (
     prepare,
 )
 from pipeline.forecasting.job import (
-    DAILY_DEMAND_TABLE,
     FORECASTS_TABLE,
     SERIES_KEYS,
     FinishedDays,

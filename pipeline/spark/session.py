@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Final
 import boto3
 
 from pipeline.compaction.store import LakeStore
+from pipeline.settings import LOOPBACK_HOST
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -46,8 +47,8 @@ def spark_session(app_name: str, cores: int | None = None) -> SparkSession:
         master = os.environ.get(MASTER_VARIABLE) or f"local[{cores or '*'}]"
         builder = (
             builder.master(master)
-            .config("spark.driver.host", "127.0.0.1")
-            .config("spark.driver.bindAddress", "127.0.0.1")
+            .config("spark.driver.host", LOOPBACK_HOST)
+            .config("spark.driver.bindAddress", LOOPBACK_HOST)
         )
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")

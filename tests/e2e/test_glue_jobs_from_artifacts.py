@@ -8,10 +8,8 @@ input: the curated rows and the forecasts must be the same.
 
 from __future__ import annotations
 
-import sys
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import awswrangler as wr
@@ -19,13 +17,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "functional"))
-from compaction_helpers import event, put_raw, raw_key  # noqa: E402
-
-from pipeline.compaction import run_compaction  # noqa: E402
-from pipeline.forecasting.job import run_forecast  # noqa: E402
-from pipeline.local.glue_runtime import run_glue_job  # noqa: E402
-from pipeline.local.stack import LocalStack  # noqa: E402
+from pipeline.compaction import run_compaction
+from pipeline.forecasting.job import run_forecast
+from pipeline.local.glue_runtime import run_glue_job
+from pipeline.local.stack import LocalStack
+from tests.support.compaction_helpers import event, put_raw, raw_key
 
 if TYPE_CHECKING:
     import boto3

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import io
 import json
-import sys
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import awswrangler as wr
@@ -19,10 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "functional"))
-from compaction_lake import fresh_lake  # noqa: E402
-
-from pipeline.compaction import run_compaction  # noqa: E402
+from pipeline.compaction import run_compaction
+from tests.support.compaction_lake import fresh_lake
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -20,11 +20,11 @@ import orjson
 from fastjsonschema.draft04 import CodeGeneratorDraft04
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from test_contract_agreement import AWKWARD_JSON, NEAR_MISSES, near_misses, valid_events
 
 from pipeline.contracts import load_schema, parse_event, parse_plain
 from pipeline.contracts.sales_event import _PLAIN_TEXT_FIELDS, validate_with_schema
 from pipeline.errors import RejectedRecord
+from tests.support.sales_events import AWKWARD_JSON, NEAR_MISSES, near_misses, valid_events
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])

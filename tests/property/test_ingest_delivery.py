@@ -8,13 +8,10 @@ one in quarantine, and StockoutCount equal to the ground truth (latest stock per
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import json
 import os
-import sys
 from functools import cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hypothesis import given, settings
@@ -22,12 +19,13 @@ from hypothesis import strategies as st
 
 from pipeline.errors import TransientError
 from pipeline.ingest import InMemoryInventory, InMemoryRawStore
-from pipeline.ingest.lambda_event import KinesisPut, kinesis_lambda_event, sequence_number
+from pipeline.local.invoke import import_handler_module
+from tests.support.ingest_factories import HANDLER_PATH
+from tests.support.kinesis_events import KinesisPut, kinesis_lambda_event, sequence_number
 
 if TYPE_CHECKING:
     from types import ModuleType
 
-HANDLER_PATH = Path(__file__).parents[2] / "stream_consumers" / "ingest_stream" / "app.py"
 ARRIVAL = 1740820630.0
 CORRUPTIONS = ("truncate", "hash_in_sku", "negative_quantity", "no_offset")
 
@@ -37,12 +35,7 @@ def _handler_module() -> ModuleType:
     saved = os.environ.get("RAW_BUCKET")
     os.environ["RAW_BUCKET"] = "raw"
     try:
-        spec = importlib.util.spec_from_file_location("ingest_app_property", HANDLER_PATH)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["ingest_app_property"] = module
-        spec.loader.exec_module(module)
-        return module
+        return import_handler_module(HANDLER_PATH, "ingest_app_property")
     finally:
         if saved is None:
             os.environ.pop("RAW_BUCKET")

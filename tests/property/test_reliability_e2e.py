@@ -33,7 +33,6 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_reliability_world import World
 
 from pipeline.compaction import run_compaction
 from pipeline.errors import PipelineError
@@ -43,11 +42,11 @@ from pipeline.ingest import DynamoInventory
 from pipeline.ingest.decode import user_records
 from pipeline.local.event_source import LocalPoller
 from pipeline.produce import Producer
+from tests.support.reliability_world import World
 
 if TYPE_CHECKING:
-    from test_reliability_world import Resources
-
     from pipeline.local.stack import LocalStack
+    from tests.support.reliability_world import Resources
 
 #: Fault schedules over the stream path (producer, Kinesis, event source mapping, ingest
 #: handler, inventory): cheap, so the most schedules run here.

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import io
 import json
-import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import awswrangler as wr
@@ -23,11 +21,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "functional"))
-from compaction_lake import Lake, fresh_lake  # noqa: E402
-
-from pipeline.compaction import run_compaction  # noqa: E402
-from pipeline.spark.compaction import run_compaction_spark  # noqa: E402
+from pipeline.compaction import run_compaction
+from pipeline.spark.compaction import run_compaction_spark
+from tests.support.compaction_lake import Lake, fresh_lake
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

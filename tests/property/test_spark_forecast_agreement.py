@@ -11,10 +11,8 @@ identical, and ForecastBias equal.
 from __future__ import annotations
 
 import io
-import sys
 import uuid
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -23,14 +21,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "functional"))
-from compaction_lake import Lake, fresh_lake  # noqa: E402
-
-from pipeline.compaction.schema import DAILY_DEMAND_SCHEMA  # noqa: E402
-from pipeline.forecasting.forecaster import ForecasterConfig  # noqa: E402
-from pipeline.forecasting.job import run_forecast  # noqa: E402
-from pipeline.lake import curated_partition_prefix  # noqa: E402
-from pipeline.spark.forecasting import run_forecast_spark  # noqa: E402
+from pipeline.compaction.schema import DAILY_DEMAND_SCHEMA
+from pipeline.forecasting.forecaster import ForecasterConfig
+from pipeline.forecasting.job import run_forecast
+from pipeline.lake import curated_partition_prefix
+from pipeline.spark.forecasting import run_forecast_spark
+from tests.support.compaction_lake import Lake, fresh_lake
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

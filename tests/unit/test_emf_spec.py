@@ -12,7 +12,6 @@ the datum back from the emulator (tests/functional/test_forecast_job.py).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -22,7 +21,8 @@ import jsonschema
 import pytest
 
 from pipeline.ingest import IngestMetrics, IngestResult, InMemoryInventory, InMemoryRawStore
-from pipeline.ingest.lambda_event import KinesisPut, kinesis_lambda_event, sequence_number
+from pipeline.local.invoke import import_handler_module
+from tests.support.kinesis_events import KinesisPut, kinesis_lambda_event, sequence_number
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -260,10 +260,7 @@ def test_given_a_kinesis_batch_when_the_lambda_consumer_runs_then_its_emf_lines_
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("RAW_BUCKET", "raw")
-    spec = importlib.util.spec_from_file_location("ingest_app_emf_spec", INGEST_HANDLER)
-    assert spec is not None and spec.loader is not None
-    app = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(app)
+    app = import_handler_module(INGEST_HANDLER, "ingest_app_emf_spec")
     app._adapters = lambda: (InMemoryRawStore(), InMemoryInventory())
     good = {
         "event_id": "evt-1",

@@ -13,7 +13,7 @@ from botocore.exceptions import EndpointConnectionError
 from pipeline.ingest import from_lambda_event, ingest_batch
 from pipeline.ingest.inventory import DynamoInventory
 from pipeline.ingest.store import S3RawStore
-from pipeline.lake import quarantine_key, raw_key
+from pipeline.lake import ingest_quarantine_key, raw_key
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -36,7 +36,7 @@ def _keys(event: dict[str, Any]) -> tuple[str, str]:
         records[-1].sequence_number,
         records[0].approximate_arrival,
     )
-    return raw_key(*args), quarantine_key(*args)
+    return raw_key(*args), ingest_quarantine_key(*args)
 
 
 def _objects(stack: LocalStack, prefix: str) -> dict[str, bytes]:
@@ -132,7 +132,7 @@ def test_given_out_of_order_and_redelivered_events_then_the_stockout_count_is_ex
     store = S3RawStore(stack.ref("RawBucket"), session.client("s3"))
 
     def batch(*events: tuple[str, str, str, int]) -> int | None:
-        from pipeline.ingest.lambda_event import KinesisPut, kinesis_lambda_event, sequence_number
+        from tests.support.kinesis_events import KinesisPut, kinesis_lambda_event, sequence_number
 
         puts = [
             KinesisPut(

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
-from kcl_helpers import produce, raw_event_ids, sales_event, wait_for
 
-from pipeline.kcl.local import LocalWorker, application_name, leader, leases, seed_leases
+from pipeline.local.kcl import LocalWorker, application_name, leader, leases, seed_leases
+from tests.support.kcl_helpers import produce, raw_event_ids, sales_event, wait_for
 
 if TYPE_CHECKING:
     from pathlib import Path

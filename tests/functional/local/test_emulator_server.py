@@ -7,8 +7,8 @@ import uuid
 import pytest
 from botocore.exceptions import ClientError
 
-from pipeline.kcl.local import speaks_h2c
 from pipeline.local.emulator import aws_session
+from pipeline.local.kcl import speaks_h2c
 
 
 def test_given_a_missing_key_when_head_object_then_404_not_500(emulator_url: str) -> None:

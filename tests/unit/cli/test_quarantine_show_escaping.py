@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.cli import stream
+from pipeline.cli import quarantine
 from pipeline.cli.console import console, printable
 from pipeline.cli.main import app
 
@@ -48,8 +48,8 @@ def _line(**fields: Any) -> bytes:
 @pytest.fixture
 def show(monkeypatch: pytest.MonkeyPatch) -> Any:
     def run(body: bytes) -> Any:
-        monkeypatch.setattr(stream, "current_stack", lambda: None)
-        monkeypatch.setattr(stream, "_raw_bucket_objects", lambda _: (_S3(body), "raw"))
+        monkeypatch.setattr(quarantine, "current_stack", lambda: None)
+        monkeypatch.setattr(quarantine, "_raw_bucket_objects", lambda _: (_S3(body), "raw"))
         monkeypatch.setattr(console, "width", 1000)
         return CliRunner().invoke(app, ["quarantine", "show", "quarantine/x.json"])
 

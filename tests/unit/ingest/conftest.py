@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-import uuid
 from typing import TYPE_CHECKING
 
 import pytest
-from ingest_factories import HANDLER_PATH
+
+from pipeline.local.invoke import import_handler_module
+from tests.support.ingest_factories import HANDLER_PATH
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -23,13 +23,8 @@ def load_handler(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Modu
     def load(**env: str) -> ModuleType:
         for name, value in env.items():
             monkeypatch.setenv(name, value)
-        name = f"ingest_app_{uuid.uuid4().hex[:8]}"
-        spec = importlib.util.spec_from_file_location(name, HANDLER_PATH)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-        loaded.append(name)
+        module = import_handler_module(HANDLER_PATH)
+        loaded.append(module.__name__)
         return module
 
     yield load

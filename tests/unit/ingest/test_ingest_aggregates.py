@@ -9,13 +9,12 @@ import tracemalloc
 from datetime import UTC, datetime
 from typing import Any
 
-from ingest_factories import encode, forged_aggregate, kpl_aggregate, put, sales_event
-
 from pipeline.contracts import MAX_RECORD_BYTES, parse_event
 from pipeline.ingest import IngestResult, InMemoryRawStore, from_lambda_event, ingest_batch
 from pipeline.ingest.decode import MAX_USER_RECORDS, user_records
-from pipeline.ingest.lambda_event import kinesis_lambda_event
 from pipeline.produce.replay import parse_quarantine, plan_replay
+from tests.support.ingest_factories import encode, forged_aggregate, kpl_aggregate, put, sales_event
+from tests.support.kinesis_events import kinesis_lambda_event
 
 NOW = datetime(2025, 3, 1, 9, 17, 15, tzinfo=UTC)
 #: The smallest event the contract accepts (one-character ids, no optional field).

@@ -7,11 +7,11 @@ from dataclasses import FrozenInstanceError
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from ingest_factories import ARRIVAL, encode, kpl_aggregate, put, sales_event
 
 from pipeline.errors import TerminalError, TransientError
 from pipeline.ingest import InMemoryRawStore, StreamRecord, from_lambda_event, ingest_batch
-from pipeline.ingest.lambda_event import kinesis_lambda_event
+from tests.support.ingest_factories import ARRIVAL, encode, kpl_aggregate, put, sales_event
+from tests.support.kinesis_events import kinesis_lambda_event
 
 NOW = datetime(2025, 3, 1, 9, 17, 15, tzinfo=UTC)
 

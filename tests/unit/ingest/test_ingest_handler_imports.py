@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from ingest_factories import HANDLER_PATH
+from tests.support.ingest_factories import HANDLER_PATH
 
 _PROBE = """
 import importlib.util, json, sys

@@ -11,10 +11,10 @@ import json
 from typing import Any
 
 import pytest
-from ingest_factories import encode, kpl_aggregate, put, reseal, sales_event
 
 from pipeline.ingest import InMemoryInventory, InMemoryRawStore
-from pipeline.ingest.lambda_event import kinesis_lambda_record
+from tests.support.ingest_factories import encode, kpl_aggregate, put, reseal, sales_event
+from tests.support.kinesis_events import kinesis_lambda_record
 
 GOOD = sales_event(0)
 INF = encode(GOOD).replace(b'"unit_price":2.5', b'"unit_price":Infinity')

@@ -13,9 +13,9 @@ import pytest
 
 from pipeline.errors import ConfigurationError
 from pipeline.kcl import jars, worker
-from pipeline.kcl.local import require_h2c, speaks_h2c
 from pipeline.kcl.properties import KclConfig, KclTiming, parse, render
 from pipeline.kcl.records import from_kcl_record
+from pipeline.local.kcl import require_h2c, speaks_h2c
 
 #: Every key the generator writes, spelled as KCL 3.1's MultiLangDaemonConfiguration setters
 #: (plus executableName and processingLanguage, read by MultiLangDaemonConfig). The daemon

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 from aws_kinesis_agg.deaggregator import iter_deaggregate_records
-from fake_kinesis import FakeKinesis
 
 from pipeline.produce import Producer, partition_key
 from pipeline.produce.producer import ProducerRejected, ProducerRetriesExhausted
+from tests.support.fake_kinesis import FakeKinesis
 
 
 def events(n: int, keys: int, pad: int = 0) -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""A KCL worker against a provisioned stack: names from the template, files, lease state.
+"""A KCL worker against a local stack: names from the template, files, lease state.
 
 Used by ``fmcg kcl run`` and by the functional tests, so both start the daemon the same way.
 """
@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
+from botocore.exceptions import ClientError
+
+from pipeline.aws_errors import RESOURCE_IN_USE, RESOURCE_NOT_FOUND, error_code
 from pipeline.errors import ConfigurationError
 from pipeline.kcl import worker
 from pipeline.kcl.properties import KclConfig, KclTiming
@@ -164,7 +167,9 @@ def leases(session: boto3.session.Session, table: str) -> dict[str, Lease]:
     try:
         pages = ddb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True)
         items: list[dict[str, Any]] = [item for page in pages for item in page["Items"]]
-    except ddb.exceptions.ResourceNotFoundException:
+    except ClientError as e:
+        if error_code(e) != RESOURCE_NOT_FOUND:
+            raise
         return {}
     out: dict[str, Lease] = {}
     for item in items:
@@ -213,7 +218,9 @@ def seed_leases(
                 }
             ],
         )
-    except ddb.exceptions.ResourceInUseException:
+    except ClientError as e:
+        if error_code(e) != RESOURCE_IN_USE:
+            raise
         return 0
     shards = session.client("kinesis").list_shards(StreamName=stream_name)["Shards"]
     for shard in shards:
@@ -247,7 +254,9 @@ def leader(session: boto3.session.Session, application: str) -> str | None:
             Key={"key": {"S": "Leader"}},
             ConsistentRead=True,
         ).get("Item")
-    except ddb.exceptions.ResourceNotFoundException:
+    except ClientError as e:
+        if error_code(e) != RESOURCE_NOT_FOUND:
+            raise
         return None
     return item["ownerName"]["S"] if item and "ownerName" in item else None
 

@@ -7,15 +7,15 @@ at least 500 in total, and none may answer a 5xx: a client's mistake is always a
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import schemathesis
-import test_api_support as support
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
-from test_api_support import Api
 
-api = support.api  # the session fixture: one stack, users and gateway
+if TYPE_CHECKING:
+    from tests.support.api_stack import Api
+
 EXAMPLES_PER_OPERATION_AND_MODE = 45
 
 

@@ -8,24 +8,20 @@ for the batch jobs) keep their fault hooks while each example swaps in its own p
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import uuid
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "functional"))
-from compaction_lake import Lake, fresh_lake  # noqa: E402
-
-from pipeline.faults import FaultInjector, inject, inject_session  # noqa: E402
-from pipeline.local.event_source import EventSourceMapping  # noqa: E402
-from pipeline.local.invoke import (  # noqa: E402
+from pipeline.faults import FaultInjector, inject, inject_session
+from pipeline.local.event_source import EventSourceMapping
+from pipeline.local.invoke import (
     LocalContext,
     function_env,
     handler_location,
+    import_handler_module,
     patched_environ,
 )
+from tests.support.compaction_lake import Lake, fresh_lake
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -75,14 +71,8 @@ class World:
 
     def _load_handler_module(self) -> ModuleType:
         path, _ = handler_location(self.stack, FUNCTION)
-        name = f"_fmcg_reliability_{uuid.uuid4().hex[:8]}"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
         with patched_environ(self.env):
-            sys.modules[name] = module
-            spec.loader.exec_module(module)
-        return module
+            return import_handler_module(path, f"_fmcg_reliability_{uuid.uuid4().hex[:8]}")
 
     def handler(self, event: dict[str, Any], context: Any = None) -> Any:
         """The real ``lambda_handler`` under the function's environment."""

@@ -12,16 +12,14 @@ import urllib.request
 from typing import TYPE_CHECKING, Any
 
 import pytest
-import test_api_support as support
-from test_api_support import Api, create_user
 
 from pipeline.local.gateway import LocalGateway
 from pipeline.local.users import sign_in
+from tests.support.api_stack import Api, create_user
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-api = support.api  # the session fixture: one stack, users and gateway
 TOKEN_PROBLEMS = [
     "no token",
     "expired token",

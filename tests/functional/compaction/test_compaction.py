@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import io
 import json
-import sys
 import uuid
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import awswrangler as wr
@@ -20,19 +18,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from compaction_helpers import event, put_raw, raw_key  # noqa: E402
-from compaction_lake import Lake, fresh_lake  # noqa: E402
-
-from pipeline.compaction import curated_key, quarantine_key, run_compaction  # noqa: E402
-from pipeline.compaction.schema import SALES_SCHEMA  # noqa: E402
-from pipeline.compaction.state import MANIFEST_KEY  # noqa: E402
-from pipeline.errors import TerminalError  # noqa: E402
-from pipeline.forecasting.job import read_dataset  # noqa: E402
-from pipeline.local.glue_runtime import run_glue_job  # noqa: E402
-from pipeline.local.stack import LocalStack  # noqa: E402
+from pipeline.compaction import curated_key, run_compaction
+from pipeline.compaction.schema import SALES_SCHEMA
+from pipeline.compaction.state import MANIFEST_KEY
+from pipeline.errors import TerminalError
+from pipeline.forecasting.job import read_dataset
+from pipeline.lake import compaction_quarantine_key
+from pipeline.local.glue_runtime import run_glue_job
+from pipeline.local.stack import LocalStack
+from tests.support.compaction_helpers import event, put_raw, raw_key
+from tests.support.compaction_lake import Lake, fresh_lake
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import boto3
 
     from pipeline.compaction import CompactionReport
@@ -89,7 +88,7 @@ def test_given_compacted_raw_when_rerun_without_new_data_then_nothing_changes(
     again = _compact(lake, session)
 
     assert (first.rows_written, first.partitions_written, first.raw_objects) == (2, 2, 1)
-    assert again.to_dict() == dict.fromkeys(again.to_dict(), 0)
+    assert again.as_dict() == dict.fromkeys(again.as_dict(), 0)
     assert _objects(s3, lake.curated) == before
 
 
@@ -125,7 +124,8 @@ def test_given_wrong_type_value_when_compacted_then_line_quarantined_with_reason
 
     report = _compact(lake, session)
 
-    body = s3.get_object(Bucket=lake.curated, Key=quarantine_key(key))["Body"].read().decode()
+    quarantined = s3.get_object(Bucket=lake.curated, Key=compaction_quarantine_key(key))
+    body = quarantined["Body"].read().decode()
     assert [json.loads(line) for line in body.splitlines()] == [
         {
             "source": f"s3://{lake.raw}/{key}",

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from compaction_helpers import event, put_raw, raw_key  # noqa: E402
-
-from pipeline.compaction import run_compaction  # noqa: E402
-from pipeline.errors import NotFoundError  # noqa: E402
-from pipeline.lake import curated_partition_prefix  # noqa: E402
-from pipeline.query import named_queries, named_query, run_query  # noqa: E402
+from pipeline.compaction import run_compaction
+from pipeline.errors import NotFoundError
+from pipeline.lake import curated_partition_prefix
+from pipeline.query import named_queries, named_query, run_query
+from tests.support.compaction_helpers import event, put_raw, raw_key
 
 if TYPE_CHECKING:
     from pipeline.local.stack import LocalStack

@@ -1,7 +1,8 @@
 """Build the Lambda Kinesis event shape (as in the AWS documentation) from plain records.
 
-For sample events, tests and benchmarks: what Lambda's event source mapping would hand
-the function for records read from one shard.
+For tests and benchmarks: what Lambda's event source mapping would hand the function for
+records read from one shard, without a stream (the local poller builds the same shape from
+the records it reads).
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ import base64
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pipeline.local.template import ACCOUNT_ID, REGION
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
 DEFAULT_SHARD_ID = "shardId-000000000000"
-DEFAULT_STREAM_ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/fmcg-sales"
+DEFAULT_STREAM_ARN = f"arn:aws:kinesis:{REGION}:{ACCOUNT_ID}:stream/fmcg-sales"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +55,8 @@ def kinesis_lambda_record(
         "eventVersion": "1.0",
         "eventID": f"{shard_id}:{put.sequence_number}",
         "eventName": "aws:kinesis:record",
-        "invokeIdentityArn": "arn:aws:iam::123456789012:role/lambda-role",
-        "awsRegion": "us-east-1",
+        "invokeIdentityArn": f"arn:aws:iam::{ACCOUNT_ID}:role/lambda-role",
+        "awsRegion": REGION,
         "eventSourceARN": stream_arn,
     }
 

@@ -9,13 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import test_api_support as support
-from test_api_support import Api, put_forecasts
 
 from pipeline.api.forecasts import ForecastQuery, query_forecasts
+from tests.support.api_stack import Api, put_forecasts
 
-api = support.api  # the session fixture: one stack, users and gateway
-EVENTS = Path(__file__).resolve().parents[2] / "infra" / "events"
+EVENTS = Path(__file__).resolve().parents[3] / "infra" / "events"
 DAYS_JAN = [f"2025-01-{d:02d}" for d in range(1, 29)]
 
 

@@ -9,10 +9,10 @@ from typing import Any
 
 from aws_kinesis_agg.aggregator import RecordAggregator
 
-from pipeline.ingest.lambda_event import KinesisPut, sequence_number
+from tests.support.kinesis_events import KinesisPut, sequence_number
 
 ARRIVAL = 1740820630.0  # 2025-03-01T09:17:10Z
-HANDLER_PATH = Path(__file__).parents[3] / "stream_consumers" / "ingest_stream" / "app.py"
+HANDLER_PATH = Path(__file__).parents[2] / "stream_consumers" / "ingest_stream" / "app.py"
 
 
 def sales_event(n: int, **overrides: Any) -> dict[str, Any]:

@@ -1,7 +1,8 @@
-"""Fixtures of the API tests: a provisioned stack, its users, tokens, and the local gateway.
+"""The API tests' world: a provisioned stack, its users, tokens, and the local gateway.
 
-No tests here; the API test modules import these fixtures. The forged tokens are the ones
-an attacker or a confused client would send: each must be refused with 401.
+The session fixture ``api`` (tests/functional/conftest.py) builds it with :func:`api_stack`.
+The forged tokens are the ones an attacker or a confused client would send: each must be
+refused with 401.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
-import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from moto.utilities.utils import load_resource
 
@@ -103,19 +103,8 @@ def forged_tokens(valid_id_token: str, access_token: str) -> dict[str, str | Non
     }
 
 
-_SHARED = pytest.StashKey[Api]()
-
-
-@pytest.fixture(scope="session")
-def api(emulator_url: str, request: pytest.FixtureRequest) -> Api:
-    """One stack, five users and the gateway, shared by every API test module.
-
-    The test modules each import this fixture, which pytest would build once per module;
-    the config stash makes it once per session (tests use their own SKUs and keys).
-    """
-    shared = request.config.stash.get(_SHARED, None)
-    if shared is not None and shared.stack.endpoint_url == emulator_url:
-        return shared
+def api_stack(emulator_url: str) -> Api:
+    """A stack of its own, five users and the gateway, started (``gateway.stop()`` it)."""
     stack = LocalStack.create(emulator_url, stack_name=f"api{uuid.uuid4().hex[:8]}")
     tokens: dict[str, str | None] = {}
     for name, groups in USERS.items():
@@ -125,9 +114,7 @@ def api(emulator_url: str, request: pytest.FixtureRequest) -> Api:
     tokens.update(forged_tokens(admin.id_token, admin.access_token))
     gateway = LocalGateway(stack, handler_factory=lambda fn: load_handler(stack, fn), concurrency=4)
     gateway.start()
-    request.config.add_cleanup(gateway.stop)
-    shared = request.config.stash[_SHARED] = Api(stack, gateway, tokens)
-    return shared
+    return Api(stack, gateway, tokens)
 
 
 def put_forecasts(

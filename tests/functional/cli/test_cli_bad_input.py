@@ -24,7 +24,7 @@ from pipeline.local.stack import STATE_DIR_VARIABLE, LocalStack
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 EVENTS = REPO / "infra" / "events"
 USAGE, ERROR = 2, 1
 
