@@ -3,7 +3,8 @@
 Item shape (the seed's contract): ``PK = "SKU#<sku>"``, ``SK = "LOC#<loc>#DATE#<yyyy-mm-dd>"``,
 ``DateSK = "DATE#<yyyy-mm-dd>#LOC#<loc>"`` (the ``ByDate`` index, which the API reads a
 SKU's every location by date from), ``forecast_val``, ``confidence_lower``,
-``confidence_upper`` (numbers) and ``ttl`` (epoch seconds, now + 90 days). Writes are
+``confidence_upper`` (the 80 % interval), ``lower_95``, ``upper_95`` (numbers) and ``ttl``
+(epoch seconds, now + 90 days). Writes are
 puts keyed by PK/SK, so a retried or repeated write of the same forecast replaces the
 item with an identical one: idempotent.
 """
@@ -43,7 +44,8 @@ Item = dict[str, Any]
 
 @dataclass(frozen=True)
 class ForecastRow:
-    """One day's forecast of one SKU at one location (80 % interval bounds)."""
+    """One day's forecast of one SKU at one location: the 80 % interval's bounds, and the
+    95 % interval's where the forecaster made one."""
 
     sku_id: str
     location_id: str
@@ -51,6 +53,8 @@ class ForecastRow:
     forecast_val: float
     confidence_lower: float
     confidence_upper: float
+    lower_95: float | None = None
+    upper_95: float | None = None
 
 
 def _number(value: float) -> Decimal:
@@ -70,6 +74,8 @@ def forecast_item(row: ForecastRow, *, now: datetime) -> Item:
         "confidence_lower": row.confidence_lower,
         "confidence_upper": row.confidence_upper,
     }
+    if row.lower_95 is not None and row.upper_95 is not None:
+        numbers |= {"lower_95": row.lower_95, "upper_95": row.upper_95}
     bad = {name: value for name, value in numbers.items() if not math.isfinite(value)}
     if bad:
         fields = ", ".join(f"{name}={value}" for name, value in bad.items())
@@ -82,9 +88,7 @@ def forecast_item(row: ForecastRow, *, now: datetime) -> Item:
         "PK": pk,
         "SK": sk,
         DATE_SORT_KEY: forecast_date_sort_key(row.location_id, row.day),
-        "forecast_val": _number(row.forecast_val),
-        "confidence_lower": _number(row.confidence_lower),
-        "confidence_upper": _number(row.confidence_upper),
+        **{name: _number(value) for name, value in numbers.items()},
         "ttl": ttl_epoch(now),
     }
 

@@ -20,9 +20,10 @@ import pandas as pd
 
 from pipeline.compaction.schema import DAILY_DEMAND_TABLE
 from pipeline.compaction.store import LakeStore
-from pipeline.errors import TransientError
+from pipeline.errors import ConfigurationError, TerminalError, TransientError
+from pipeline.forecasting.calendar import CalendarSpec, DayRule, Place
 from pipeline.forecasting.dynamo import ForecastRow, write_forecasts
-from pipeline.forecasting.forecaster import ForecasterConfig, forecast
+from pipeline.forecasting.forecaster import Covariates, ForecasterConfig, forecast
 from pipeline.forecasting.metrics import publish_forecast_bias
 from pipeline.forecasting.series import SeriesMatrix, to_matrix
 from pipeline.job_protocol import Progress, null_progress
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     from pipeline.forecasting.forecaster import Forecast
 
 FORECASTS_TABLE = "forecasts"
+#: Declared events and closures (see :mod:`pipeline.forecasting.calendar`).
+CALENDAR_PREFIX = "reference/calendar/"
 INTERVAL_LEVEL = 0.8
 SERIES_KEYS = ["sku_id", "location_id"]
 
@@ -160,12 +163,15 @@ def forecast_frame(
     """The archive/table rows: one per series and horizon day."""
     n, horizon = result.point.shape
     lower, upper = result.bounds(level)
+    lower_95, upper_95 = result.bounds(0.95)
     keys = matrix.keys.loc[matrix.keys.index.repeat(horizon)].reset_index(drop=True)
     return keys.assign(
         date=np.tile(matrix.horizon_dates(horizon).date, n),
         forecast_val=result.point.ravel(),
         confidence_lower=lower.ravel(),
         confidence_upper=upper.ravel(),
+        lower_95=lower_95.ravel(),
+        upper_95=upper_95.ravel(),
         model=np.repeat(np.asarray(result.model, dtype=object), horizon),
         generated_at=pd.Timestamp(generated_at).tz_convert("UTC").tz_localize(None),
     )
@@ -203,17 +209,61 @@ def archive_forecasts(
 
 def forecast_rows(frame: pd.DataFrame) -> list[ForecastRow]:
     return [
-        ForecastRow(str(sku), str(loc), day, float(val), float(lo), float(hi))
-        for sku, loc, day, val, lo, hi in zip(
+        ForecastRow(
+            str(sku), str(loc), day, float(val), float(lo), float(hi), float(lo95), float(hi95)
+        )
+        for sku, loc, day, val, lo, hi, lo95, hi95 in zip(
             frame["sku_id"],
             frame["location_id"],
             frame["date"],
             frame["forecast_val"],
             frame["confidence_lower"],
             frame["confidence_upper"],
+            frame["lower_95"],
+            frame["upper_95"],
             strict=True,
         )
     ]
+
+
+def load_calendar(store: LakeStore, curated_bucket: str, locations: Locations) -> CalendarSpec:
+    """The declared events and closures (``s3://<curated>/reference/calendar/*.yaml``, in
+    key order; none without one) at the places of the locations table."""
+    events: list[DayRule] = []
+    closures: list[DayRule] = []
+    for obj in store.list(curated_bucket, CALENDAR_PREFIX):
+        if not obj.key.endswith((".yaml", ".yml", ".json")):
+            continue
+        data = store.get(curated_bucket, obj.key)
+        if data is None:  # deleted since the listing
+            continue
+        try:
+            declared = CalendarSpec.read(data.decode())
+        except (TerminalError, UnicodeDecodeError) as e:
+            raise ConfigurationError(f"s3://{curated_bucket}/{obj.key}: {e}") from e
+        events += declared.events
+        closures += declared.closures
+    return CalendarSpec(
+        default=Place(locations.defaults.country, locations.defaults.subdivision),
+        places={loc: Place(row.country, row.subdivision) for loc, row in locations.rows.items()},
+        events=tuple(events),
+        closures=tuple(closures),
+    )
+
+
+def series_covariates(matrix: SeriesMatrix, calendar: CalendarSpec) -> Covariates:
+    """The calendar at each series' location and the SKU, location and whole-lake groups."""
+    keys = matrix.keys
+    return Covariates(
+        start=matrix.start,
+        locations=keys["location_id"].astype(str).tolist(),
+        calendar=calendar,
+        groups={
+            "all": np.zeros(len(keys), dtype=np.int64),
+            "sku": pd.factorize(keys["sku_id"])[0].astype(np.int64),
+            "location": pd.factorize(keys["location_id"])[0].astype(np.int64),
+        },
+    )
 
 
 def run_forecast(
@@ -265,7 +315,12 @@ def run_forecast(
 
     report_progress("fit", 0, 1)
     matrix = to_matrix(history, keys=SERIES_KEYS, value="units_sold", censored="stockout", end=end)
-    result = forecast(matrix.values, config or ForecasterConfig(horizon=horizon_days))
+    calendar = load_calendar(LakeStore.from_session(session), curated_bucket, locations)
+    result = forecast(
+        matrix.values,
+        config or ForecasterConfig(horizon=horizon_days),
+        series_covariates(matrix, calendar),
+    )
     frame = forecast_frame(matrix, result, generated_at=now)
     report_progress("fit", 1, 1)
 

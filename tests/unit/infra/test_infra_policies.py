@@ -196,11 +196,12 @@ def test_given_the_glue_jobs_when_read_then_each_has_a_role_scoped_to_its_own_pr
         "daily_demand/*",
         "forecasts/*",
         "reference/locations/*",
+        "reference/calendar/*",
     }
     for statements in (compact, forecast):
-        # The locations table is reference data: both jobs read it, neither writes it.
+        # The locations table and the calendar are reference data: read, never written.
         for s in statements:
-            if "reference/locations/" in str(s.get("Resource")):
+            if "reference/" in str(s.get("Resource")):
                 assert _as_list(s["Action"]) == ["s3:GetObject"]
         assert _object_prefixes(statements, "ArtifactsBucket") == {"glue/*"}
         lists = [s for s in statements if "s3:ListBucket" in _as_list(s["Action"])]
