@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from pipeline.errors import TerminalError
-from pipeline.forecasting.evaluate import score
+from pipeline.forecasting.evaluate import coverage_by_third, score
 from pipeline.forecasting.forecaster import Covariates, ForecasterConfig, forecast
 from pipeline.forecasting.models import moving_average_paths, seasonal_naive
 from pipeline.forecasting.series import to_matrix
@@ -101,6 +101,7 @@ def backtest(
             "levels_scored": list(result.intervals),
             "method": "rolling-origin conformal, per bin of forecast level",
         },
+        "coverage_by_third_of_mean_sales": coverage_by_third(history, actual, result.intervals),
         "fit_seconds": round(seconds, 3),
         "models": {name: s.as_dict() for name, s in models.items()},
         "chosen_models": pd.Series(result.model).value_counts().to_dict(),

@@ -77,6 +77,30 @@ def pinball(history: Matrix, actual: Matrix, quantile_forecast: Matrix, q: float
     return _safe_divide(loss, mase_scale(history))
 
 
+def thirds(history: Matrix) -> npt.NDArray[np.int64]:
+    """Each series' third (0 slowest .. 2 fastest) by its mean known daily sales."""
+    with np.errstate(invalid="ignore"):
+        mean = np.nan_to_num(np.nanmean(history, axis=1))
+    rank = np.argsort(np.argsort(mean, kind="stable"), kind="stable")
+    return np.asarray(rank * 3 // max(len(mean), 1), dtype=np.int64)
+
+
+def coverage_by_third(
+    history: Matrix, actual: Matrix, intervals: dict[float, tuple[Matrix, Matrix]]
+) -> dict[str, list[float]]:
+    """Coverage of each interval level in each third of series by mean sales (slowest
+    first): an average over every series can hide slow sellers covered too often and fast
+    ones too rarely."""
+    third = thirds(history)
+    return {
+        f"{round(level * 100)}": [
+            round(coverage(actual[third == k], lo[third == k], hi[third == k]), 4)
+            for k in range(3)
+        ]
+        for level, (lo, hi) in intervals.items()
+    }
+
+
 @dataclass(frozen=True)
 class Score:
     """Mean scores over series of one model on one holdout."""
@@ -88,6 +112,9 @@ class Score:
     coverage_95: float | None
     pinball: float | None
     series: int
+    #: Scaled pinball loss at each interval's two quantiles (0.1/0.9, 0.025/0.975).
+    pinball_80: float | None = None
+    pinball_95: float | None = None
 
     def as_dict(self) -> dict[str, float | int | None]:
         return asdict(self)
@@ -104,12 +131,22 @@ def score(
     pinball loss over their four quantiles (0.025, 0.1, 0.9, 0.975)."""
     intervals = intervals or {}
     cov = {level: coverage(actual, lo, hi) for level, (lo, hi) in intervals.items()}
-    losses = [
-        pinball(history, actual, bound, q)
+    per_level = {
+        level: [
+            pinball(history, actual, bound, q)
+            for bound, q in ((lo, (1 - level) / 2), (hi, (1 + level) / 2))
+        ]
         for level, (lo, hi) in intervals.items()
-        for bound, q in ((lo, (1 - level) / 2), (hi, (1 + level) / 2))
-    ]
+    }
+    losses = [loss for pair in per_level.values() for loss in pair]
+
+    def level_loss(level: float) -> float | None:
+        pair = per_level.get(level)
+        return float(np.nanmean(np.mean(pair, axis=0))) if pair else None
+
     return Score(
+        pinball_80=level_loss(0.8),
+        pinball_95=level_loss(0.95),
         rmsse=float(np.nanmean(rmsse(history, actual, forecast))),
         mase=float(np.nanmean(mase(history, actual, forecast))),
         bias_pct=bias_pct(actual, forecast),
