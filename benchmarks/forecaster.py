@@ -128,7 +128,7 @@ def window(
         "series": len(ids),
         "models": {name: _rounded(s) for name, s in scores.items()},
         "rmsse_ratio_vs_autoets": round(
-            scores["forecaster"]["rmsse"] / scores["autoets"]["rmsse"], 4
+            float(scores["forecaster"]["rmsse"] or 0) / float(scores["autoets"]["rmsse"] or 1), 4
         ),
         "coverage_by_third_of_mean_sales": {
             "forecaster": coverage_by_third(history, actual, ours),

@@ -94,8 +94,7 @@ def coverage_by_third(
     third = thirds(history)
     return {
         f"{round(level * 100)}": [
-            round(coverage(actual[third == k], lo[third == k], hi[third == k]), 4)
-            for k in range(3)
+            round(coverage(actual[third == k], lo[third == k], hi[third == k]), 4) for k in range(3)
         ]
         for level, (lo, hi) in intervals.items()
     }

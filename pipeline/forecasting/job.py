@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from pipeline.compaction.schema import DAILY_DEMAND_TABLE
@@ -25,6 +26,12 @@ from pipeline.forecasting.calendar import CalendarSpec, DayRule, Place
 from pipeline.forecasting.dynamo import ForecastRow, write_forecasts
 from pipeline.forecasting.forecaster import Covariates, ForecasterConfig, forecast
 from pipeline.forecasting.metrics import publish_forecast_bias
+from pipeline.forecasting.prices import (
+    load_promotions,
+    planned_prices,
+    price_matrix,
+    relative_prices,
+)
 from pipeline.forecasting.series import SeriesMatrix, to_matrix
 from pipeline.job_protocol import Progress, null_progress
 from pipeline.lake.locations import LocationDefaults, Locations, load_locations
@@ -36,6 +43,7 @@ if TYPE_CHECKING:
 
     from pipeline.forecasting.forecaster import Forecast
 
+Matrix = npt.NDArray[np.float64]
 FORECASTS_TABLE = "forecasts"
 #: Declared events and closures (see :mod:`pipeline.forecasting.calendar`).
 CALENDAR_PREFIX = "reference/calendar/"
@@ -251,11 +259,15 @@ def load_calendar(store: LakeStore, curated_bucket: str, locations: Locations) -
     )
 
 
-def series_covariates(matrix: SeriesMatrix, calendar: CalendarSpec) -> Covariates:
-    """The calendar at each series' location and the SKU, location and whole-lake groups."""
+def series_covariates(
+    matrix: SeriesMatrix, calendar: CalendarSpec, relative_price: Matrix | None = None
+) -> Covariates:
+    """The calendar at each series' location, the SKU, location and whole-lake groups and
+    the relative price (:mod:`.prices`)."""
     keys = matrix.keys
     return Covariates(
         start=matrix.start,
+        relative_price=relative_price,
         locations=keys["location_id"].astype(str).tolist(),
         calendar=calendar,
         groups={
@@ -315,11 +327,16 @@ def run_forecast(
 
     report_progress("fit", 0, 1)
     matrix = to_matrix(history, keys=SERIES_KEYS, value="units_sold", censored="stockout", end=end)
-    calendar = load_calendar(LakeStore.from_session(session), curated_bucket, locations)
+    store = LakeStore.from_session(session)
+    calendar = load_calendar(store, curated_bucket, locations)
+    prices = price_matrix(history, matrix, keys=SERIES_KEYS)
+    relative = relative_prices(
+        prices, planned_prices(load_promotions(store, curated_bucket), matrix, horizon_days)
+    )
     result = forecast(
         matrix.values,
         config or ForecasterConfig(horizon=horizon_days),
-        series_covariates(matrix, calendar),
+        series_covariates(matrix, calendar, relative if np.isfinite(prices).any() else None),
     )
     frame = forecast_frame(matrix, result, generated_at=now)
     report_progress("fit", 1, 1)

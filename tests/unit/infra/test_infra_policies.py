@@ -197,6 +197,7 @@ def test_given_the_glue_jobs_when_read_then_each_has_a_role_scoped_to_its_own_pr
         "forecasts/*",
         "reference/locations/*",
         "reference/calendar/*",
+        "reference/promotions/*",
     }
     for statements in (compact, forecast):
         # The locations table and the calendar are reference data: read, never written.

@@ -1,0 +1,139 @@
+"""The synthetic world's promotions (a week at 75 % of the price, 2.2x the demand of a fast
+seller) are what the price covariate lets the forecaster recover: on planned promotion days
+the model that sees the planned price beats the same model without it."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.errors import ConfigurationError
+from pipeline.forecasting.calendar import CalendarSpec
+from pipeline.forecasting.forecaster import Covariates, ForecasterConfig, forecast
+from pipeline.forecasting.global_model import GlobalModelConfig
+from pipeline.forecasting.prices import planned_prices, price_matrix, relative_prices
+from pipeline.forecasting.series import to_matrix
+from pipeline.synth.generator import PROMO_PRICE_FACTOR, SynthConfig, generate_events
+
+KEYS = ["sku_id", "location_id"]
+HORIZON = 28
+
+
+def _daily(config: SynthConfig) -> pd.DataFrame:
+    """Daily units and mean selling price per SKU x location, as compaction books them."""
+    sales = pd.DataFrame([e for e in generate_events(config) if e["event_type"] == "sale"])
+    sales["date"] = pd.to_datetime(sales["event_time"].str[:10])
+    sales["revenue"] = sales["quantity"] * sales["unit_price"]
+    daily = sales.groupby([*KEYS, "date"], as_index=False)[["quantity", "revenue"]].sum()
+    return daily.assign(
+        units_sold=daily["quantity"], avg_unit_price=daily["revenue"] / daily["quantity"]
+    )
+
+
+@pytest.fixture(scope="module")
+def world() -> pd.DataFrame:
+    config = SynthConfig(
+        seed=11,
+        n_skus=30,
+        n_locations=3,
+        start=date(2024, 1, 1),
+        days=420 + HORIZON,
+        events_per_day=600.0,
+        promo_rate=0.15,
+        slow_mover_share=0.0,
+        stockout_rate=0.0,
+        cover_days=60.0,
+    )
+    return _daily(config)
+
+
+def test_given_planned_promotions_when_forecast_with_price_then_promotion_days_beat_no_price(
+    world: pd.DataFrame,
+) -> None:
+    end = world["date"].max() - pd.Timedelta(days=HORIZON)
+    train = world[world["date"] <= end]
+    matrix = to_matrix(train, keys=KEYS, value="units_sold", end=end)
+    days = matrix.horizon_dates(HORIZON)
+    test = world[world["date"].isin(days)]
+    actual = (
+        test.pivot_table(index=KEYS, columns="date", values="units_sold")
+        .reindex(index=pd.MultiIndex.from_frame(matrix.keys), columns=days)
+        .fillna(0.0)
+        .to_numpy()
+    )
+    future_price = (
+        test.pivot_table(index=KEYS, columns="date", values="avg_unit_price")
+        .reindex(index=pd.MultiIndex.from_frame(matrix.keys), columns=days)
+        .to_numpy()
+    )
+    prices = price_matrix(train, matrix, keys=KEYS)
+    regular = np.nanmax(prices[:, -60:], axis=1, keepdims=True)
+    # The plan a retailer would load: the promotion weeks in the horizon, at their price.
+    promo_days = future_price < regular * (PROMO_PRICE_FACTOR + 0.05)
+    planned = np.where(promo_days, future_price, np.nan)
+    assert promo_days.sum() > 50  # enough promotion days to judge on
+
+    config = ForecasterConfig(global_model=GlobalModelConfig(rounds=100, max_rows=100_000))
+    groups = {
+        "all": np.zeros(len(matrix.keys), dtype=np.int64),
+        "sku": pd.factorize(matrix.keys["sku_id"])[0].astype(np.int64),
+    }
+    common = {
+        "start": matrix.start,
+        "locations": matrix.keys["location_id"].tolist(),
+        "calendar": CalendarSpec(),
+        "groups": groups,
+    }
+    with_price = forecast(
+        matrix.values,
+        config,
+        Covariates(**common, relative_price=relative_prices(prices, planned)),  # type: ignore[arg-type]
+    )
+    without = forecast(matrix.values, config, Covariates(**common))  # type: ignore[arg-type]
+
+    def promo_mse(point: np.ndarray) -> float:
+        return float(np.mean((point[promo_days] - actual[promo_days]) ** 2))
+
+    def other_mse(point: np.ndarray) -> float:
+        return float(np.mean((point[~promo_days] - actual[~promo_days]) ** 2))
+
+    # Measured: 0.33x on promotion days, 0.79x on the others (seed 11).
+    assert promo_mse(with_price.point) < 0.7 * promo_mse(without.point)
+    # and knowing the price does not cost accuracy on the other days
+    assert other_mse(with_price.point) < 1.05 * other_mse(without.point)
+
+
+def test_given_no_sale_days_when_relative_price_then_shelf_price_carries_and_future_is_regular():
+    prices = np.array([[2.0, np.nan, 1.5, np.nan, 2.0], [np.nan] * 5])
+    planned = np.array([[np.nan, 1.0], [np.nan, np.nan]])
+    relative = relative_prices(prices, planned)
+    np.testing.assert_allclose(relative[0], [1.0, 1.0, 0.75, 0.75, 1.0, 1.0, 0.5])
+    assert np.isnan(relative[1]).all()  # never sold: no regular price to compare with
+
+
+def test_given_a_promotion_without_a_price_when_planned_then_configuration_error():
+    matrix = to_matrix(
+        pd.DataFrame(
+            {"sku_id": ["A"], "location_id": ["L"], "date": ["2024-01-01"], "units_sold": [1]}
+        ),
+        keys=KEYS,
+        value="units_sold",
+    )
+    bad = pd.DataFrame(
+        {
+            "sku_id": ["A"],
+            "location_id": [None],
+            "start_date": ["2024-01-03"],
+            "end_date": ["2024-01-02"],
+            "unit_price": [1.0],
+        }
+    )
+    with pytest.raises(ConfigurationError) as e:
+        planned_prices(bad, matrix, 7)
+    assert str(e.value) == (
+        "planned promotion of A from 2024-01-03 to 2024-01-02: needs a positive unit_price "
+        "and end_date on or after start_date"
+    )
