@@ -97,12 +97,17 @@ def test_given_daily_demand_when_job_runs_then_items_have_the_seed_schema_and_tt
             "forecast_val",
             "confidence_lower",
             "confidence_upper",
+            "lower_95",
+            "upper_95",
             "ttl",
         }
         location, day = item["SK"].removeprefix("LOC#").split("#DATE#")
         assert item["DateSK"] == f"DATE#{day}#LOC#{location}"  # the ByDate index key
         assert isinstance(item["forecast_val"], Decimal)
         assert 0 <= item["confidence_lower"] <= item["forecast_val"] <= item["confidence_upper"]
+        # the 95 % interval holds the 80 % one
+        assert item["lower_95"] <= item["confidence_lower"]
+        assert item["confidence_upper"] <= item["upper_95"]
         assert abs(int(item["ttl"]) - expected_ttl) < 60
     written = write_forecasts(
         [ForecastRow("SKU-0", "STORE-1", date(2024, 3, 1), 2.0, 1.0, 3.0)],
@@ -138,6 +143,8 @@ def test_given_archived_forecasts_when_actuals_arrive_then_bias_is_emitted_as_em
         "forecast_val",
         "confidence_lower",
         "confidence_upper",
+        "lower_95",
+        "upper_95",
         "model",
         "generated_at",
     }

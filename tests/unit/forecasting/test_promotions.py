@@ -100,7 +100,7 @@ def test_given_planned_promotions_when_forecast_with_price_then_promotion_days_b
     def other_mse(point: np.ndarray) -> float:
         return float(np.mean((point[~promo_days] - actual[~promo_days]) ** 2))
 
-    # Measured: 0.33x on promotion days, 0.79x on the others (seed 11).
+    # Measured: 0.34x on promotion days, 0.77x on the others (seed 11).
     assert promo_mse(with_price.point) < 0.7 * promo_mse(without.point)
     # and knowing the price does not cost accuracy on the other days
     assert other_mse(with_price.point) < 1.05 * other_mse(without.point)
