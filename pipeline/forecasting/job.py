@@ -253,9 +253,14 @@ def load_calendar(store: LakeStore, curated_bucket: str, locations: Locations) -
 
 def series_covariates(matrix: SeriesMatrix, calendar: CalendarSpec) -> Covariates:
     """The calendar at each series' location and the SKU, location and whole-lake groups."""
-    keys = matrix.keys
+    return key_covariates(matrix.keys, matrix.start, calendar)
+
+
+def key_covariates(keys: pd.DataFrame, start: pd.Timestamp, calendar: CalendarSpec) -> Covariates:
+    """:func:`series_covariates` of the series ``keys`` (sorted as the matrix sorts them)
+    whose history starts on ``start``: all a distributed run's driver knows of them."""
     return Covariates(
-        start=matrix.start,
+        start=start,
         locations=keys["location_id"].astype(str).tolist(),
         calendar=calendar,
         groups={
