@@ -1,17 +1,29 @@
 """The forecast job on Spark: the chunked forecaster's chunks as executor tasks.
 
 The single-process forecaster already works through series in chunks of
-``chunk_series`` (sorted by SKU and location) and shares only two things between chunks:
-the pooled weekday index (a sum of per-chunk parts) and the conformal quantiles of the
+``chunk_series`` (sorted by SKU and location) and shares only a few things between chunks:
+the pooled weekday index (a sum of per-chunk parts), the group totals behind the global
+model's SKU, location and whole-lake trends (sums over disjoint chunks), the global model
+itself (trained on a sample of every chunk's rows) and the conformal quantiles of the
 calibration errors. So, with the same cores:
 
 1. executors read the ``daily_demand`` (and forecast archive) objects, one task each;
-2. the driver collects the distinct series keys and ranks them as one process sorts them;
-3. executors pivot each chunk's rows into its matrix on the common calendar, send back
-   its weekday-index parts, then fit it (:func:`fit_chunk`) and send back its sampled
-   calibration errors (small: at most ``calibration_series`` series in all);
-4. the driver sums the parts in chunk order and takes the quantiles, as one process does;
-5. executors bound each chunk's forecasts, write its items to DynamoDB (the same batch
+2. the driver collects the distinct series keys and ranks them as one process sorts them,
+   and builds from them what one process builds from its matrix
+   (:func:`~pipeline.forecasting.job.key_covariates`, :class:`Context`): the calendar of
+   the fitted window (holidays, declared events and closures from
+   ``reference/calendar/``), the group codes and the global model's plan, broadcast once;
+3. executors pivot each chunk's rows into its matrix on the common calendar (closure days
+   unknown, as one process reads them) and send back its weekday-index parts and group
+   totals; the driver sums them in chunk order and broadcasts the pooled index and the
+   group trends;
+4. executors fit each chunk (:func:`fit_chunk`); with history enough for the global model
+   they send back its sampled training rows (the share and seed one process draws with),
+   the driver trains the booster on them in chunk order and broadcasts it as its model
+   text, and executors weigh it into each chunk's forecasts (:func:`blend`);
+5. executors send back each chunk's sampled calibration errors (small: at most
+   ``calibration_series`` series in all) and the driver takes the quantiles;
+6. executors bound each chunk's forecasts, write its items to DynamoDB (the same batch
    writer and retries), and the archive is written one forecast day per task.
 
 Both read only the actuals, the days that have ended at their location
@@ -48,7 +60,6 @@ from pipeline.forecasting.forecaster import (
     blend,
     calibrate,
     calibration_sample,
-    chunks_of,
     combine,
     fit_chunk,
     pooled_sum,
@@ -358,7 +369,8 @@ class _Shared:
 
     def chunk(self, index: int) -> tuple[slice, Context]:
         """Chunk ``index``'s series ranks and context."""
-        ranks = chunks_of(self.series, self.config)[index]
+        size = self.config.chunk_series
+        ranks = slice(index * size, min((index + 1) * size, self.series))
         return ranks, self.context.chunk(ranks)
 
     def history(self, index: int, chunk: _Chunk) -> Any:
