@@ -440,7 +440,7 @@ def _blend(shared: Any, trends: Any, booster: Any, item: tuple[int, _Chunk]) -> 
 
 @dataclass(frozen=True)
 class _Publication:
-    """What step 5 needs besides the chunk."""
+    """What step 6 needs besides the chunk."""
 
     conformal: Conformal
     config: ForecasterConfig
