@@ -17,7 +17,7 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -177,9 +177,13 @@ def pooled_sum(parts: list[tuple[Matrix, Matrix]]) -> tuple[Matrix, Matrix] | No
 
 
 @dataclass(frozen=True)
-class _Context:
+class Context:
     """The covariates cut to the fitted window, and the global model's plan (``None``:
-    the vectorised blend alone)."""
+    the vectorised blend alone): what every chunk of series is forecast with.
+
+    Built once for every series (:meth:`of`) and cut to one chunk (:meth:`chunk`): the
+    calendar is per location, so only the per-series rows, prices and group codes are cut,
+    and group sizes stay those of every series so that chunks' group totals add up."""
 
     start: pd.Timestamp | None
     calendar: CalendarFeatures | None
@@ -187,14 +191,21 @@ class _Context:
     relative_price: Matrix | None
     groups: Mapping[str, npt.NDArray[np.int64]]
     plan: global_model.Plan | None
+    group_sizes: Mapping[str, int] = field(default_factory=dict)
 
     @classmethod
     def of(
-        cls, y: Matrix, dropped: int, config: ForecasterConfig, covariates: Covariates | None
-    ) -> _Context:
+        cls,
+        shape: tuple[int, int],
+        dropped: int,
+        config: ForecasterConfig,
+        covariates: Covariates | None,
+    ) -> Context:
+        """The context of a prepared history of ``shape`` (series, days), ``dropped`` days
+        after the first of ``covariates.start`` (see :func:`prepare`)."""
         import pandas as pd
 
-        n, days = y.shape
+        n, days = shape
         plan = (
             global_model.Plan.of(days, config.horizon, config.global_model)
             if config.global_model is not None and covariates is not None and n
@@ -217,40 +228,79 @@ class _Context:
             relative_price=None if price is None else price[:, dropped:],
             groups=covariates.groups,
             plan=plan,
+            group_sizes={
+                g: int(codes.max()) + 1 if len(codes) else 0
+                for g, codes in covariates.groups.items()
+            },
         )
 
+    def chunk(self, series: slice) -> Context:
+        """The context of the series at ``series`` (of every series this one covers)."""
+        return replace(
+            self,
+            calendar_rows=None if self.calendar_rows is None else self.calendar_rows[series],
+            relative_price=None if self.relative_price is None else self.relative_price[series],
+            groups={g: codes[series] for g, codes in self.groups.items()},
+        )
+
+    def censor(self, y: Matrix) -> Matrix:
+        """``y`` (this context's series) with closure days unknown: a closure day's sales
+        are no demand."""
+        if self.calendar is None or self.calendar_rows is None:
+            return y
+        return np.where(self.calendar.closed[self.calendar_rows, : y.shape[1]], np.nan, y)
+
+    def group_totals(self, y: Matrix) -> dict[str, Matrix]:
+        """The daily units of each group over this context's series (sized for every
+        series' groups, so that the totals of disjoint chunks add up)."""
+        return global_model.group_totals(y, self.groups, self.group_sizes)
+
     def inputs(
-        self, y: Matrix, chunk: slice, fit: ChunkFit, trends: global_model.GroupTrends
+        self, y: Matrix, fit: ChunkFit, trends: global_model.GroupTrends
     ) -> global_model.Inputs:
-        assert self.start is not None
+        """The global model's inputs for this context's series, history ``y``, fitted as
+        ``fit``."""
+        assert self.start is not None  # noqa: S101 - a plan needs covariates
         return global_model.Inputs(
-            y=y[chunk],
+            y=y,
             baseline_level=fit.level,
             index=fit.index,
-            trailing=global_model.Trailing.of(y[chunk]),
+            trailing=global_model.Trailing.of(y),
             start=self.start,
             calendar=self.calendar,
-            calendar_rows=None if self.calendar_rows is None else self.calendar_rows[chunk],
-            relative_price=None if self.relative_price is None else self.relative_price[chunk],
-            groups={g: codes[chunk] for g, codes in self.groups.items()},
+            calendar_rows=self.calendar_rows,
+            relative_price=self.relative_price,
+            groups=self.groups,
             trends=trends,
         )
 
-    def closed(self, chunk: slice, days: int, horizon: int) -> npt.NDArray[np.bool_] | None:
+    def closed(self, days: int, horizon: int) -> npt.NDArray[np.bool_] | None:
         """Planned closures over the horizon ``(series, horizon)``."""
         if self.calendar is None or self.calendar_rows is None:
             return None
-        return self.calendar.closed[self.calendar_rows[chunk], days : days + horizon]
+        return self.calendar.closed[self.calendar_rows, days : days + horizon]
+
+
+def training_share(series: int, plan: global_model.Plan, config: GlobalModelConfig) -> float:
+    """The share of every series x training origin x step the global model trains on (at
+    most ``max_rows`` rows); each chunk samples this share of its own rows."""
+    return min(1.0, config.max_rows / (series * len(plan.train) * plan.horizon))
+
+
+def chunks_of(series: int, config: ForecasterConfig) -> list[slice]:
+    """The consecutive chunks of ``chunk_series`` series, in order."""
+    return [
+        slice(s, min(s + config.chunk_series, series))
+        for s in range(0, series, config.chunk_series)
+    ]
 
 
 def _forecast(history: Matrix, config: ForecasterConfig, covariates: Covariates | None) -> Forecast:
     y = prepare(history, config)
     n, days = y.shape
-    context = _Context.of(y, history.shape[1] - days, config, covariates)
-    if context.calendar is not None and context.calendar_rows is not None:
-        # A closure day's sales are no demand: the models read it as unknown.
-        y = np.where(context.calendar.closed[context.calendar_rows, :days], np.nan, y)
-    chunks = [slice(s, min(s + config.chunk_series, n)) for s in range(0, n, config.chunk_series)]
+    context = Context.of(y.shape, history.shape[1] - days, config, covariates)
+    y = context.censor(y)
+    chunks = chunks_of(n, config)
     # The only quantities shared across series are the pooled weekday index, the group
     # totals, the global model and the conformal table; everything else is per series, so
     # memory follows the chunk (the global model's second pass refits a chunk rather than
@@ -272,14 +322,17 @@ def _forecast(history: Matrix, config: ForecasterConfig, covariates: Covariates 
         conformal = calibrate([f.calibration for f in fits], config)
         return combine([f.forecast(conformal) for f in fits], config)
 
-    trends = global_model.group_trends(global_model.group_totals(y, context.groups))
+    # Summed chunk by chunk, as the Spark engine sums its executors' totals.
+    trends = global_model.group_trends(
+        global_model.add_totals([context.chunk(c).group_totals(y[c]) for c in chunks])
+    )
     kept: dict[int, tuple[ChunkFit, global_model.Inputs]] = {}
-    share = min(1.0, model_config.max_rows / (n * len(plan.train) * plan.horizon))
+    share = training_share(n, plan, model_config)
     training = []
     names: list[str] = []
     for i, c in enumerate(chunks):
         fitted = fit(c)
-        inputs = context.inputs(y, c, fitted, trends)
+        inputs = context.chunk(c).inputs(y[c], fitted, trends)
         names = names or global_model.feature_names(inputs)
         training.append(
             global_model.training_rows(inputs, plan, model_config, share=share, seed=c.start)
@@ -294,22 +347,22 @@ def _forecast(history: Matrix, config: ForecasterConfig, covariates: Covariates 
             fitted, inputs = kept.pop(i)
         else:
             fitted = fit(c)
-            inputs = context.inputs(y, c, fitted, trends)
+            inputs = context.chunk(c).inputs(y[c], fitted, trends)
         parts.append(
-            _blend(
+            blend(
                 fitted,
                 inputs,
                 model,
                 plan,
                 sample=calibration_sample(np.arange(c.start, c.stop), n, config),
-                closed=context.closed(c, days, config.horizon),
+                closed=context.chunk(c).closed(days, config.horizon),
             )
         )
     conformal = calibrate([p.calibration for p in parts], config)
     return combine([p.forecast(conformal) for p in parts], config)
 
 
-def _blend(
+def blend(
     fitted: ChunkFit,
     inputs: global_model.Inputs,
     model: Any,
@@ -319,7 +372,9 @@ def _blend(
     closed: npt.NDArray[np.bool_] | None,
 ) -> ChunkFit:
     """The chunk's forecasts with the global model weighed in per series by the two
-    models' squared errors on the held-out origins (weights ``1 / MSE``)."""
+    models' squared errors on the held-out origins (weights ``1 / MSE``); its calibration
+    is the blend's forecasts at those origins for the ``sample``d series, and ``closed``
+    days (series, horizon) are forecast 0."""
     horizon = plan.horizon
     y = inputs.y
     held = global_model.predict(model, inputs, plan.holdout, horizon)

@@ -92,15 +92,29 @@ def _trailing(cumulative: Matrix, window: int) -> Matrix:
 GroupTrends = dict[str, tuple[Matrix, Matrix, Matrix]]
 
 
-def group_totals(y: Matrix, groups: Mapping[str, Index]) -> dict[str, Matrix]:
-    """Per grouping, the daily units of each group ``(groups, days)``."""
+def group_totals(
+    y: Matrix, groups: Mapping[str, Index], sizes: Mapping[str, int] | None = None
+) -> dict[str, Matrix]:
+    """Per grouping, the daily units of each group ``(groups, days)``; ``sizes`` (per
+    grouping, the number of groups) sizes the tables when ``y`` is one chunk of the series,
+    whose highest code need not be the highest of all."""
     values = np.nan_to_num(y)
     totals = {}
     for name, codes in groups.items():
-        total = np.zeros((int(codes.max()) + 1 if len(codes) else 0, y.shape[1]))
+        size = sizes[name] if sizes is not None else int(codes.max()) + 1 if len(codes) else 0
+        total = np.zeros((size, y.shape[1]))
         np.add.at(total, codes, values)
         totals[name] = total
     return totals
+
+
+def add_totals(parts: Sequence[Mapping[str, Matrix]]) -> dict[str, Matrix]:
+    """The group totals of disjoint chunks of series added up, in order."""
+    out: dict[str, Matrix] = {}
+    for part in parts:
+        for name, total in part.items():
+            out[name] = out[name] + total if name in out else total.copy()
+    return out
 
 
 def group_trends(totals: Mapping[str, Matrix]) -> GroupTrends:

@@ -264,9 +264,19 @@ def series_covariates(
 ) -> Covariates:
     """The calendar at each series' location, the SKU, location and whole-lake groups and
     the relative price (:mod:`.prices`)."""
-    keys = matrix.keys
+    return key_covariates(matrix.keys, matrix.start, calendar, relative_price)
+
+
+def key_covariates(
+    keys: pd.DataFrame,
+    start: pd.Timestamp,
+    calendar: CalendarSpec,
+    relative_price: Matrix | None = None,
+) -> Covariates:
+    """:func:`series_covariates` of the series ``keys`` (sorted as the matrix sorts them)
+    whose history starts on ``start``: all a distributed run's driver knows of them."""
     return Covariates(
-        start=matrix.start,
+        start=start,
         relative_price=relative_price,
         locations=keys["location_id"].astype(str).tolist(),
         calendar=calendar,

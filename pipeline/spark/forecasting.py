@@ -1,17 +1,29 @@
 """The forecast job on Spark: the chunked forecaster's chunks as executor tasks.
 
 The single-process forecaster already works through series in chunks of
-``chunk_series`` (sorted by SKU and location) and shares only two things between chunks:
-the pooled weekday index (a sum of per-chunk parts) and the conformal quantiles of the
+``chunk_series`` (sorted by SKU and location) and shares only a few things between chunks:
+the pooled weekday index (a sum of per-chunk parts), the group totals behind the global
+model's SKU, location and whole-lake trends (sums over disjoint chunks), the global model
+itself (trained on a sample of every chunk's rows) and the conformal quantiles of the
 calibration errors. So, with the same cores:
 
 1. executors read the ``daily_demand`` (and forecast archive) objects, one task each;
-2. the driver collects the distinct series keys and ranks them as one process sorts them;
-3. executors pivot each chunk's rows into its matrix on the common calendar, send back
-   its weekday-index parts, then fit it (:func:`fit_chunk`) and send back its sampled
-   calibration errors (small: at most ``calibration_series`` series in all);
-4. the driver sums the parts in chunk order and takes the quantiles, as one process does;
-5. executors bound each chunk's forecasts, write its items to DynamoDB (the same batch
+2. the driver collects the distinct series keys and ranks them as one process sorts them,
+   and builds from them what one process builds from its matrix
+   (:func:`~pipeline.forecasting.job.key_covariates`, :class:`Context`): the calendar of
+   the fitted window (holidays, declared events and closures from
+   ``reference/calendar/``), the group codes and the global model's plan, broadcast once;
+3. executors pivot each chunk's rows into its matrix on the common calendar (closure days
+   unknown, as one process reads them) and send back its weekday-index parts and group
+   totals; the driver sums them in chunk order and broadcasts the pooled index and the
+   group trends;
+4. executors fit each chunk (:func:`fit_chunk`); with history enough for the global model
+   they send back its sampled training rows (the share and seed one process draws with),
+   the driver trains the booster on them in chunk order and broadcasts it as its model
+   text, and executors weigh it into each chunk's forecasts (:func:`blend`);
+5. executors send back each chunk's sampled calibration errors (small: at most
+   ``calibration_series`` series in all) and the driver takes the quantiles;
+6. executors bound each chunk's forecasts, write its items to DynamoDB (the same batch
    writer and retries), and the archive is written one forecast day per task.
 
 Both read only the actuals, the days that have ended at their location
@@ -39,16 +51,20 @@ import pyarrow.parquet as pq
 from pipeline.compaction.catalog import register_partitions
 from pipeline.compaction.schema import DAILY_DEMAND_SCHEMA, DAILY_DEMAND_TABLE
 from pipeline.compaction.store import LakeStore
+from pipeline.forecasting import global_model
 from pipeline.forecasting.dynamo import write_forecasts
 from pipeline.forecasting.forecaster import (
     ChunkFit,
+    Context,
     ForecasterConfig,
+    blend,
     calibrate,
     calibration_sample,
     combine,
     fit_chunk,
     pooled_sum,
     prepare,
+    training_share,
 )
 from pipeline.forecasting.job import (
     FORECASTS_TABLE,
@@ -60,6 +76,8 @@ from pipeline.forecasting.job import (
     bias_sums,
     forecast_frame,
     forecast_rows,
+    key_covariates,
+    load_calendar,
 )
 from pipeline.forecasting.metrics import publish_forecast_bias
 from pipeline.forecasting.series import SeriesMatrix, to_matrix
@@ -199,7 +217,8 @@ def run_forecast_spark(
         if o.key.endswith(".parquet")
     ]
     demand_keys = [k for k in demand_keys if k.endswith(".parquet")]
-    finished = FinishedDays(load_locations(store, curated_bucket, location_defaults), now, as_of)
+    locations = load_locations(store, curated_bucket, location_defaults)
+    finished = FinishedDays(locations, now, as_of)
     demand = _read(sc, curated_bucket, DEMAND_COLUMNS, finished, demand_keys).cache()
     archive = _read(sc, curated_bucket, ARCHIVE_COLUMNS, None, archive_keys)
     found = demand.map(_first_days).collect()
@@ -227,6 +246,22 @@ def run_forecast_spark(
     chunks = math.ceil(n / config.chunk_series)
     ranks = sc.broadcast({key: i for i, key in enumerate(keys)})
     start = pd.Timestamp(min(first_days[k] for k in keys))
+    # The driver knows every series' key, so it builds what one process builds from its
+    # matrix: the calendar over the fitted window and the group codes (small beside the
+    # ranks above); each executor cuts its chunk's rows out of it.
+    history_days = int((end - start).days) + 1
+    days = min(history_days, config.fit_days)
+    context = Context.of(
+        (n, days),
+        history_days - days,
+        config,
+        key_covariates(
+            pd.DataFrame(keys, columns=SERIES_KEYS),
+            start,
+            load_calendar(store, curated_bucket, locations),
+        ),
+    )
+    shared = sc.broadcast(_Shared(config, context, n))
     progress("fit", 0, chunks)
     grouped = (
         demand.flatMap(partial(_by_chunk, ranks, config.chunk_series, "demand"))
@@ -236,25 +271,35 @@ def run_forecast_spark(
         .cache()
     )
     try:
-        pooled = (
-            pooled_sum(
-                [
-                    p
-                    for _, p in sorted(
-                        grouped.map(
-                            lambda c: (
-                                c[0],
-                                config.seasonal.pooled_parts(prepare(c[1].matrix.values, config)),
-                            )
-                        ).collect()
-                    )
-                ]
-            )
-            if chunks > 1
-            else None
+        plan, model_config = context.plan, config.global_model
+        # Per chunk, in chunk order: its weekday-index parts and (for the global model)
+        # its group totals, which the driver adds up as one process adds its chunks'.
+        parts = (
+            sorted(grouped.map(partial(_shared_parts, shared)).collect(), key=lambda p: p[0])
+            if chunks > 1 or plan is not None
+            else []
         )
-        fitted = grouped.map(partial(_fit, pooled, config, n)).cache()
+        pooled = pooled_sum([p for _, p, _ in parts]) if chunks > 1 else None
+        fitted = grouped.map(partial(_fit, shared, pooled)).cache()
+        if plan is not None and model_config is not None:
+            trends = sc.broadcast(
+                global_model.group_trends(global_model.add_totals([t for _, _, t in parts]))
+            )
+            share = training_share(n, plan, model_config)
+            rows = sorted(
+                fitted.map(partial(_training_rows, shared, trends, share)).collect(),
+                key=lambda r: r[0],
+            )
+            model = global_model.train([r for _, _, r in rows], rows[0][1], model_config)
+            del rows
+            # A booster crosses to the executors as its text, which rebuilds it exactly.
+            booster = sc.broadcast(model.model_to_string())
+            unblended, fitted = fitted, fitted.map(partial(_blend, shared, trends, booster)).cache()
+        else:
+            unblended = None
         calibration = [x for _, x in sorted(fitted.map(_calibration).collect(), key=lambda x: x[0])]
+        if unblended is not None:
+            unblended.unpersist()
         bias_parts = fitted.map(lambda c: c[1].bias).collect()
         conformal = calibrate(calibration, config)
         progress("fit", chunks, chunks)
@@ -314,24 +359,88 @@ def _read(
     return rdd
 
 
-def _fit(
-    pooled: Any, config: ForecasterConfig, series: int, item: tuple[int, _Chunk]
-) -> tuple[int, _Chunk]:
+@dataclass(frozen=True)
+class _Shared:
+    """What every chunk's task needs besides its chunk (broadcast once)."""
+
+    config: ForecasterConfig
+    context: Context
+    series: int
+
+    def chunk(self, index: int) -> tuple[slice, Context]:
+        """Chunk ``index``'s series ranks and context."""
+        size = self.config.chunk_series
+        ranks = slice(index * size, min((index + 1) * size, self.series))
+        return ranks, self.context.chunk(ranks)
+
+    def history(self, index: int, chunk: _Chunk) -> Any:
+        """The chunk's history as one process fits it: prepared, closures censored."""
+        return self.chunk(index)[1].censor(prepare(chunk.matrix.values, self.config))
+
+    def sample(self, index: int) -> Any:
+        ranks = self.chunk(index)[0]
+        return calibration_sample(np.arange(ranks.start, ranks.stop), self.series, self.config)
+
+
+def _shared_parts(shared: Any, item: tuple[int, _Chunk]) -> tuple[int, Any, Any]:
+    """The chunk's weekday-index parts and, given a global model, its group totals."""
     index, chunk = item
-    first = index * config.chunk_series
-    ranks = np.arange(first, first + chunk.matrix.values.shape[0])
-    chunk.fit = fit_chunk(
-        prepare(chunk.matrix.values, config),
-        pooled,
-        config,
-        sample=calibration_sample(ranks, series, config),
+    s: _Shared = shared.value
+    y = s.history(index, chunk)
+    pooled = s.config.seasonal.pooled_parts(y) if s.series > s.config.chunk_series else None
+    totals = s.chunk(index)[1].group_totals(y) if s.context.plan is not None else {}
+    return index, pooled, totals
+
+
+def _fit(shared: Any, pooled: Any, item: tuple[int, _Chunk]) -> tuple[int, _Chunk]:
+    index, chunk = item
+    s: _Shared = shared.value
+    chunk.fit = fit_chunk(s.history(index, chunk), pooled, s.config, sample=s.sample(index))
+    return index, chunk
+
+
+def _training_rows(
+    shared: Any, trends: Any, share: float, item: tuple[int, _Chunk]
+) -> tuple[int, list[str], Any]:
+    """The chunk's sampled training rows of the global model, drawn as one process draws
+    them (the same share, seeded by the chunk's first rank)."""
+    index, chunk = item
+    s: _Shared = shared.value
+    assert chunk.fit is not None and s.context.plan is not None  # noqa: S101 - fitted before
+    ranks, context = s.chunk(index)
+    model_config = s.config.global_model
+    assert model_config is not None  # noqa: S101 - a plan needs one
+    inputs = context.inputs(s.history(index, chunk), chunk.fit, trends.value)
+    rows = global_model.training_rows(
+        inputs, s.context.plan, model_config, share=share, seed=ranks.start
+    )
+    return index, global_model.feature_names(inputs), rows
+
+
+def _blend(shared: Any, trends: Any, booster: Any, item: tuple[int, _Chunk]) -> tuple[int, _Chunk]:
+    """The chunk's fit with the global model weighed in (see :func:`blend`)."""
+    import lightgbm
+
+    index, chunk = item
+    s: _Shared = shared.value
+    plan = s.context.plan
+    assert chunk.fit is not None and plan is not None  # noqa: S101 - fitted before
+    context = s.chunk(index)[1]
+    y = s.history(index, chunk)
+    chunk.fit = blend(
+        chunk.fit,
+        context.inputs(y, chunk.fit, trends.value),
+        lightgbm.Booster(model_str=booster.value),
+        plan,
+        sample=s.sample(index),
+        closed=context.closed(y.shape[1], s.config.horizon),
     )
     return index, chunk
 
 
 @dataclass(frozen=True)
 class _Publication:
-    """What step 5 needs besides the chunk."""
+    """What step 6 needs besides the chunk."""
 
     conformal: Conformal
     config: ForecasterConfig

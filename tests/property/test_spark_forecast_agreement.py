@@ -6,15 +6,21 @@ them) goes into two fresh lakes, each with its own forecast table. A backfill th
 each path, with chunks and a calibration sample small enough that several chunks and a
 sampled calibration are exercised: the DynamoDB items and the archived forecasts must be
 identical, and ForecastBias equal.
+
+The generated histories (at most 45 days) are too short for the global model, so a second,
+fixed case has 500 days, a declared calendar (an event, past and planned closures) and two
+chunks: the global model trains on both paths and their items and archive are identical.
 """
 
 from __future__ import annotations
 
 import io
 import uuid
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -23,6 +29,7 @@ from hypothesis import strategies as st
 
 from pipeline.compaction.schema import DAILY_DEMAND_SCHEMA
 from pipeline.forecasting.forecaster import ForecasterConfig
+from pipeline.forecasting.global_model import GlobalModelConfig, Plan
 from pipeline.forecasting.job import run_forecast
 from pipeline.lake import curated_partition_prefix
 from pipeline.spark.forecasting import run_forecast_spark
@@ -177,3 +184,101 @@ def test_given_the_same_demand_when_forecast_on_spark_then_items_and_archive_are
         assert spark_run.forecast_bias_pct is None
     else:
         assert spark_run.forecast_bias_pct == pytest.approx(single.forecast_bias_pct, rel=1e-12)
+
+
+#: Long enough for the global model at this horizon (it needs 204 days with the defaults).
+LONG_DAYS = 500
+CALENDAR = """
+events:
+  - name: payday
+    days_of_month: [1, 15]
+closures:
+  - annual: ["12-25"]
+    locations: [LOC-1]
+  - dates: ["2024-07-04"]
+    locations: [LOC-2]
+"""
+
+
+def _long_demand(series: int) -> dict[date, list[dict[str, Any]]]:
+    """Weekly, payday and closure effects at several levels; some later launches and
+    stockouts."""
+    rng = np.random.default_rng(11)
+    by_day: dict[date, list[dict[str, Any]]] = {}
+    for s in range(series):
+        level = rng.gamma(1.5, 3.0)
+        launch = int(rng.integers(0, 200)) if s % 5 == 4 else 0
+        location = f"LOC-{s % 3}"
+        for t in range(launch, LONG_DAYS):
+            day = END - timedelta(days=LONG_DAYS - 1 - t)
+            rate = level * (1.4 if day.weekday() >= 5 else 1.0) * (1.6 if day.day in (1, 15) else 1)
+            closed = location == "LOC-1" and (day.month, day.day) == (12, 25)
+            stock = 0 if rng.random() < 0.02 else 20
+            by_day.setdefault(day, []).append(
+                {
+                    "sku_id": f"SKU-{s // 3}",
+                    "location_id": location,
+                    "date": day,
+                    "units_sold": 0 if closed else int(rng.poisson(rate)),
+                    "units_returned": 0,
+                    "end_of_day_stock": stock,
+                    "stockout": stock == 0,
+                }
+            )
+    return by_day
+
+
+def test_given_a_history_long_enough_for_the_global_model_when_forecast_on_spark_then_items_and_archive_are_identical(  # noqa: E501
+    stack: LocalStack, spark: SparkSession
+) -> None:
+    session = _SESSIONS.setdefault(stack.stack_name, stack.session())
+    s3 = session.client("s3")
+    by_day = _long_demand(series=30)
+    model = GlobalModelConfig(rounds=20, max_rows=20_000)
+    config = ForecasterConfig(
+        horizon=HORIZON, chunk_series=16, calibration_series=20, global_model=model
+    )
+    assert Plan.of(LONG_DAYS, HORIZON, model) is not None
+    runs = []
+    for runner, extra, settings_ in (
+        (run_forecast, {}, config),
+        (run_forecast_spark, {"spark": spark}, config),
+        (run_forecast, {}, replace(config, global_model=None)),
+    ):
+        lake = fresh_lake(stack, session)
+        _put_demand(s3, lake, by_day)
+        s3.put_object(
+            Bucket=lake.curated, Key="reference/calendar/events.yaml", Body=CALENDAR.encode()
+        )
+        table = _table(stack, session)
+        common = {
+            "curated_bucket": lake.curated,
+            "database": lake.database,
+            "forecast_table": table,
+            "horizon_days": HORIZON,
+            "session": session,
+            "config": settings_,
+            **extra,
+        }
+        runner(**common, as_of=END - timedelta(days=3))
+        report = runner(**common, now=NOW)
+        runs.append((report, _items(session, table), _archive(s3, lake)))
+    (single, single_items, single_archive), (spark_run, spark_items, spark_archive) = runs[:2]
+    blend_alone_items = runs[2][1]
+
+    assert spark_items == single_items
+    assert list(spark_archive.values()) == list(single_archive.values())
+    assert (spark_run.series, spark_run.items_written, spark_run.models) == (
+        single.series,
+        single.items_written,
+        single.models,
+    )
+    assert spark_run.forecast_bias_pct == pytest.approx(single.forecast_bias_pct, rel=1e-12)
+    # The global model is in these forecasts: without it they differ.
+    assert {k: i["forecast_val"] for k, i in blend_alone_items.items()} != {
+        k: i["forecast_val"] for k, i in single_items.items()
+    }
+    # The planned closure is forecast 0 on both paths.
+    closed = [i for k, i in single_items.items() if k[1] == "LOC#LOC-2#DATE#2024-07-04"]
+    assert closed
+    assert all(i["forecast_val"] == i["confidence_upper"] == 0 for i in closed)
