@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -318,7 +319,7 @@ def _forecast(history: Matrix, config: ForecasterConfig, covariates: Covariates 
 
     plan, model_config = context.plan, config.global_model
     if plan is None or model_config is None:
-        fits = [fit(c) for c in chunks]
+        fits = [closing(fit(c), context.chunk(c).closed(days, config.horizon)) for c in chunks]
         conformal = calibrate([f.calibration for f in fits], config)
         return combine([f.forecast(conformal) for f in fits], config)
 
@@ -360,6 +361,13 @@ def _forecast(history: Matrix, config: ForecasterConfig, covariates: Covariates 
         )
     conformal = calibrate([p.calibration for p in parts], config)
     return combine([p.forecast(conformal) for p in parts], config)
+
+
+def closing(fitted: ChunkFit, closed: npt.NDArray[np.bool_] | None) -> ChunkFit:
+    """``fitted`` forecasting 0 on its planned closure days (``closed``: series x horizon)."""
+    if closed is None:
+        return fitted
+    return dataclasses.replace(fitted, point=np.where(closed, 0.0, fitted.point), closed=closed)
 
 
 def blend(

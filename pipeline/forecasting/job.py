@@ -35,6 +35,7 @@ from pipeline.forecasting.prices import (
 from pipeline.forecasting.series import SeriesMatrix, to_matrix
 from pipeline.job_protocol import Progress, null_progress
 from pipeline.lake.locations import LocationDefaults, Locations, load_locations
+from pipeline.lake.reference import reference_objects
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -239,16 +240,12 @@ def load_calendar(store: LakeStore, curated_bucket: str, locations: Locations) -
     key order; none without one) at the places of the locations table."""
     events: list[DayRule] = []
     closures: list[DayRule] = []
-    for obj in store.list(curated_bucket, CALENDAR_PREFIX):
-        if not obj.key.endswith((".yaml", ".yml", ".json")):
-            continue
-        data = store.get(curated_bucket, obj.key)
-        if data is None:  # deleted since the listing
-            continue
+    suffixes = (".yaml", ".yml", ".json")
+    for source, _, data in reference_objects(store, curated_bucket, CALENDAR_PREFIX, suffixes):
         try:
             declared = CalendarSpec.read(data.decode())
         except (TerminalError, UnicodeDecodeError) as e:
-            raise ConfigurationError(f"s3://{curated_bucket}/{obj.key}: {e}") from e
+            raise ConfigurationError(f"{source}: {e}") from e
         events += declared.events
         closures += declared.closures
     return CalendarSpec(

@@ -14,7 +14,6 @@ have the columns ``sku_id``, ``location_id`` (empty: every location), ``start_da
 
 from __future__ import annotations
 
-import io
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -22,10 +21,11 @@ import numpy.typing as npt
 import pandas as pd
 
 from pipeline.errors import ConfigurationError
+from pipeline.lake.reference import read_table, reference_objects
 
 if TYPE_CHECKING:
     from pipeline.forecasting.series import SeriesMatrix
-    from pipeline.lake.locations import ObjectReader
+    from pipeline.lake.reference import ObjectReader
 
 Matrix = npt.NDArray[np.float64]
 
@@ -68,35 +68,14 @@ def relative_prices(prices: Matrix, planned: Matrix) -> Matrix:
 
 def load_promotions(store: ObjectReader, curated_bucket: str) -> pd.DataFrame:
     """Every planned promotion under ``reference/promotions/`` (key order; none without)."""
-    import pyarrow as pa
-    import pyarrow.csv as pcsv
-    import pyarrow.parquet as pq
-
-    frames = []
-    for obj in store.list(curated_bucket, PROMOTIONS_PREFIX):
-        key: str = obj.key
-        if not key.endswith((".csv", ".parquet")):
-            continue
-        data = store.get(curated_bucket, key)
-        if data is None:  # deleted since the listing
-            continue
-        try:
-            table = (
-                pq.read_table(io.BytesIO(data))
-                if key.endswith(".parquet")
-                else pcsv.read_csv(
-                    io.BytesIO(data),
-                    convert_options=pcsv.ConvertOptions(
-                        column_types={"sku_id": pa.string(), "location_id": pa.string()},
-                        strings_can_be_null=True,
-                    ),
-                )
-            )
-        except (pa.ArrowInvalid, OSError) as e:
-            raise ConfigurationError(
-                f"cannot read planned promotions s3://{curated_bucket}/{key}: {e}"
-            ) from e
-        frames.append(table.to_pandas())
+    frames = [
+        read_table(
+            source, key, data, strings=("sku_id", "location_id"), what="planned promotions"
+        ).to_pandas()
+        for source, key, data in reference_objects(
+            store, curated_bucket, PROMOTIONS_PREFIX, (".csv", ".parquet")
+        )
+    ]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 

@@ -20,21 +20,20 @@ from then on; older days keep the calendar they were built with.
 
 from __future__ import annotations
 
-import io
 import math
 import re
 from dataclasses import dataclass, field
 from functools import cache
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pipeline.errors import ConfigurationError
+from pipeline.lake.reference import ObjectReader, read_table, reference_objects
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
     from datetime import date, datetime
 
-    import pyarrow as pa
 
 #: Where the locations table lives in the curated bucket.
 LOCATIONS_PREFIX: Final = "reference/locations/"
@@ -206,31 +205,6 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
-class ObjectReader(Protocol):
-    """What loading needs from the lake's store (:class:`pipeline.compaction.store.LakeStore`)."""
-
-    def list(self, bucket: str, prefix: str) -> Iterable[Any]: ...
-
-    def get(self, bucket: str, key: str) -> bytes | None: ...
-
-
-def _table(source: str, key: str, data: bytes) -> pa.Table:
-    import pyarrow as pa
-    import pyarrow.csv as pcsv
-    import pyarrow.parquet as pq
-
-    try:
-        if key.endswith(".parquet"):
-            return pq.read_table(io.BytesIO(data))
-        types = {c: pa.string() for c in LOCATION_COLUMNS}
-        return pcsv.read_csv(
-            io.BytesIO(data),
-            convert_options=pcsv.ConvertOptions(column_types=types, strings_can_be_null=True),
-        )
-    except (pa.ArrowInvalid, OSError) as e:
-        raise ConfigurationError(f"cannot read the locations table {source}: {e}") from e
-
-
 def load_locations(
     store: ObjectReader, curated_bucket: str, defaults: LocationDefaults | None = None
 ) -> Locations:
@@ -238,15 +212,9 @@ def load_locations(
     Parquet objects, read in key order) over ``defaults``; only the defaults without one."""
     defaults = defaults or LocationDefaults()
     rows: dict[str, Location] = {}
-    for obj in store.list(curated_bucket, LOCATIONS_PREFIX):
-        key: str = obj.key
-        if not key.endswith((".csv", ".parquet")):
-            continue
-        data = store.get(curated_bucket, key)
-        if data is None:  # deleted since the listing
-            continue
-        source = f"s3://{curated_bucket}/{key}"
-        table = _table(source, key, data)
+    objects = reference_objects(store, curated_bucket, LOCATIONS_PREFIX, (".csv", ".parquet"))
+    for source, key, data in objects:
+        table = read_table(source, key, data, strings=LOCATION_COLUMNS, what="the locations table")
         if "location_id" not in table.column_names:
             raise ConfigurationError(
                 f"the locations table {source} has no location_id column "

@@ -317,3 +317,66 @@ def test_given_a_non_throttling_error_when_writing_then_it_is_terminal(
     row = ForecastRow("A", "B", date(2024, 3, 1), 1.0, 0.0, 2.0)
     with pytest.raises(TerminalError, match="BatchWriteItem on no-such-table: ResourceNotFound"):
         writer.write([forecast_item(row, now=NOW)])
+
+
+def _priced_demand(days: int = 400, skus: int = 40) -> pd.DataFrame:
+    """Daily demand with a regular price of 2.00 and promotion weeks at 1.50 that double
+    the units sold: enough history for the global model (about 200 days at horizon 7)."""
+    rng = np.random.default_rng(3)
+    dates = pd.date_range(end=date(2024, 2, 29), periods=days, freq="D")
+    frames = []
+    for i in range(skus):
+        promo = np.zeros(days, dtype=bool)
+        for start in rng.choice(days - 7, size=8, replace=False):
+            promo[start : start + 7] = True
+        sold = rng.poisson(6 * (1 + 0.4 * (dates.dayofweek >= 5)) * np.where(promo, 2.0, 1.0))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "sku_id": f"SKU-{i}",
+                    "location_id": "STORE-1",
+                    "date": dates.date,
+                    "units_sold": sold.astype("int64"),
+                    "units_returned": np.zeros(days, dtype="int64"),
+                    "end_of_day_stock": np.full(days, 500, dtype="int64"),
+                    "stockout": np.zeros(days, dtype=bool),
+                    "avg_unit_price": np.where(promo, 1.5, 2.0),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_given_a_declared_closure_and_a_planned_promotion_when_job_runs_then_both_shape_it(
+    stack: LocalStack,
+) -> None:
+    s3 = stack.session().client("s3")
+    bucket = stack.ref("CuratedBucket")
+    _write_demand(stack, _priced_demand())
+    s3.put_object(
+        Bucket=bucket,
+        Key="reference/calendar/store.yaml",
+        Body=b"closures:\n  - annual: ['03-03']\n    locations: [STORE-1]\n",
+    )
+    _run(stack)
+    before = {(i["PK"], i["SK"]): i for i in _scan(stack)}
+    s3.put_object(
+        Bucket=bucket,
+        Key="reference/promotions/spring.csv",
+        Body=b"sku_id,location_id,start_date,end_date,unit_price\n"
+        b"SKU-0,STORE-1,2024-03-05,2024-03-06,1.50\n",
+    )
+    _run(stack)
+    after = {(i["PK"], i["SK"]): i for i in _scan(stack)}
+
+    for (pk, sk), item in after.items():
+        if sk.endswith("#DATE#2024-03-03"):  # the store is closed: no demand, no doubt
+            assert item["forecast_val"] == item["upper_95"] == item["lower_95"] == 0
+    promo_days = ("LOC#STORE-1#DATE#2024-03-05", "LOC#STORE-1#DATE#2024-03-06")
+    for sk in promo_days:
+        key = ("SKU#SKU-0", sk)
+        assert after[key]["forecast_val"] > Decimal("1.3") * before[key]["forecast_val"]
+    # Another SKU's forecast is not moved by SKU-0's promotion.
+    for sk in promo_days:
+        key = ("SKU#SKU-1", sk)
+        assert abs(after[key]["forecast_val"] - before[key]["forecast_val"]) < Decimal("0.01")
