@@ -285,6 +285,14 @@ def key_covariates(
     )
 
 
+def run_moment(now: datetime | None, as_of: date | None) -> datetime:
+    """When a run happens: ``now`` (UTC when naive), else a backfill's midnight UTC or the
+    wall clock."""
+    if now is None:
+        now = datetime.combine(as_of, time(), UTC) if as_of else datetime.now(UTC)
+    return now if now.tzinfo is not None else now.replace(tzinfo=UTC)
+
+
 def run_forecast(
     *,
     curated_bucket: str,
@@ -311,10 +319,7 @@ def run_forecast(
     DynamoDB and never replaces a newer forecast of a day still to come.
     """
     session = _session(session)
-    if now is None:
-        now = datetime.combine(as_of, time(), UTC) if as_of else datetime.now(UTC)
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=UTC)
+    now = run_moment(now, as_of)
     report_progress = progress or null_progress
 
     report_progress("read", 0, 1)

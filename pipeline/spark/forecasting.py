@@ -38,7 +38,7 @@ import io
 import math
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -78,6 +78,7 @@ from pipeline.forecasting.job import (
     forecast_rows,
     key_covariates,
     load_calendar,
+    run_moment,
 )
 from pipeline.forecasting.metrics import publish_forecast_bias
 from pipeline.forecasting.series import SeriesMatrix, to_matrix
@@ -201,10 +202,7 @@ def run_forecast_spark(
     """:func:`pipeline.forecasting.job.run_forecast` on ``spark``: same arguments, report,
     items and archive (see the module doc)."""
     session = session or boto3.session.Session()
-    if now is None:
-        now = datetime.combine(as_of, time(), UTC) if as_of else datetime.now(UTC)
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=UTC)
+    now = run_moment(now, as_of)
     config = config or ForecasterConfig(horizon=horizon_days)
     store = LakeStore.from_session(session)
     sc = spark.sparkContext
