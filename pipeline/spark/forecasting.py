@@ -14,10 +14,13 @@ calibration errors. So, with the same cores:
    the fitted window (holidays, declared events and closures from
    ``reference/calendar/``), the group codes and the global model's plan, broadcast once;
 3. executors pivot each chunk's rows into its matrix on the common calendar (closure days
-   unknown, as one process reads them) and send back its weekday-index parts and group
-   totals; the driver sums them in chunk order and broadcasts the pooled index and the
+   unknown, as one process reads them) and its relative prices (:mod:`.prices
+   <pipeline.forecasting.prices>`, with the planned promotions the driver reads and
+   broadcasts once), and send back its weekday-index parts, group totals and days with a
+   price; the driver sums them in chunk order and broadcasts the pooled index and the
    group trends;
 4. executors fit each chunk (:func:`fit_chunk`); with history enough for the global model
+   (its covariates include the relative price when any series has one, as in one process)
    they send back its sampled training rows (the share and seed one process draws with),
    the driver trains the booster on them in chunk order and broadcasts it as its model
    text, and executors weigh it into each chunk's forecasts (:func:`blend`);
@@ -37,7 +40,7 @@ from __future__ import annotations
 import io
 import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -81,6 +84,12 @@ from pipeline.forecasting.job import (
     run_moment,
 )
 from pipeline.forecasting.metrics import publish_forecast_bias
+from pipeline.forecasting.prices import (
+    load_promotions,
+    planned_prices,
+    price_matrix,
+    relative_prices,
+)
 from pipeline.forecasting.series import SeriesMatrix, to_matrix
 from pipeline.job_protocol import Progress, null_progress
 from pipeline.lake.locations import LocationDefaults, load_locations
@@ -93,7 +102,7 @@ if TYPE_CHECKING:
 
     from pipeline.forecasting.conformal import Conformal
 
-DEMAND_COLUMNS = [*SERIES_KEYS, "date", "units_sold", "stockout"]
+DEMAND_COLUMNS = [*SERIES_KEYS, "date", "units_sold", "stockout", "avg_unit_price"]
 ARCHIVE_COLUMNS = [*SERIES_KEYS, "date", "forecast_val"]
 #: The type of a column an older object lacks (read as nulls, as the one-process job does).
 _COLUMN_TYPES = {f.name: f.type for f in DAILY_DEMAND_SCHEMA}
@@ -164,15 +173,40 @@ def _by_chunk(
 
 
 class _Chunk:
-    """One chunk's series: their matrix, its fit once fitted, and its bias sums."""
+    """One chunk's series: their matrix, its relative prices over the fitted window and
+    horizon (and how many of its days have a price), its fit once fitted, and its bias
+    sums."""
 
-    def __init__(self, index: int, matrix: SeriesMatrix, bias: tuple[float, float]) -> None:
+    def __init__(
+        self,
+        index: int,
+        matrix: SeriesMatrix,
+        bias: tuple[float, float],
+        relative_price: Any,
+        priced_days: int,
+    ) -> None:
         self.index, self.matrix, self.bias = index, matrix, bias
+        self.relative_price, self.priced_days = relative_price, priced_days
         self.fit: ChunkFit | None = None
 
 
-def build_chunk(start: pd.Timestamp, end: pd.Timestamp, group: tuple[int, Any]) -> tuple[int, Any]:
-    """Pivot one chunk's demand onto the common calendar; its archive's bias sums."""
+@dataclass(frozen=True)
+class _Window:
+    """The common calendar every chunk is pivoted onto, and what its prices need."""
+
+    start: pd.Timestamp
+    end: pd.Timestamp
+    #: History days before the fitted window (see :func:`prepare`).
+    dropped: int
+    horizon: int
+    #: The planned promotions (a broadcast DataFrame).
+    promotions: Any
+
+
+def build_chunk(window: _Window, group: tuple[int, Any]) -> tuple[int, Any]:
+    """Pivot one chunk's demand onto the common calendar, with its relative prices as one
+    process computes them (from the whole history, then cut to the fitted window); its
+    archive's bias sums."""
     index, pieces = group
     parts: dict[str, list[pa.Table]] = {"demand": [], "archive": []}
     for tag, data in pieces:
@@ -180,9 +214,24 @@ def build_chunk(start: pd.Timestamp, end: pd.Timestamp, group: tuple[int, Any]) 
     demand = pa.concat_tables(parts["demand"]).to_pandas()
     archive = pa.concat_tables(parts["archive"]).to_pandas() if parts["archive"] else pd.DataFrame()
     matrix = to_matrix(
-        demand, keys=SERIES_KEYS, value="units_sold", censored="stockout", start=start, end=end
+        demand,
+        keys=SERIES_KEYS,
+        value="units_sold",
+        censored="stockout",
+        start=window.start,
+        end=window.end,
     )
-    return index, _Chunk(index, matrix, bias_sums(archive, demand))
+    prices = price_matrix(demand, matrix, keys=SERIES_KEYS)
+    relative = relative_prices(
+        prices, planned_prices(window.promotions.value, matrix, window.horizon)
+    )
+    return index, _Chunk(
+        index,
+        matrix,
+        bias_sums(archive, demand),
+        relative[:, window.dropped :],
+        int(np.isfinite(prices).sum()),
+    )
 
 
 def run_forecast_spark(
@@ -260,39 +309,54 @@ def run_forecast_spark(
         ),
     )
     shared = sc.broadcast(_Shared(config, context, n))
+    planned = load_promotions(store, curated_bucket)
+    # A malformed promotion fails on the driver, as in one process, not in a chunk's task.
+    planned_prices(
+        planned,
+        SeriesMatrix(pd.DataFrame(columns=SERIES_KEYS), start, np.empty((0, history_days))),
+        horizon_days,
+    )
+    promotions = sc.broadcast(planned)
+    window = _Window(start, end, history_days - days, horizon_days, promotions)
     progress("fit", 0, chunks)
     grouped = (
         demand.flatMap(partial(_by_chunk, ranks, config.chunk_series, "demand"))
         .union(archive.flatMap(partial(_by_chunk, ranks, config.chunk_series, "archive")))
         .groupByKey(chunks)
-        .map(partial(build_chunk, start, end))
+        .map(partial(build_chunk, window))
         .cache()
     )
     try:
         plan, model_config = context.plan, config.global_model
         # Per chunk, in chunk order: its weekday-index parts and (for the global model)
-        # its group totals, which the driver adds up as one process adds its chunks'.
+        # its group totals and priced days, which the driver adds up as one process adds
+        # its chunks'.
         parts = (
             sorted(grouped.map(partial(_shared_parts, shared)).collect(), key=lambda p: p[0])
             if chunks > 1 or plan is not None
             else []
         )
-        pooled = pooled_sum([p for _, p, _ in parts]) if chunks > 1 else None
+        pooled = pooled_sum([p for _, p, _, _ in parts]) if chunks > 1 else None
         fitted = grouped.map(partial(_fit, shared, pooled)).cache()
         if plan is not None and model_config is not None:
             trends = sc.broadcast(
-                global_model.group_trends(global_model.add_totals([t for _, _, t in parts]))
+                global_model.group_trends(global_model.add_totals([t for _, _, t, _ in parts]))
             )
+            # As one process: the price is a covariate only if some series has one.
+            priced = sum(p for _, _, _, p in parts) > 0
             share = training_share(n, plan, model_config)
             rows = sorted(
-                fitted.map(partial(_training_rows, shared, trends, share)).collect(),
+                fitted.map(partial(_training_rows, shared, trends, share, priced)).collect(),
                 key=lambda r: r[0],
             )
             model = global_model.train([r for _, _, r in rows], rows[0][1], model_config)
             del rows
             # A booster crosses to the executors as its text, which rebuilds it exactly.
             booster = sc.broadcast(model.model_to_string())
-            unblended, fitted = fitted, fitted.map(partial(_blend, shared, trends, booster)).cache()
+            unblended, fitted = (
+                fitted,
+                fitted.map(partial(_blend, shared, trends, booster, priced)).cache(),
+            )
         else:
             unblended = None
         calibration = [x for _, x in sorted(fitted.map(_calibration).collect(), key=lambda x: x[0])]
@@ -371,6 +435,12 @@ class _Shared:
         ranks = slice(index * size, min((index + 1) * size, self.series))
         return ranks, self.context.chunk(ranks)
 
+    def priced(self, index: int, chunk: _Chunk, priced: bool) -> Context:
+        """Chunk ``index``'s context with its relative prices (``priced``: some series of
+        every chunk has a price)."""
+        context = self.chunk(index)[1]
+        return replace(context, relative_price=chunk.relative_price) if priced else context
+
     def history(self, index: int, chunk: _Chunk) -> Any:
         """The chunk's history as one process fits it: prepared, closures censored."""
         return self.chunk(index)[1].censor(prepare(chunk.matrix.values, self.config))
@@ -380,14 +450,15 @@ class _Shared:
         return calibration_sample(np.arange(ranks.start, ranks.stop), self.series, self.config)
 
 
-def _shared_parts(shared: Any, item: tuple[int, _Chunk]) -> tuple[int, Any, Any]:
-    """The chunk's weekday-index parts and, given a global model, its group totals."""
+def _shared_parts(shared: Any, item: tuple[int, _Chunk]) -> tuple[int, Any, Any, int]:
+    """The chunk's weekday-index parts and, given a global model, its group totals; its
+    days with a price."""
     index, chunk = item
     s: _Shared = shared.value
     y = s.history(index, chunk)
     pooled = s.config.seasonal.pooled_parts(y) if s.series > s.config.chunk_series else None
     totals = s.chunk(index)[1].group_totals(y) if s.context.plan is not None else {}
-    return index, pooled, totals
+    return index, pooled, totals, chunk.priced_days
 
 
 def _fit(shared: Any, pooled: Any, item: tuple[int, _Chunk]) -> tuple[int, _Chunk]:
@@ -398,14 +469,15 @@ def _fit(shared: Any, pooled: Any, item: tuple[int, _Chunk]) -> tuple[int, _Chun
 
 
 def _training_rows(
-    shared: Any, trends: Any, share: float, item: tuple[int, _Chunk]
+    shared: Any, trends: Any, share: float, priced: bool, item: tuple[int, _Chunk]
 ) -> tuple[int, list[str], Any]:
     """The chunk's sampled training rows of the global model, drawn as one process draws
     them (the same share, seeded by the chunk's first rank)."""
     index, chunk = item
     s: _Shared = shared.value
     assert chunk.fit is not None and s.context.plan is not None  # noqa: S101 - fitted before
-    ranks, context = s.chunk(index)
+    ranks = s.chunk(index)[0]
+    context = s.priced(index, chunk, priced)
     model_config = s.config.global_model
     assert model_config is not None  # noqa: S101 - a plan needs one
     inputs = context.inputs(s.history(index, chunk), chunk.fit, trends.value)
@@ -415,7 +487,9 @@ def _training_rows(
     return index, global_model.feature_names(inputs), rows
 
 
-def _blend(shared: Any, trends: Any, booster: Any, item: tuple[int, _Chunk]) -> tuple[int, _Chunk]:
+def _blend(
+    shared: Any, trends: Any, booster: Any, priced: bool, item: tuple[int, _Chunk]
+) -> tuple[int, _Chunk]:
     """The chunk's fit with the global model weighed in (see :func:`blend`)."""
     import lightgbm
 
@@ -423,7 +497,7 @@ def _blend(shared: Any, trends: Any, booster: Any, item: tuple[int, _Chunk]) -> 
     s: _Shared = shared.value
     plan = s.context.plan
     assert chunk.fit is not None and plan is not None  # noqa: S101 - fitted before
-    context = s.chunk(index)[1]
+    context = s.priced(index, chunk, priced)
     y = s.history(index, chunk)
     chunk.fit = blend(
         chunk.fit,

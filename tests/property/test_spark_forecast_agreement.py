@@ -8,8 +8,9 @@ sampled calibration are exercised: the DynamoDB items and the archived forecasts
 identical, and ForecastBias equal.
 
 The generated histories (at most 45 days) are too short for the global model, so a second,
-fixed case has 500 days, a declared calendar (an event, past and planned closures) and two
-chunks: the global model trains on both paths and their items and archive are identical.
+fixed case has 500 days, a declared calendar (an event, past and planned closures), selling
+prices with past and planned promotions, and two chunks: the global model trains on both
+paths (with the relative price) and their items and archive are identical.
 """
 
 from __future__ import annotations
@@ -198,11 +199,18 @@ closures:
   - dates: ["2024-07-04"]
     locations: [LOC-2]
 """
+#: Planned promotions over the horizons of the backfill and of the run (the second at
+#: every location).
+PROMOTIONS = """sku_id,location_id,start_date,end_date,unit_price
+SKU-0,LOC-0,2024-07-02,2024-07-05,1.5
+SKU-2,,2024-06-28,2024-07-03,2.0
+"""
 
 
-def _long_demand(series: int) -> dict[date, list[dict[str, Any]]]:
+def _long_demand(series: int, *, priced: bool = True) -> dict[date, list[dict[str, Any]]]:
     """Weekly, payday and closure effects at several levels; some later launches and
-    stockouts."""
+    stockouts; a regular price per SKU, cut by a fifth one week in nine (demand up by half),
+    and no price on a day without a sale (none at all unless ``priced``)."""
     rng = np.random.default_rng(11)
     by_day: dict[date, list[dict[str, Any]]] = {}
     for s in range(series):
@@ -212,17 +220,26 @@ def _long_demand(series: int) -> dict[date, list[dict[str, Any]]]:
         for t in range(launch, LONG_DAYS):
             day = END - timedelta(days=LONG_DAYS - 1 - t)
             rate = level * (1.4 if day.weekday() >= 5 else 1.0) * (1.6 if day.day in (1, 15) else 1)
+            regular = 2.0 + 0.5 * (s // 3)
+            discounted = (t // 7 + s) % 9 == 0
+            rate *= 1.5 if discounted else 1.0
             closed = location == "LOC-1" and (day.month, day.day) == (12, 25)
             stock = 0 if rng.random() < 0.02 else 20
+            units = 0 if closed else int(rng.poisson(rate))
             by_day.setdefault(day, []).append(
                 {
                     "sku_id": f"SKU-{s // 3}",
                     "location_id": location,
                     "date": day,
-                    "units_sold": 0 if closed else int(rng.poisson(rate)),
+                    "units_sold": units,
                     "units_returned": 0,
                     "end_of_day_stock": stock,
                     "stockout": stock == 0,
+                    "avg_unit_price": (
+                        round(regular * (0.8 if discounted else 1.0), 2)
+                        if priced and units
+                        else None
+                    ),
                 }
             )
     return by_day
@@ -233,23 +250,28 @@ def test_given_a_history_long_enough_for_the_global_model_when_forecast_on_spark
 ) -> None:
     session = _SESSIONS.setdefault(stack.stack_name, stack.session())
     s3 = session.client("s3")
-    by_day = _long_demand(series=30)
+    by_day, unpriced = _long_demand(series=30), _long_demand(series=30, priced=False)
     model = GlobalModelConfig(rounds=20, max_rows=20_000)
     config = ForecasterConfig(
         horizon=HORIZON, chunk_series=16, calibration_series=20, global_model=model
     )
     assert Plan.of(LONG_DAYS, HORIZON, model) is not None
     runs = []
-    for runner, extra, settings_ in (
-        (run_forecast, {}, config),
-        (run_forecast_spark, {"spark": spark}, config),
-        (run_forecast, {}, replace(config, global_model=None)),
+    for runner, extra, settings_, demand_ in (
+        (run_forecast, {}, config, by_day),
+        (run_forecast_spark, {"spark": spark}, config, by_day),
+        (run_forecast, {}, replace(config, global_model=None), by_day),
+        (run_forecast, {}, config, unpriced),
     ):
         lake = fresh_lake(stack, session)
-        _put_demand(s3, lake, by_day)
+        _put_demand(s3, lake, demand_)
         s3.put_object(
             Bucket=lake.curated, Key="reference/calendar/events.yaml", Body=CALENDAR.encode()
         )
+        if demand_ is by_day:
+            s3.put_object(
+                Bucket=lake.curated, Key="reference/promotions/p.csv", Body=PROMOTIONS.encode()
+            )
         table = _table(stack, session)
         common = {
             "curated_bucket": lake.curated,
@@ -264,7 +286,7 @@ def test_given_a_history_long_enough_for_the_global_model_when_forecast_on_spark
         report = runner(**common, now=NOW)
         runs.append((report, _items(session, table), _archive(s3, lake)))
     (single, single_items, single_archive), (spark_run, spark_items, spark_archive) = runs[:2]
-    blend_alone_items = runs[2][1]
+    blend_alone_items, unpriced_items = runs[2][1], runs[3][1]
 
     assert spark_items == single_items
     assert list(spark_archive.values()) == list(single_archive.values())
@@ -276,6 +298,10 @@ def test_given_a_history_long_enough_for_the_global_model_when_forecast_on_spark
     assert spark_run.forecast_bias_pct == pytest.approx(single.forecast_bias_pct, rel=1e-12)
     # The global model is in these forecasts: without it they differ.
     assert {k: i["forecast_val"] for k, i in blend_alone_items.items()} != {
+        k: i["forecast_val"] for k, i in single_items.items()
+    }
+    # The price is in these forecasts: without prices they differ.
+    assert {k: i["forecast_val"] for k, i in unpriced_items.items()} != {
         k: i["forecast_val"] for k, i in single_items.items()
     }
     # The planned closure is forecast 0 on both paths.
