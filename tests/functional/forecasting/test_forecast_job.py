@@ -28,20 +28,24 @@ def _demand(days: int = 56, series: int = 3, end: date = date(2024, 2, 29)) -> p
     for i in range(series):
         weekly = 1 + 0.4 * (dates.dayofweek >= 5)
         sold = rng.poisson(5 * (i + 1) * weekly)
-        frames.append(
-            pd.DataFrame(
-                {
-                    "sku_id": f"SKU-{i}",
-                    "location_id": "STORE-1",
-                    "date": dates.date,
-                    "units_sold": sold.astype("int64"),
-                    "units_returned": np.zeros(days, dtype="int64"),
-                    "end_of_day_stock": np.full(days, 50, dtype="int64"),
-                    "stockout": np.zeros(days, dtype=bool),
-                }
-            )
-        )
+        frames.append(_series(f"SKU-{i}", dates, sold, stock=50))
     return pd.concat(frames, ignore_index=True)
+
+
+def _series(sku: str, dates: pd.DatetimeIndex, sold: Any, *, stock: int) -> pd.DataFrame:
+    """One SKU's daily demand at STORE-1, never out of stock."""
+    days = len(dates)
+    return pd.DataFrame(
+        {
+            "sku_id": sku,
+            "location_id": "STORE-1",
+            "date": dates.date,
+            "units_sold": np.asarray(sold).astype("int64"),
+            "units_returned": np.zeros(days, dtype="int64"),
+            "end_of_day_stock": np.full(days, stock, dtype="int64"),
+            "stockout": np.zeros(days, dtype=bool),
+        }
+    )
 
 
 def _write_demand(stack: LocalStack, frame: pd.DataFrame) -> None:
@@ -331,17 +335,8 @@ def _priced_demand(days: int = 400, skus: int = 40) -> pd.DataFrame:
             promo[start : start + 7] = True
         sold = rng.poisson(6 * (1 + 0.4 * (dates.dayofweek >= 5)) * np.where(promo, 2.0, 1.0))
         frames.append(
-            pd.DataFrame(
-                {
-                    "sku_id": f"SKU-{i}",
-                    "location_id": "STORE-1",
-                    "date": dates.date,
-                    "units_sold": sold.astype("int64"),
-                    "units_returned": np.zeros(days, dtype="int64"),
-                    "end_of_day_stock": np.full(days, 500, dtype="int64"),
-                    "stockout": np.zeros(days, dtype=bool),
-                    "avg_unit_price": np.where(promo, 1.5, 2.0),
-                }
+            _series(f"SKU-{i}", dates, sold, stock=500).assign(
+                avg_unit_price=np.where(promo, 1.5, 2.0)
             )
         )
     return pd.concat(frames, ignore_index=True)
