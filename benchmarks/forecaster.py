@@ -74,6 +74,10 @@ def _wide(frame: pd.DataFrame, column: str, ids: pd.Index, days: pd.DatetimeInde
     return table.reindex(index=ids, columns=days).to_numpy(dtype=float)
 
 
+def _filled(values: Any, fallback: Any) -> Any:
+    return np.where(np.isfinite(values), values, fallback)
+
+
 def _rounded(values: dict[str, Any]) -> dict[str, Any]:
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in values.items()}
 
@@ -110,18 +114,21 @@ def window(
     }
     point = _wide(predictions, "forecast_val", ids, days)
     predicted, ets_seconds, ets_cpu = autoets(train, n_jobs)
-    ets = _wide(predicted, "AutoETS", ids, days)
+    naive = seasonal_naive(history, HORIZON)
+    # A series with less than a week of history gets NaN from statsforecast: it takes
+    # seasonal naive (and a zero-width interval), so both are scored on the same series.
+    ets = _filled(_wide(predicted, "AutoETS", ids, days), naive)
     ets_intervals = {
         level / 100: (
-            np.maximum(_wide(predicted, f"AutoETS-lo-{level}", ids, days), 0.0),
-            _wide(predicted, f"AutoETS-hi-{level}", ids, days),
+            _filled(np.maximum(_wide(predicted, f"AutoETS-lo-{level}", ids, days), 0.0), naive),
+            _filled(_wide(predicted, f"AutoETS-hi-{level}", ids, days), naive),
         )
         for level in (80, 95)
     }
     scores = {
         "forecaster": score(history, actual, point, ours).as_dict(),
         "autoets": score(history, actual, ets, ets_intervals).as_dict(),
-        "seasonal_naive": score(history, actual, seasonal_naive(history, HORIZON)).as_dict(),
+        "seasonal_naive": score(history, actual, naive).as_dict(),
     }
     return {
         "cutoff": cutoff.date().isoformat(),
