@@ -3,7 +3,8 @@
 Each size runs in a fresh process so its peak RSS (``VmHWM``) is its own: the synthetic
 history (M5-like intermittency: a Poisson-gamma mix with per-series levels from 0.05 to
 20 units a day, weekly seasonality and stockout-censored stretches), then one
-``forecast``. Printed per size: seconds, peak RSS, and the growth per doubling of series
+``forecast`` with the covariates the job passes (so the global model trains and predicts
+as in the job). Printed per size: seconds, peak RSS, and the growth per doubling of series
 (``(rss_b / rss_a) ** (1 / log2(n_b / n_a))``; 1.0 is flat).
 
     python benchmarks/forecaster_scale.py [--sizes 944 7622 30490] [--json out.json]
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -51,6 +53,23 @@ def _peak_rss_mb() -> float:
     return float("nan")
 
 
+def covariates(series: int) -> Any:
+    """What the forecast job passes: each series' location (10 stores, US holidays), and the
+    SKU, location and whole-lake groups, so the global model runs as it does in the job."""
+    import pandas as pd
+
+    from pipeline.forecasting.calendar import CalendarSpec
+    from pipeline.forecasting.forecaster import Covariates
+
+    ids = np.arange(series)
+    return Covariates(
+        start=pd.Timestamp("2011-01-29"),
+        locations=[f"LOC-{i % 10}" for i in ids],
+        calendar=CalendarSpec(),
+        groups={"all": np.zeros(series, dtype=np.int64), "sku": ids // 10, "location": ids % 10},
+    )
+
+
 def _one(series: int, chunk: int | None) -> dict[str, float]:
     from pipeline.forecasting.forecaster import ForecasterConfig, forecast
 
@@ -60,7 +79,7 @@ def _one(series: int, chunk: int | None) -> dict[str, float]:
     if chunk:
         config = ForecasterConfig(horizon=HORIZON, chunk_series=chunk, calibration_series=chunk)
     started = time.perf_counter()
-    result = forecast(history, config)
+    result = forecast(history, config, covariates(series))
     seconds = time.perf_counter() - started
     assert result.point.shape == (series, HORIZON)
     return {

@@ -42,7 +42,9 @@ def _claims(**overrides: Any) -> dict[str, Any]:
         "token_use": "id",
         "sub": "u1",
         "iat": now,
-        "exp": now + 600,
+        # A day, not minutes: the parametrized tokens are signed when the suite is
+        # collected, and a loaded run reaches them more than ten minutes later.
+        "exp": now + 86_400,
         "cognito:groups": ["ViewerGroup"],
     }
     claims.update(overrides)
