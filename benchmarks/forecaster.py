@@ -11,8 +11,8 @@ Glue job does (same code and settings), with the M5 stores' states and SNAP days
 AutoETS (season_length=7, its own 80 % / 95 % intervals) fits every series of each window
 with ``n_jobs=2`` (about 2.5 min per window on 2 idle cores; CPU time printed too, as the
 cores are often shared); a series too short for it takes seasonal naive, as statsforecast's
-``fallback_model`` does. ``--windows 1`` (or ``--quick``) makes a short run. Needs the ``bench`` extra:
-pip install -e '.[bench]'.
+``fallback_model`` does. ``--windows 1`` (or ``--quick``) makes a short run. Needs the
+``bench`` extra: pip install -e '.[bench]'.
 """
 
 from __future__ import annotations
