@@ -363,11 +363,16 @@ def _forecast(history: Matrix, config: ForecasterConfig, covariates: Covariates 
     return combine([p.forecast(conformal) for p in parts], config)
 
 
+#: What a published chunk keeps of its paths: nothing. They are ``series x days`` (the
+#: weekday index 7 times that), and every chunk's would otherwise wait for the intervals.
+_NO_PATHS = np.zeros((0, 0))
+
+
 def closing(fitted: ChunkFit, closed: npt.NDArray[np.bool_] | None) -> ChunkFit:
-    """``fitted`` forecasting 0 on its planned closure days (``closed``: series x horizon)."""
-    if closed is None:
-        return fitted
-    return dataclasses.replace(fitted, point=np.where(closed, 0.0, fitted.point), closed=closed)
+    """``fitted`` ready to publish: forecasting 0 on its planned closure days (``closed``:
+    series x horizon), its paths dropped."""
+    point = fitted.point if closed is None else np.where(closed, 0.0, fitted.point)
+    return dataclasses.replace(fitted, point=point, closed=closed, level=_NO_PATHS, index=_NO_PATHS)
 
 
 def blend(
@@ -404,8 +409,8 @@ def blend(
         point=np.maximum(point, 0.0),
         weights=fitted.weights,
         calibration=(past[sample], actual[sample]),
-        level=fitted.level,
-        index=fitted.index,
+        level=_NO_PATHS,
+        index=_NO_PATHS,
         closed=closed,
     )
 

@@ -63,6 +63,7 @@ from pipeline.forecasting.forecaster import (
     blend,
     calibrate,
     calibration_sample,
+    closing,
     combine,
     fit_chunk,
     pooled_sum,
@@ -358,7 +359,8 @@ def run_forecast_spark(
                 fitted.map(partial(_blend, shared, trends, booster, priced)).cache(),
             )
         else:
-            unblended = None
+            # As one process: planned closures forecast 0 without the global model too.
+            unblended, fitted = fitted, fitted.map(partial(_close, shared)).cache()
         calibration = [x for _, x in sorted(fitted.map(_calibration).collect(), key=lambda x: x[0])]
         if unblended is not None:
             unblended.unpersist()
@@ -465,6 +467,16 @@ def _fit(shared: Any, pooled: Any, item: tuple[int, _Chunk]) -> tuple[int, _Chun
     index, chunk = item
     s: _Shared = shared.value
     chunk.fit = fit_chunk(s.history(index, chunk), pooled, s.config, sample=s.sample(index))
+    return index, chunk
+
+
+def _close(shared: Any, item: tuple[int, _Chunk]) -> tuple[int, _Chunk]:
+    """The chunk's fit ready to publish without the global model (see :func:`closing`)."""
+    index, chunk = item
+    s: _Shared = shared.value
+    assert chunk.fit is not None  # noqa: S101 - fitted before
+    days = s.history(index, chunk).shape[1]
+    chunk.fit = closing(chunk.fit, s.chunk(index)[1].closed(days, s.config.horizon))
     return index, chunk
 
 
