@@ -56,7 +56,7 @@ from pipeline.compaction.schema import (
 )
 from pipeline.compaction.state import Manifest, commit_run, load_manifest
 from pipeline.compaction.store import LakeStore, ObjectInfo
-from pipeline.job_protocol import null_progress
+from pipeline.job_protocol import Progress, null_progress
 from pipeline.lake import RAW_SALES_PREFIX, compaction_quarantine_key, curated_partition_prefix
 from pipeline.lake.locations import LocationDefaults, Locations, load_locations
 
@@ -159,23 +159,45 @@ def run_compaction(
         report_progress("register partitions", 0, 1)
         run.registered.result()
         report_progress("register partitions", 1, 1)
-        commit_run(
+        report = committed(
             store,
             curated_bucket,
             manifest,
             listing,
-            compacted_at=now or datetime.now(UTC),
+            now=now,
             progress=report_progress,
+            events_in=run.counts.get("events_in", 0),
+            duplicates_dropped=run.counts.get("duplicates", 0),
+            rows_written=run.counts.get("rows_written", 0),
+            partitions_written=run.counts.get("partitions_written", 0),
+            quarantined=run.counts.get("quarantined", 0),
+            demand_days_written=len(demand_days),
         )
+    return report
+
+
+def committed(
+    store: LakeStore,
+    curated_bucket: str,
+    manifest: Manifest,
+    listing: list[ObjectInfo],
+    *,
+    now: datetime | None,
+    progress: Progress,
+    **counts: int,
+) -> CompactionReport:
+    """Commit the run (the manifest takes ``listing`` as compacted) and say what it did:
+    the last step of either engine."""
+    commit_run(
+        store,
+        curated_bucket,
+        manifest,
+        listing,
+        compacted_at=now or datetime.now(UTC),
+        progress=progress,
+    )
     return CompactionReport(
-        raw_objects=len(listing),
-        bytes_in=sum(o.size for o in listing),
-        events_in=run.counts.get("events_in", 0),
-        duplicates_dropped=run.counts.get("duplicates", 0),
-        rows_written=run.counts.get("rows_written", 0),
-        partitions_written=run.counts.get("partitions_written", 0),
-        quarantined=run.counts.get("quarantined", 0),
-        demand_days_written=len(demand_days),
+        raw_objects=len(listing), bytes_in=sum(o.size for o in listing), **counts
     )
 
 

@@ -41,17 +41,8 @@ RAW_SCHEMA: Final = pa.schema(
 
 #: The curated ``sales`` table. ``event_time`` is UTC without a zone, like Athena's
 #: ``timestamp``, so the same SQL gives the same dates on Athena and DuckDB.
-SALES_SCHEMA: Final = pa.schema(
-    [
-        ("event_id", pa.string()),
-        ("event_type", pa.string()),
-        ("sku_id", pa.string()),
-        ("location_id", pa.string()),
-        ("quantity", pa.int64()),
-        ("stock_on_hand", pa.int64()),
-        ("unit_price", pa.float64()),
-        ("event_time", pa.timestamp("us")),
-    ]
+SALES_SCHEMA: Final = RAW_SCHEMA.set(
+    RAW_SCHEMA.get_field_index("event_time"), pa.field("event_time", pa.timestamp("us"))
 )
 
 #: The curated ``daily_demand`` table the forecaster reads (names and types are a contract).

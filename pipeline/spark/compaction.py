@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +34,7 @@ from pipeline.compaction.demand import DaySales, LocalDays
 from pipeline.compaction.job import (
     CompactionReport,
     DemandPlan,
+    committed,
     curated_key,
     demand_builder,
     demand_plan,
@@ -47,7 +48,7 @@ from pipeline.compaction.schema import (
     SALES_SCHEMA,
     SALES_TABLE,
 )
-from pipeline.compaction.state import commit_run, load_manifest
+from pipeline.compaction.state import load_manifest
 from pipeline.compaction.store import LakeStore
 from pipeline.job_protocol import Progress, null_progress
 from pipeline.lake import RAW_SALES_PREFIX, compaction_quarantine_key
@@ -190,17 +191,13 @@ def run_compaction_spark(
                 session=session,
             )
     progress("register partitions", 1, 1)
-    commit_run(
+    return committed(
         store,
         curated_bucket,
         manifest,
         listing,
-        compacted_at=now or datetime.now(UTC),
+        now=now,
         progress=progress,
-    )
-    return CompactionReport(
-        raw_objects=len(listing),
-        bytes_in=sum(o.size for o in listing),
         events_in=report["events_in"],
         duplicates_dropped=sum(w[2] for w in written),
         rows_written=sum(w[1] for w in written),
