@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from pipeline.errors import TerminalError
 from pipeline.forecasting.evaluate import coverage_by_third, score
 from pipeline.forecasting.forecaster import Covariates, ForecasterConfig, forecast
+from pipeline.forecasting.job import key_covariates
 from pipeline.forecasting.models import moving_average_paths, seasonal_naive
 from pipeline.forecasting.series import to_matrix
 
@@ -112,17 +113,15 @@ def backtest(
 def series_covariates(
     data: pd.DataFrame, ids: pd.Series, start: pd.Timestamp, calendar: CalendarSpec | None
 ) -> Covariates:
-    """The covariates of the series ``ids`` from the optional columns of ``data``."""
+    """The covariates of the series ``ids`` from the optional columns of ``data``, as the
+    forecast job makes them (:func:`pipeline.forecasting.job.key_covariates`)."""
     first = data.drop_duplicates("id").set_index("id").reindex(ids)
-    location = next((c for c in LOCATION_COLUMNS if c in data.columns), None)
-    sku = next((c for c in SKU_COLUMNS if c in data.columns), None)
-    groups = {"all": np.zeros(len(ids), dtype=np.int64)}
-    if sku:
-        groups["sku"] = pd.factorize(first[sku])[0].astype(np.int64)
-    if location:
-        groups["location"] = pd.factorize(first[location])[0].astype(np.int64)
-    locations = first[location].astype(str).tolist() if location else ["default"] * len(ids)
-    return Covariates(start=start, locations=locations, calendar=calendar, groups=groups)
+    keys = pd.DataFrame(index=range(len(ids)))
+    for name, columns in (("sku_id", SKU_COLUMNS), ("location_id", LOCATION_COLUMNS)):
+        column = next((c for c in columns if c in data.columns), None)
+        if column:
+            keys[name] = first[column].to_numpy()
+    return key_covariates(keys, start, calendar)
 
 
 def read_backtest_data(path: Path | str) -> pd.DataFrame:

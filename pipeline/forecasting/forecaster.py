@@ -50,7 +50,6 @@ Matrix = npt.NDArray[np.float64]
 SES_ALPHAS = (0.01, 0.02, 0.035, 0.05, 0.1, 0.2)
 TSB_PAIRS = ((0.05, 0.05), (0.1, 0.05), (0.1, 0.1), (0.2, 0.1))
 MA_WINDOWS = (28, 56, 91)
-POISSON_OFFSET = 0.5
 #: Daily units above this are no retail series (the contract caps one event at 1e9 units):
 #: clipping there keeps squared errors and their sums far from float64 overflow, which
 #: would otherwise turn a blend weight, and so the whole series' forecast, into NaN.

@@ -47,10 +47,8 @@ BASELINE = 4
 class GlobalModelConfig:
     """Training of the global model (defaults measured on rolling origins, see README)."""
 
-    #: Weeks of origins the model trains on, ending before the held-out ones, one every
-    #: ``train_every`` days.
+    #: Weekly origins the model trains on, ending before the held-out ones.
     train_weeks: int = 52
-    train_every: int = 7
     #: The most recent weekly origins, held out: they weigh the model against the
     #: vectorised blend per series and calibrate the intervals.
     holdout_weeks: int = 8
@@ -200,10 +198,9 @@ class Plan:
         final = days - 1
         holdout = final - horizon - WEEK * np.arange(config.holdout_weeks)[::-1]
         last_train = int(holdout[0]) - horizon
-        every = config.train_every
-        train = last_train - every * np.arange(config.train_weeks * WEEK // every)[::-1]
+        train = last_train - WEEK * np.arange(config.train_weeks)[::-1]
         train = train[train >= WINDOWS[2]]
-        if holdout[0] < 0 or len(train) * config.train_every < config.min_train_weeks * WEEK:
+        if holdout[0] < 0 or len(train) < config.min_train_weeks:
             return None
         return cls(train=train, holdout=holdout, final=final, horizon=horizon)
 

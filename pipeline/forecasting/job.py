@@ -267,21 +267,28 @@ def series_covariates(
 def key_covariates(
     keys: pd.DataFrame,
     start: pd.Timestamp,
-    calendar: CalendarSpec,
+    calendar: CalendarSpec | None,
     relative_price: Matrix | None = None,
 ) -> Covariates:
     """:func:`series_covariates` of the series ``keys`` (sorted as the matrix sorts them)
-    whose history starts on ``start``: all a distributed run's driver knows of them."""
+    whose history starts on ``start``: all a distributed run's driver knows of them. A
+    backtest's keys may lack ``sku_id`` or ``location_id``: that grouping is left out (and
+    every series is at the default location)."""
+    groups = {"all": np.zeros(len(keys), dtype=np.int64)}
+    for group, column in (("sku", "sku_id"), ("location", "location_id")):
+        if column in keys.columns:
+            groups[group] = pd.factorize(keys[column])[0].astype(np.int64)
+    locations = (
+        keys["location_id"].astype(str).tolist()
+        if "location_id" in keys.columns
+        else ["default"] * len(keys)
+    )
     return Covariates(
         start=start,
         relative_price=relative_price,
-        locations=keys["location_id"].astype(str).tolist(),
+        locations=locations,
         calendar=calendar,
-        groups={
-            "all": np.zeros(len(keys), dtype=np.int64),
-            "sku": pd.factorize(keys["sku_id"])[0].astype(np.int64),
-            "location": pd.factorize(keys["location_id"])[0].astype(np.int64),
-        },
+        groups=groups,
     )
 
 
@@ -323,7 +330,8 @@ def run_forecast(
     report_progress = progress or null_progress
 
     report_progress("read", 0, 1)
-    locations = load_locations(LakeStore.from_session(session), curated_bucket, location_defaults)
+    store = LakeStore.from_session(session)
+    locations = load_locations(store, curated_bucket, location_defaults)
     finished = FinishedDays(locations, now, as_of)
     demand = read_dataset(f"s3://{curated_bucket}/{DAILY_DEMAND_TABLE}/", session)
     archive = read_dataset(f"s3://{curated_bucket}/{FORECASTS_TABLE}/", session)
@@ -339,7 +347,6 @@ def run_forecast(
 
     report_progress("fit", 0, 1)
     matrix = to_matrix(history, keys=SERIES_KEYS, value="units_sold", censored="stockout", end=end)
-    store = LakeStore.from_session(session)
     calendar = load_calendar(store, curated_bucket, locations)
     prices = price_matrix(history, matrix, keys=SERIES_KEYS)
     relative = relative_prices(
