@@ -378,6 +378,8 @@ def predict(model: Any, inputs: Inputs, origins: Index, horizon: int) -> Matrix:
     n = inputs.y.shape[0]
     rows = Rows.grid(n, origins, horizon)
     x = features(inputs, rows)
-    scaled = model.predict(x, num_threads=2) + x[:, BASELINE]
+    # Predicting takes the threads it was trained with (LightGBM would otherwise use them all).
+    threads = model.params.get("num_threads", 0)
+    scaled = model.predict(x, num_threads=threads) + x[:, BASELINE]
     units = np.maximum(scaled, 0.0) * inputs.trailing.scale[rows.series]
     return np.asarray(units.reshape(n, len(origins), horizon), dtype=np.float64)

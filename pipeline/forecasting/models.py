@@ -39,10 +39,7 @@ class SeasonalIndex:
         Both add up over disjoint groups of series, so a forecaster working through
         series in chunks gets the same pooled index as one pass over all of them."""
         _, day_mean, level = self._day_means(y)
-        return (
-            np.nansum(day_mean, axis=0, keepdims=True),
-            np.nansum(level, axis=0, keepdims=True),
-        )
+        return _pool(day_mean, level)
 
     def compute(self, y: Matrix, pooled_parts: tuple[Matrix, Matrix] | None = None) -> Matrix:
         """The indices of ``y``'s series, shrunk toward the pool ``pooled_parts`` (summed
@@ -51,12 +48,7 @@ class SeasonalIndex:
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = day_mean / level
             numerator, denominator = (
-                pooled_parts
-                if pooled_parts is not None
-                else (
-                    np.nansum(day_mean, axis=0, keepdims=True),
-                    np.nansum(level, axis=0, keepdims=True),
-                )
+                pooled_parts if pooled_parts is not None else _pool(day_mean, level)
             )
             pooled = numerator / denominator
         pooled = np.where(np.isfinite(pooled), pooled, 1.0)
@@ -82,8 +74,22 @@ class SeasonalIndex:
             counts[:, d] = _trailing_sum((on_day & known).astype(np.float64), window)
         with np.errstate(divide="ignore", invalid="ignore"):
             day_mean = np.where(counts > 0, sums / counts, np.nan)
-            level = np.nanmean(day_mean, axis=1, keepdims=True)
+        # Until a series has seen every weekday in the window, its weekday means say
+        # nothing about the week's shape (the mean of the weekdays seen is no level), so it
+        # has none of its own and adds nothing to the pool; a pool with no such series
+        # (every series started days ago) is no index at all, so the index is flat. Before,
+        # the first week's unseen weekdays read as a pooled 0, floored, which tripled that
+        # week's deseasonalised values and lifted every short history's level by ~15 %.
+        complete = (counts > 0).all(axis=1, keepdims=True)
+        day_mean = np.where(complete, day_mean, np.nan)
+        level = np.where(complete, day_mean.mean(axis=1, keepdims=True), np.nan)
         return sums, day_mean, level
+
+
+def _pool(day_mean: Matrix, level: Matrix) -> tuple[Matrix, Matrix]:
+    """Weekday means and levels summed over series (a weekday no series has seen sums to 0
+    over a level of 0: NaN, no pooled index)."""
+    return np.nansum(day_mean, axis=0, keepdims=True), np.nansum(level, axis=0, keepdims=True)
 
 
 def _trailing_sum(x: Matrix, window: int) -> Matrix:
