@@ -76,13 +76,12 @@ class SeasonalIndex:
             day_mean = np.where(counts > 0, sums / counts, np.nan)
         # Until a series has seen every weekday in the window, its weekday means say
         # nothing about the week's shape (the mean of the weekdays seen is no level), so it
-        # has none of its own and adds nothing to the pool; a pool with no such series
-        # (every series started days ago) is no index at all, so the index is flat. Before,
-        # the first week's unseen weekdays read as a pooled 0, floored, which tripled that
-        # week's deseasonalised values and lifted every short history's level by ~15 %.
+        # has no index of its own and adds nothing to the pool; a pool no series adds to
+        # is flat. Otherwise a weekday nobody has seen yet pools to 0, is floored, and
+        # triples a new deployment's first week once deseasonalised.
         complete = (counts > 0).all(axis=1, keepdims=True)
         day_mean = np.where(complete, day_mean, np.nan)
-        level = np.where(complete, day_mean.mean(axis=1, keepdims=True), np.nan)
+        level = day_mean.mean(axis=1, keepdims=True)  # NaN where not complete
         return sums, day_mean, level
 
 
