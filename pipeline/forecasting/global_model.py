@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from pipeline.forecasting.evaluate import rmsse_scale
 from pipeline.forecasting.models import WEEK
 
 if TYPE_CHECKING:
@@ -147,10 +148,8 @@ class Trailing:
             zero_91 = _trailing(cum_z, 91) / _trailing(cum_k, 91)
         days = np.arange(y.shape[1], dtype=np.float64)
         last_sale = np.maximum.accumulate(np.where(values > 0, days, -np.inf), axis=1)
-        # M5's RMSSE scale: mean squared one-step change from the first sale on.
-        started = np.cumsum(values > 0, axis=1)[:, 1:] > 0
-        with np.errstate(invalid="ignore"):
-            mse = np.nanmean(np.where(started, np.diff(y, axis=1) ** 2, np.nan), axis=1)
+        # The RMSSE's own scale, so the squared-error objective weighs series as it does.
+        mse = rmsse_scale(y)
         scale = np.sqrt(np.where(np.isfinite(mse), mse, 0.0))
         return cls(
             means=means,

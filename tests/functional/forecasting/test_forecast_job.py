@@ -26,7 +26,7 @@ def _demand(days: int = 56, series: int = 3, end: date = date(2024, 2, 29)) -> p
     dates = pd.date_range(end=end, periods=days, freq="D")
     frames = []
     for i in range(series):
-        weekly = 1 + 0.4 * (dates.dayofweek >= 5)
+        weekly = 1 + 0.4 * (dates.day_of_week >= 5)
         sold = rng.poisson(5 * (i + 1) * weekly)
         frames.append(_series(f"SKU-{i}", dates, sold, stock=50))
     return pd.concat(frames, ignore_index=True)
@@ -333,7 +333,7 @@ def _priced_demand(days: int = 400, skus: int = 40) -> pd.DataFrame:
         promo = np.zeros(days, dtype=bool)
         for start in rng.choice(days - 7, size=8, replace=False):
             promo[start : start + 7] = True
-        sold = rng.poisson(6 * (1 + 0.4 * (dates.dayofweek >= 5)) * np.where(promo, 2.0, 1.0))
+        sold = rng.poisson(6 * (1 + 0.4 * (dates.day_of_week >= 5)) * np.where(promo, 2.0, 1.0))
         frames.append(
             _series(f"SKU-{i}", dates, sold, stock=500).assign(
                 avg_unit_price=np.where(promo, 1.5, 2.0)
