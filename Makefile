@@ -4,38 +4,66 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit bench fuzz clean build build-lambda openapi
+.PHONY: install lock test-latest demo test lint typecheck unit bench fuzz clean build build-lambda openapi
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	# amazon-kclpy fetches the MultiLangDaemon jars its pom.xml pins (Maven Central) while its
-	# wheel builds; fail here, not in the KCL tests, when they are missing.
-	$(BIN)/python -c 'from pipeline.kcl.jars import jar_directory; jar_directory()'
+# Every environment installs from a committed lock (locks/, `make lock`), hashes checked:
+# first pip, setuptools and wheel (locks/build.txt), then the environment's lock with build
+# isolation off, so an sdist (amazon-kclpy, pyspark) builds with the locked setuptools and
+# nothing is fetched unpinned; `pip check` confirms the set is consistent.
+LOCKED_INSTALL := -m pip install --quiet --disable-pip-version-check --no-input --require-hashes
+
+define locked_venv
+	test -x $(1)/bin/python || $(PYTHON) -m venv $(1)
+	$(1)/bin/python $(LOCKED_INSTALL) -r locks/build.txt
+	$(1)/bin/python $(LOCKED_INSTALL) --no-build-isolation -r $(2)
+endef
+
+$(STAMP): pyproject.toml locks/build.txt locks/dev.txt locks/kcl-jars.txt
+	$(call locked_venv,$(VENV),locks/dev.txt)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
+	# amazon-kclpy fetched the MultiLangDaemon jars its pom.xml pins (Maven Central) while its
+	# wheel built; each must be the one Maven Central published (locks/kcl-jars.txt).
+	$(BIN)/python -m pipeline.kcl.jars --verify
 	touch $(STAMP)
 
 # checkov pins its own boto3 and friends: it gets a virtualenv of its own.
 TOOLS := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.installed
 
-$(TOOLS_STAMP):
-	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
-	$(TOOLS)/bin/python -m pip install --quiet --upgrade pip
-	$(TOOLS)/bin/python -m pip install --quiet 'checkov>=3.2,<4'
+$(TOOLS_STAMP): locks/build.txt locks/tools.txt
+	$(call locked_venv,$(TOOLS),locks/tools.txt)
+	$(TOOLS)/bin/python -m pip check
 	touch $(TOOLS_STAMP)
 
 # aws-sam-cli (`sam validate --lint`, `sam build`) pins its own dependencies too.
 SAM := .venv-sam
 SAM_STAMP := $(SAM)/.installed
 
-$(SAM_STAMP):
-	test -x $(SAM)/bin/python || $(PYTHON) -m venv $(SAM)
-	$(SAM)/bin/python -m pip install --quiet --upgrade pip
-	$(SAM)/bin/python -m pip install --quiet 'aws-sam-cli>=1.120,<2'
+$(SAM_STAMP): locks/build.txt locks/sam.txt
+	$(call locked_venv,$(SAM),locks/sam.txt)
+	$(SAM)/bin/python -m pip check
 	touch $(SAM_STAMP)
 
 install: $(STAMP) $(TOOLS_STAMP) $(SAM_STAMP)
+
+# Re-resolve every lock (locks/*.txt, the layer's, the Glue runtime's, the KCL jars) to the
+# newest versions pyproject's ranges allow; run `make test-latest` first to see them pass.
+lock: $(STAMP)
+	$(BIN)/python -m pipeline.packaging --lock
+
+# The unit and functional tiers in a throwaway environment with the newest versions that
+# pyproject allows (not the locks): run it before `make lock`, and now and then, to see an
+# upstream change before users do. Functions and Glue jobs still run from their locks.
+LATEST := .venv-latest
+test-latest: $(TOOLS_STAMP) $(SAM_STAMP)
+	rm -rf $(LATEST)
+	$(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/python -m pip install --quiet --upgrade pip
+	$(LATEST)/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -e '.[dev]'
+	$(LATEST)/bin/python -m pip check
+	$(LATEST)/bin/python -m pip freeze --exclude-editable > $(LATEST)/versions.txt
+	$(LATEST)/bin/python -m pytest -n 2 -p no:cacheprovider tests/unit tests/functional
 
 demo: $(STAMP)
 	$(BIN)/fmcg demo
@@ -59,7 +87,7 @@ fuzz: $(STAMP)
 
 # The forecaster benchmark compares against statsforecast's AutoETS (the `bench` extra).
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python $(LOCKED_INSTALL) --no-build-isolation -r locks/bench.txt
 	$(BIN)/python benchmarks/run_all.py
 
 # Every deployment artifact into build/: the functions' code and their layer for python3.12
@@ -78,4 +106,4 @@ openapi: $(STAMP)
 	$(BIN)/python -m pipeline.api.openapi_document
 
 clean:
-	rm -rf $(VENV) $(TOOLS) $(SAM) build .aws-sam .fmcg .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) $(SAM) $(LATEST) build .aws-sam .fmcg .pytest_cache .mypy_cache .ruff_cache

@@ -188,3 +188,21 @@ def apply() -> None:
         return
     track_model_instances_weakly()
     snapshot_only_touched_items()
+
+
+def route_athena_rest_json() -> None:
+    """Route every Athena path to moto's Athena handler, not only ``POST /``.
+
+    botocore 1.44.14 and later describe Athena in the ``rest-json`` protocol (``POST
+    /workgroups``, ``GET /query-executions/{QueryExecutionId}``), the model AWS now
+    publishes. moto (through 5.2.6) already dispatches by the installed botocore's model
+    (``moto.core.routing``), so it parses and answers REST-JSON, but its Athena URL table
+    still lists only ``/``, the JSON-RPC path, and every other path is a 404 before the
+    handler is reached. botocore is right; moto's URL table is behind (as its REST services,
+    Batch or Bedrock, it needs a catch-all path). With an older botocore the JSON-RPC path
+    still serves. Applied before the server builds its Athena app.
+    """
+    from moto.athena import urls
+    from moto.athena.responses import AthenaResponse
+
+    urls.url_paths.setdefault("{0}/.*$", AthenaResponse.dispatch)

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Final
 from pipeline.errors import ConfigurationError, PipelineError
 from pipeline.job_protocol import Progress, null_progress, parse_line
 from pipeline.packaging.glue_artifacts import ROOT, build_glue_artifacts
+from pipeline.packaging.locks import SPARK_OF_GLUE, glue_lock, normalise, read_pins
 from pipeline.packaging.requirements import pip_install
 
 if TYPE_CHECKING:
@@ -46,12 +47,6 @@ CACHE: Final = ROOT / "build" / "local" / "glue"
 MODULE_LISTS: Final = ROOT / "infra" / "glue"
 #: The Python each Glue version runs (AWS Glue release notes).
 PYTHON_OF_GLUE: Final = {"5.0": (3, 11), "5.1": (3, 11)}
-#: The Spark of each Glue version, which a glueetl job imports as ``pyspark`` (it is the
-#: runtime, not one of the listed modules): Glue 5.0 runs Spark 3.5.4, Glue 5.1 3.5.6.
-SPARK_OF_GLUE: Final = {
-    "5.0": ("pyspark==3.5.4", "py4j==0.10.9.7"),
-    "5.1": ("pyspark==3.5.6", "py4j==0.10.9.7"),
-}
 #: What Glue adds to every run of a job without bookmarks.
 GLUE_RUN_ARGUMENTS: Final = ("--job-bookmark-option", "job-bookmark-disable")
 MODULES_ARGUMENT: Final = "--additional-python-modules"
@@ -185,21 +180,15 @@ def _base_python(version: tuple[int, int]) -> str:
 def job_environment(definition: GlueJobDefinition, cache: Path = CACHE) -> Path:
     """The Python of the job's runtime: its Glue version's modules plus its PyPI modules.
 
-    Built once per digest of (Glue version, provided list, modules, installer options).
+    Every package comes from the Glue version's hash lock (``make lock``), installed with
+    ``--require-hashes``; a module the job declares that the lock does not hold fails here,
+    naming it. Built once per digest of (Glue version, locked lines, installer options).
     """
     provided = definition.provided_modules()
     requirements = [m for m in definition.modules if not m.startswith("s3://")]
+    locked = _locked_lines(definition, [*_requirement_lines(provided), *requirements])
     key = hashlib.sha256(
-        "\n".join(
-            [
-                definition.glue_version,
-                *SPARK_OF_GLUE[definition.glue_version],
-                provided.read_text(),
-                *requirements,
-                "--",
-                *definition.installer_options,
-            ]
-        ).encode()
+        "\n".join([definition.glue_version, *locked, "--", *definition.installer_options]).encode()
     ).hexdigest()[:16]
     env = cache / f"env-{definition.glue_version}-{key}"
     python = env / "bin" / "python"
@@ -209,12 +198,35 @@ def job_environment(definition: GlueJobDefinition, cache: Path = CACHE) -> Path:
         shutil.rmtree(env, ignore_errors=True)
         base = _base_python(PYTHON_OF_GLUE[definition.glue_version])
         subprocess.run([base, "-m", "venv", str(env)], check=True, capture_output=True)
-        # The provided list is complete (it is what Glue has installed), so no resolution.
-        _pip(python, "--no-deps", "-r", str(provided), *SPARK_OF_GLUE[definition.glue_version])
-        if requirements:
-            _pip(python, *definition.installer_options, *requirements)
+        requirements_file = env / "requirements.txt"
+        requirements_file.write_text("".join(f"{line}\n" for line in locked))
+        # The provided list is complete (it is what Glue has installed), and Glue installs
+        # the job's modules with the job's installer options (--no-deps): no resolution.
+        _pip(python, "--no-deps", "--require-hashes", "-r", str(requirements_file))
         (env / ".complete").write_text(key)
     return python
+
+
+def _requirement_lines(path: Path) -> list[str]:
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
+    return [line for line in lines if line]
+
+
+def _locked_lines(definition: GlueJobDefinition, requirements: list[str]) -> list[str]:
+    """The lock's hashed line for each exact requirement (``name==version``) and for Spark."""
+    lock = glue_lock(definition.glue_version)
+    pins = {(p.name, p.version): p for p in read_pins(lock)}
+    lines = []
+    for requirement in [*requirements, *SPARK_OF_GLUE[definition.glue_version]]:
+        name, _, version = requirement.partition("==")
+        pin = pins.get((normalise(name), version.strip()))
+        if pin is None:
+            raise ConfigurationError(
+                f"{definition.logical_id}: {requirement} is not in {lock.name} "
+                "(declare modules as name==version and run `make lock`)"
+            )
+        lines.append(" ".join([pin.line, *(f"--hash={h}" for h in pin.hashes)]))
+    return sorted(set(lines))
 
 
 def _fetch(s3: Any, url: str, into: Path) -> Path:

@@ -90,6 +90,8 @@ def serve(host: str, port: int) -> None:
 
     # moto keeps and copies more than a long soak can afford (see the module).
     emulator_patches.apply()
+    # botocore's Athena protocol is REST-JSON now; moto routes only its old path.
+    emulator_patches.route_athena_rest_json()
     # The user pool enforces what the template declares (auth flows, SRP, MFA, lifetimes).
     cognito_patches.apply()
     # moto builds absolute URLs (queue URLs and the like) from this port.

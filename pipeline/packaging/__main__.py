@@ -1,6 +1,6 @@
 """``python -m pipeline.packaging --out build [--only lambda|glue]``: build the artifacts.
 
-``--lock`` re-resolves ``infra/layer/requirements.in`` into the exact lock instead.
+``--lock`` refreshes every lock instead (``make lock``; :mod:`pipeline.packaging.locks`).
 """
 
 from __future__ import annotations
@@ -19,14 +19,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline.packaging", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("build"), help="build directory")
     parser.add_argument("--only", choices=["lambda", "glue"], help="one half only")
-    parser.add_argument("--lock", action="store_true", help="re-lock the layer's packages")
+    parser.add_argument("--lock", action="store_true", help="refresh every lock (make lock)")
     parser.add_argument("--quiet", action="store_true", help="warnings and errors only")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
     try:
         if args.lock:
-            _relock()
-            return 0
+            from pipeline.packaging.locks import main as refresh_locks
+
+            return refresh_locks([])
         if args.only in (None, "lambda"):
             _build_lambda(args.out)
         if args.only in (None, "glue"):
@@ -56,18 +57,6 @@ def _build_lambda(out: Path) -> None:
     )
     for logical_id in artifacts.functions:
         logger.info("function %s: %s", logical_id, artifacts.code_dir(logical_id))
-
-
-def _relock() -> None:
-    from pipeline.local.template import load_template
-    from pipeline.packaging.functions import lambda_functions
-    from pipeline.packaging.lambda_artifacts import DEFAULT_TEMPLATE
-    from pipeline.packaging.requirements import LOCK, TargetPlatform, relock
-
-    functions = lambda_functions(load_template(DEFAULT_TEMPLATE), DEFAULT_TEMPLATE)
-    spec = next(iter(functions.values()))
-    pins = relock(TargetPlatform.lambda_runtime(spec.runtime, spec.architecture))
-    logger.info("%s: %d pins", LOCK, len(pins))
 
 
 if __name__ == "__main__":

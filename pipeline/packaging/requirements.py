@@ -2,16 +2,15 @@
 
 ``infra/layer/requirements.in`` names what the functions import directly, with the ranges
 of ``pyproject.toml``; ``infra/layer/requirements.txt`` pins every package of the resolved
-set (``name==version``), for the template's runtime and architecture. :func:`relock`
-writes the lock; :func:`install` installs it, for the Lambda platform (pip's
-``--platform`` / ``--python-version`` / ``--only-binary``: no Docker, no matching local
-Python) or for the running interpreter, and refuses a result that is not exactly the lock.
+set with its hashes, for the template's runtime and architecture (one of the project's
+locks: :mod:`pipeline.packaging.locks`, ``make lock``). :func:`install` installs it with
+hash checking, for the Lambda platform (pip's ``--platform`` / ``--python-version`` /
+``--only-binary``: no Docker, no matching local Python) or for the running interpreter,
+and refuses a result that is not exactly the lock.
 """
 
 from __future__ import annotations
 
-import json
-import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -19,13 +18,13 @@ from pathlib import Path
 from typing import Final
 
 from pipeline.packaging.exceptions import ArtifactError
+from pipeline.packaging.locks import normalise, read_lock
 
 LAYER_DIR: Final = Path(__file__).resolve().parents[2] / "infra" / "layer"
 REQUIREMENTS_IN: Final = LAYER_DIR / "requirements.in"
 LOCK: Final = LAYER_DIR / "requirements.txt"
 #: Lambda's names for architectures, as pip's manylinux platform tags spell them.
 _MACHINES: Final = {"arm64": "aarch64", "x86_64": "x86_64"}
-_PIN: Final = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;#]+)\s*(?:#.*)?$")
 
 
 @dataclass(frozen=True)
@@ -84,25 +83,6 @@ def pip_install(python: str | Path = sys.executable) -> list[str]:
     ]
 
 
-def read_lock(path: Path = LOCK) -> dict[str, str]:
-    """The pins of a lock file, by normalised project name."""
-    pins: dict[str, str] = {}
-    for number, raw in enumerate(path.read_text().splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        match = _PIN.match(line)
-        if match is None:
-            raise ArtifactError(f"{path}:{number}: not an exact pin (name==version): {line}")
-        pins[normalise(match[1])] = match[2]
-    return pins
-
-
-def normalise(name: str) -> str:
-    """A project name as PyPI compares them (PEP 503)."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def install(target: Path, platform: TargetPlatform, lock: Path = LOCK) -> None:
     """Install exactly the packages of ``lock`` into ``target`` (a fresh directory).
 
@@ -117,6 +97,7 @@ def install(target: Path, platform: TargetPlatform, lock: Path = LOCK) -> None:
         *platform.pip_arguments(),
         # Byte code compiled by this interpreter would be for its version, not the target's.
         *(["--no-compile"] if platform.platform else []),
+        "--require-hashes",
         "--requirement",
         str(lock),
     ]
@@ -130,7 +111,7 @@ def install(target: Path, platform: TargetPlatform, lock: Path = LOCK) -> None:
     if unpinned:
         raise ArtifactError(
             f"{lock} is not a complete lock: pip also installed {', '.join(unpinned)} "
-            "(re-run `python -m pipeline.packaging --lock`)"
+            "(re-run `make lock`)"
         )
 
 
@@ -143,36 +124,6 @@ def installed_distributions(target: Path) -> dict[str, str]:
     return found
 
 
-def relock(
-    platform: TargetPlatform, requirements: Path = REQUIREMENTS_IN, lock: Path = LOCK
-) -> dict[str, str]:
-    """Resolve ``requirements`` for ``platform`` with pip and write every pin to ``lock``."""
-    command = [
-        *pip_install(),
-        "--dry-run",
-        "--ignore-installed",
-        "--report",
-        "-",
-        *platform.pip_arguments(),
-        "--requirement",
-        str(requirements),
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise ArtifactError(f"pip could not resolve {requirements}:\n{result.stderr[-4000:]}")
-    report = json.loads(result.stdout)
-    pins = {
-        normalise(item["metadata"]["name"]): item["metadata"]["version"]
-        for item in report["install"]
-    }
-    header = (
-        f"# The exact lock of {requirements.name}, resolved for {platform.key} (the template's\n"
-        "# Runtime and Architectures). Generated: `python -m pipeline.packaging --lock`.\n"
-    )
-    lock.write_text(header + "".join(f"{n}=={v}\n" for n, v in sorted(pins.items())))
-    return pins
-
-
 __all__ = [
     "LOCK",
     "REQUIREMENTS_IN",
@@ -181,5 +132,4 @@ __all__ = [
     "installed_distributions",
     "normalise",
     "read_lock",
-    "relock",
 ]

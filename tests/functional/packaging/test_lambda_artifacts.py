@@ -16,7 +16,7 @@ import pytest
 from pipeline.local.invoke import FunctionError, LocalFunction, load_handler
 from pipeline.packaging import LambdaArtifacts, build_lambda_artifacts, local_lambda_artifacts
 from pipeline.packaging.limits import MB, tree_files
-from pipeline.packaging.requirements import installed_distributions, read_lock
+from pipeline.packaging.requirements import LOCK, installed_distributions, read_lock
 
 ROOT = Path(__file__).resolve().parents[3]
 #: What the functions never import, so what the layer must not hold.
@@ -88,7 +88,7 @@ def test_given_the_lambda_build_then_it_is_the_lock_for_python_3_12_on_arm64(
 ) -> None:
     files = listing(aws)
 
-    assert installed_distributions(aws.layer_python) == read_lock()
+    assert installed_distributions(aws.layer_python) == read_lock(LOCK)
     native = [f for f in files if f.endswith(".so")]
     assert native
     assert all("x86_64" not in f and "311" not in f for f in native)
