@@ -11,34 +11,83 @@ list (:mod:`pipeline.lake.locations`).
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 
 from pipeline.compaction import run_compaction
+from pipeline.compaction.lateness import FUTURE_DAYS, HORIZON_DAYS, Lateness
+from pipeline.compaction.metrics import publish_held_aside
+from pipeline.errors import ConfigurationError
 from pipeline.job_protocol import Progress, engine, run_job
 from pipeline.lake.locations import LOCATION_ARGUMENTS, LocationDefaults
 
 REQUIRED = ("raw_bucket", "curated_bucket", "database")
-OPTIONAL = ("engine", *LOCATION_ARGUMENTS)
+#: ``--max_raw_objects`` bounds one run (a backlog drains over runs); ``--raw_open_days``
+#: is how long an arrival day may still receive raw objects (the stream's retention + 1);
+#: ``--lateness_horizon_days`` / ``--future_days`` bound how far an event may be from its
+#: arrival; ``--backfill`` (comma-separated compaction quarantine keys) merges their
+#: held-aside events instead of compacting new raw objects.
+OPTIONAL = (
+    "engine",
+    "max_raw_objects",
+    "raw_open_days",
+    "lateness_horizon_days",
+    "future_days",
+    "backfill",
+    *LOCATION_ARGUMENTS,
+)
 
 
 def compact(options: dict[str, str], progress: Progress) -> dict[str, Any]:
     """One compaction run, on the ``--engine`` it names; its report."""
+    session = boto3.session.Session()
+    bounds = _bounds(options)
+    lateness = Lateness(
+        bounds.pop("horizon_days", HORIZON_DAYS), bounds.pop("future_days", FUTURE_DAYS)
+    )
     arguments = {
         "raw_bucket": options["raw_bucket"],
         "curated_bucket": options["curated_bucket"],
         "database": options["database"],
-        "session": boto3.session.Session(),
+        "session": session,
         "progress": progress,
         "location_defaults": LocationDefaults.from_job_arguments(options),
+        "lateness": lateness,
+        **bounds,
     }
+    backfill = [k.strip() for k in options.get("backfill", "").split(",") if k.strip()]
+    if backfill:
+        # Bounded by the objects given, so one process does it on either engine.
+        return run_compaction(**arguments, backfill=backfill).as_dict()
     if engine(options) == "spark":
         from pipeline.spark.compaction import run_compaction_spark
         from pipeline.spark.session import spark_session
 
-        return run_compaction_spark(spark=spark_session("compact-sales"), **arguments).as_dict()
-    return run_compaction(**arguments).as_dict()
+        report = run_compaction_spark(spark=spark_session("compact-sales"), **arguments)
+    else:
+        report = run_compaction(**arguments)
+    publish_held_aside(session.client("cloudwatch"), report.held_aside, timestamp=datetime.now(UTC))
+    return report.as_dict()
+
+
+def _bounds(options: dict[str, str]) -> dict[str, int]:
+    """The run's bounds given as job arguments (the core's defaults otherwise)."""
+    names = {
+        "max_raw_objects": "max_objects",
+        "raw_open_days": "open_days",
+        "lateness_horizon_days": "horizon_days",
+        "future_days": "future_days",
+    }
+    bounds = {}
+    for argument, parameter in names.items():
+        if options.get(argument):
+            value = options[argument]
+            if not value.isdigit() or int(value) < 1:
+                raise ConfigurationError(f"--{argument} must be a whole number >= 1, not {value!r}")
+            bounds[parameter] = int(value)
+    return bounds
 
 
 def main(argv: list[str]) -> int:

@@ -13,9 +13,26 @@ from pipeline.errors import ConfigurationError
 from pipeline.settings import ATHENA_WORKGROUP, CURATED_BUCKET, GLUE_DATABASE
 
 
-def compact(engine: Engine = None) -> None:
+def compact(
+    engine: Engine = None,
+    backfill: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A compaction quarantine key (curated bucket) whose held-aside events "
+            "(too_late, future) to merge; repeatable. The run does only that.",
+        ),
+    ] = None,
+    max_raw_objects: Annotated[
+        int | None, typer.Option(min=1, help="At most this many raw objects in this run.")
+    ] = None,
+) -> None:
     """Run the compaction Glue job locally as Glue would: from its artifacts, in its runtime."""
-    report = run_job("CompactSalesJob", {"--engine": engine})
+    arguments = {
+        "--engine": engine,
+        "--backfill": ",".join(backfill) if backfill else None,
+        "--max_raw_objects": None if max_raw_objects is None else str(max_raw_objects),
+    }
+    report = run_job("CompactSalesJob", arguments)
     for name, value in report.items():
         console.print(f"{name:>22}: {value:,}", highlight=False)
 

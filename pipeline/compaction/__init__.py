@@ -16,17 +16,19 @@ every bucket is self-consistent, so a mix of old and new buckets is still neithe
 nor duplicating rows.
 
 Incremental without Glue bookmarks: ``_state/compaction/manifest.json`` lists the raw
-objects compacted (key and ETag) and the last event date; it is written last and is the
-commit point. After a crash, the next run picks up the same raw objects again;
-de-duplication against what the partition already holds (the existing row wins, among new
-rows the first in raw-key and line order wins) makes it converge to exactly the data a
-crash-free run would have written. Daily demand is a pure function of the curated sales,
-by each location's local calendar day, recomputed from the first touched day (or the day
-after the last known event date; a day earlier when a location is off UTC, since a local
-day spans two UTC partitions) through the latest local day, so a late event fixes its day
-and the stock carried forward after it; a day's demand is reduced from the rows as its
-merged partition is written (one pass; the neighbouring partitions a local day needs are
-read from the curated zone).
+objects compacted (key and ETag) of the arrival days still open, a watermark below which
+every arrival day is closed and compacted, and the last event date; it is written last and
+is the commit point (:mod:`pipeline.compaction.state`: its size and each run's listing are
+bounded by the open window, not the lake's age). After a crash, the next run picks up the
+same raw objects again; de-duplication against what the partition already holds (the
+existing row wins, among new rows the first in raw-key and line order wins) makes it
+converge to exactly the data a crash-free run would have written. Daily demand is a pure
+function of the curated sales, by each location's local calendar day, recomputed from the
+first touched day (or the day after the last known event date; a day earlier when a
+location is off UTC, since a local day spans two UTC partitions) through the latest local
+day, so a late event fixes its day and the stock carried forward after it; a day's demand
+is reduced from the rows as its merged partition is written (one pass; the neighbouring
+partitions a local day needs are read from the curated zone).
 
 Memory follows one raw object (plus a few MiB fetched ahead) and one partition's
 ``event_id`` column: new rows are buffered per event date up to one row group and spooled

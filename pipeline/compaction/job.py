@@ -2,7 +2,9 @@
 
 Steps, in this order (each one safe to repeat; the manifest PUT at the end commits):
 
-1. load the manifest and list the raw zone; the new objects are those not in it;
+1. load the manifest and list the raw keys after its watermark (the open arrival days,
+   :mod:`pipeline.compaction.state`); the new objects are those not in it, at most
+   ``max_objects`` of them, oldest first;
 2. per raw object: parse, enforce types, quarantine bad lines (a deterministic key per raw
    object, so a re-run overwrites the same quarantine object), spool rows per event date;
 3. one pass over the days from the first touched day (or the day after the last known
@@ -37,8 +39,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.compaction.catalog import register_partitions
-from pipeline.compaction.dedupe import split_by_event_date
 from pipeline.compaction.demand import DEMAND_INPUT, DemandBuilder, LocalDays
+from pipeline.compaction.lateness import Lateness, RawRows, held_records, read_raw_object
 from pipeline.compaction.parquet_files import (
     DaySpool,
     RowGroupWriter,
@@ -46,7 +48,6 @@ from pipeline.compaction.parquet_files import (
     merge_partition,
     read_batch_rows,
 )
-from pipeline.compaction.parse import Rejected, parse_raw_object
 from pipeline.compaction.schema import (
     DAILY_DEMAND_SCHEMA,
     DAILY_DEMAND_TABLE,
@@ -54,14 +55,22 @@ from pipeline.compaction.schema import (
     SALES_SCHEMA,
     SALES_TABLE,
 )
-from pipeline.compaction.state import Manifest, commit_run, load_manifest
+from pipeline.compaction.state import (
+    MAX_OBJECTS,
+    OPEN_DAYS,
+    Manifest,
+    Pending,
+    commit_run,
+    find_new,
+    load_manifest,
+)
 from pipeline.compaction.store import LakeStore, ObjectInfo
 from pipeline.job_protocol import Progress, null_progress
-from pipeline.lake import RAW_SALES_PREFIX, compaction_quarantine_key, curated_partition_prefix
+from pipeline.lake import compaction_quarantine_key, curated_partition_prefix
 from pipeline.lake.locations import LocationDefaults, Locations, load_locations
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterator, Sequence
 
 #: S3 calls in flight at once (raw GETs ahead of the parser, partition uploads behind it).
 IO_THREADS: Final = 4
@@ -82,6 +91,14 @@ class CompactionReport:
     partitions_written: int = 0
     quarantined: int = 0
     demand_days_written: int = 0
+    #: New raw objects left for the next runs (a run takes at most ``max_objects``).
+    raw_objects_waiting: int = 0
+    #: Raw keys the run listed (the open window's, not the lake's).
+    raw_keys_listed: int = 0
+    #: Compacted objects the manifest holds after the run (bounded by the open window).
+    manifest_entries: int = 0
+    #: Events held aside as ``too_late`` or ``future`` (:mod:`pipeline.compaction.lateness`).
+    held_aside: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -101,8 +118,22 @@ def run_compaction(
     now: datetime | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     location_defaults: LocationDefaults | None = None,
+    max_objects: int = MAX_OBJECTS,
+    open_days: int = OPEN_DAYS,
+    lateness: Lateness | None = None,
+    backfill: Sequence[str] = (),
 ) -> CompactionReport:
     """Compact the raw objects not compacted yet into the curated zone; see the module doc.
+
+    At most ``max_objects`` raw objects per run, oldest arrival first; an arrival day
+    closes ``open_days`` after the newest (:mod:`pipeline.compaction.state`). Events
+    further from their arrival than ``lateness`` allows (default :class:`Lateness`) are
+    held aside in the compaction quarantine (:mod:`pipeline.compaction.lateness`).
+
+    ``backfill``: compaction quarantine keys (curated bucket) whose held-aside events to
+    merge instead, whatever their lateness; the manifest is neither read nor written, and
+    ``daily_demand`` is rebuilt for the days around those events only (the stock they
+    leave is not carried past them).
 
     Daily demand is by each location's calendar day: its zone from the curated bucket's
     locations table, else ``location_defaults`` (:mod:`pipeline.lake.locations`).
@@ -114,15 +145,15 @@ def run_compaction(
     session = session or boto3.session.Session()
     store = LakeStore.from_session(session)
     report_progress = progress or null_progress
-    with ThreadPoolExecutor(1, thread_name_prefix="compaction-list") as lister:
-        # Two independent round trips: the raw listing runs while the manifest loads.
-        raw_listing = lister.submit(store.list, raw_bucket, RAW_SALES_PREFIX)
+    if backfill:
+        manifest = Manifest()
+        pending = Pending([store.head(curated_bucket, key) for key in backfill])
+    else:
         manifest = load_manifest(store, curated_bucket)
-        listing = [
-            o for o in raw_listing.result() if o.key.endswith(".json") and manifest.is_new(o)
-        ]
+        pending = find_new(store, raw_bucket, manifest, max_objects=max_objects)
+    listing = pending.objects
     if not listing:
-        return CompactionReport()
+        return CompactionReport(raw_keys_listed=pending.listed, manifest_entries=manifest.entries)
     with (
         tempfile.TemporaryDirectory(prefix="compaction-") as tmp,
         # Inside the directory's block: a failure waits for uploads before files go away.
@@ -142,6 +173,8 @@ def run_compaction(
             session,
             database,
             glue_model,
+            lateness=lateness or Lateness(),
+            backfill=bool(backfill),
         )
         sales_keys = pool.submit(run.keys, SALES_TABLE)
         locations = pool.submit(load_locations, store, curated_bucket, location_defaults)
@@ -152,26 +185,39 @@ def run_compaction(
             spool.close()
         touched = spool.days
         demand_days: list[date] = []
-        if touched:
+        if touched and backfill:
+            keys = sales_keys.result()
+            for plan in backfill_plans(touched, locations.result()):
+                demand_days += run.write_days(spool, plan, keys)
+        elif touched:
             plan = demand_plan(touched, manifest, locations.result())
             demand_days = run.write_days(spool, plan, sales_keys.result())
             manifest.max_event_date = plan.end
         report_progress("register partitions", 0, 1)
         run.registered.result()
         report_progress("register partitions", 1, 1)
+        counts = {
+            "events_in": run.counts.get("events_in", 0),
+            "duplicates_dropped": run.counts.get("duplicates", 0),
+            "rows_written": run.counts.get("rows_written", 0),
+            "partitions_written": run.counts.get("partitions_written", 0),
+            "quarantined": run.counts.get("quarantined", 0),
+            "held_aside": run.counts.get("held_aside", 0),
+            "demand_days_written": len(demand_days),
+        }
+        if backfill:
+            return CompactionReport(
+                raw_objects=len(listing), bytes_in=sum(o.size for o in listing), **counts
+            )
         report = committed(
             store,
             curated_bucket,
             manifest,
-            listing,
+            pending,
             now=now,
+            open_days=open_days,
             progress=report_progress,
-            events_in=run.counts.get("events_in", 0),
-            duplicates_dropped=run.counts.get("duplicates", 0),
-            rows_written=run.counts.get("rows_written", 0),
-            partitions_written=run.counts.get("partitions_written", 0),
-            quarantined=run.counts.get("quarantined", 0),
-            demand_days_written=len(demand_days),
+            **counts,
         )
     return report
 
@@ -180,24 +226,32 @@ def committed(
     store: LakeStore,
     curated_bucket: str,
     manifest: Manifest,
-    listing: list[ObjectInfo],
+    pending: Pending,
     *,
     now: datetime | None,
     progress: Progress,
+    open_days: int = OPEN_DAYS,
     **counts: int,
 ) -> CompactionReport:
-    """Commit the run (the manifest takes ``listing`` as compacted) and say what it did:
-    the last step of either engine."""
+    """Commit the run (the manifest takes ``pending.objects`` as compacted) and say what it
+    did: the last step of either engine."""
     commit_run(
         store,
         curated_bucket,
         manifest,
-        listing,
+        pending,
         compacted_at=now or datetime.now(UTC),
+        open_days=open_days,
         progress=progress,
     )
+    listing = pending.objects
     return CompactionReport(
-        raw_objects=len(listing), bytes_in=sum(o.size for o in listing), **counts
+        raw_objects=len(listing),
+        bytes_in=sum(o.size for o in listing),
+        raw_objects_waiting=pending.left,
+        raw_keys_listed=pending.listed,
+        manifest_entries=manifest.entries,
+        **counts,
     )
 
 
@@ -246,23 +300,24 @@ class DemandPlan:
         return [self.first + timedelta(days=i) for i in range((last - self.first).days + 1)]
 
 
+def backfill_plans(touched: list[date], locations: Locations) -> list[DemandPlan]:
+    """One plan per run of neighbouring touched days: a backfill rebuilds the days around
+    what it was given (an event of 2000-01-02 rebuilds three days, not 26 years)."""
+    spill = 0 if locations.all_utc else 1
+    groups: list[list[date]] = []
+    for day in touched:
+        if groups and (day - groups[-1][-1]).days <= 1 + 2 * spill:
+            groups[-1].append(day)
+        else:
+            groups.append([day])
+    return [DemandPlan(locations, g[0] - timedelta(days=spill), g[-1], spill) for g in groups]
+
+
 def demand_plan(touched: list[date], manifest: Manifest, locations: Locations) -> DemandPlan:
     """The :class:`DemandPlan` of a run that touched the UTC days ``touched``."""
     start, end = demand_range(touched, manifest)
     spill = 0 if locations.all_utc else 1
     return DemandPlan(locations, start - timedelta(days=spill), end, spill)
-
-
-@dataclass(frozen=True)
-class _Parsed:
-    """One raw object's rows by event date and its rejected lines."""
-
-    rejected: list[Rejected]
-    days: dict[date, pa.Table]
-
-    @property
-    def rows(self) -> int:
-        return sum(rows.num_rows for rows in self.days.values())
 
 
 @dataclass
@@ -279,6 +334,10 @@ class _Run:
     database: str
     #: The last registration submitted (at first, the Glue model's warm-up).
     registered: Future[Any]
+    #: What a scheduled run holds aside; ``None`` in a backfill (everything is merged).
+    lateness: Lateness | None = None
+    #: A backfill reads held-aside events from compaction quarantine objects (curated).
+    backfill: bool = False
     counts: dict[str, int] = field(default_factory=dict)
     uploads: dict[str, list[Future[None]]] = field(default_factory=dict)
 
@@ -293,21 +352,21 @@ class _Run:
         """
         return {o.key for o in self.store.list(self.curated_bucket, f"{table}/")}
 
-    def _parsed(self, obj: ObjectInfo) -> _Parsed | None:
+    def _parsed(self, obj: ObjectInfo) -> RawRows | None:
         """GET and parse one raw object (``None``: deleted since the listing)."""
+        if self.backfill:
+            data = self.store.get(self.curated_bucket, obj.key)
+            return None if data is None else read_raw_object(held_records(data), obj.key, None)
         data = self.store.get(self.raw_bucket, obj.key)
-        if data is None:
-            return None
-        parsed = parse_raw_object(data)
-        return _Parsed(parsed.rejected, split_by_event_date(parsed.table))
+        return None if data is None else read_raw_object(data, obj.key, self.lateness)
 
-    def _fetched(self, listing: list[ObjectInfo]) -> Iterator[tuple[ObjectInfo, _Parsed | None]]:
+    def _fetched(self, listing: list[ObjectInfo]) -> Iterator[tuple[ObjectInfo, RawRows | None]]:
         """The raw objects in listing order, parsed, running ahead up to ``PREFETCH_BYTES``.
 
         Each worker GETs and parses one object: ``read_json`` and the compute kernels
         release the GIL, so objects parse on every core while the main thread spools.
         """
-        pending: deque[tuple[ObjectInfo, Future[_Parsed | None]]] = deque()
+        pending: deque[tuple[ObjectInfo, Future[RawRows | None]]] = deque()
         ahead = 0
         for obj in listing:
             while pending and ahead + obj.size > PREFETCH_BYTES:
@@ -326,7 +385,7 @@ class _Run:
         self.report_progress("read raw", 0, total)
         for i, (obj, parsed) in enumerate(self._fetched(listing), start=1):
             if parsed is not None:
-                if parsed.rejected:
+                if parsed.rejected and not self.backfill:
                     source = f"s3://{self.raw_bucket}/{obj.key}"
                     body = "".join(r.to_json(source) + "\n" for r in parsed.rejected)
                     quarantined.append(
@@ -338,7 +397,8 @@ class _Run:
                             "application/x-ndjson",
                         )
                     )
-                    self.count("quarantined", len(parsed.rejected))
+                self.count("quarantined", parsed.quarantined)
+                self.count("held_aside", parsed.held)
                 self.count("events_in", parsed.rows)
                 for day, rows in parsed.days.items():
                     spool.append(day, rows)
@@ -372,9 +432,10 @@ class _Run:
         without new rows; a local day's demand is written once every UTC day it spans has
         been read. Uploads overlap the next day; all of them have been submitted on return.
         """
-        touched = set(spool.days)
-        last_touched = max(touched)
         days = plan.read
+        # A backfill writes several plans from one spool: each merges the days it reads.
+        touched = set(spool.days) & set(days)
+        last_touched = max(touched)
         # Keys sort by date: with no sales before these no pair has a stock to carry in.
         previous: Future[Path | None] | None = None
         if any(key < curated_key(plan.first + timedelta(days=plan.spill)) for key in keys):

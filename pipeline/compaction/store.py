@@ -43,11 +43,13 @@ class LakeStore:
     def from_session(cls, session: boto3.session.Session) -> LakeStore:
         return cls(session.client("s3"))
 
-    def list(self, bucket: str, prefix: str) -> list[ObjectInfo]:
-        """Every object under ``prefix``, sorted by key."""
+    def list(self, bucket: str, prefix: str, start_after: str = "") -> list[ObjectInfo]:
+        """Every object under ``prefix`` (after the key ``start_after``), sorted by key."""
         out: list[ObjectInfo] = []
         # Pages by hand: a paginator loads a model file per client just to do this.
         args = {"Bucket": bucket, "Prefix": prefix}
+        if start_after:
+            args["StartAfter"] = start_after
         try:
             while True:
                 page = self._s3.list_objects_v2(**args)
@@ -63,6 +65,16 @@ class LakeStore:
                 e, f"list s3://{bucket}/{prefix}", service="s3", resource=f"s3://{bucket}/{prefix}"
             ) from e
         return sorted(out, key=lambda o: o.key)
+
+    def head(self, bucket: str, key: str) -> ObjectInfo:
+        """One object's listing entry (a missing object is a terminal error naming it)."""
+        try:
+            head = self._s3.head_object(Bucket=bucket, Key=key)
+        except (ClientError, BotoCoreError) as e:
+            raise translate(
+                e, f"head s3://{bucket}/{key}", service="s3", resource=f"s3://{bucket}/{key}"
+            ) from e
+        return ObjectInfo(key, head["ETag"].strip('"'), int(head["ContentLength"]))
 
     def _body(self, bucket: str, key: str, what: str) -> Any:
         """The object's streaming body, or ``None`` when there is no such object."""

@@ -1,8 +1,9 @@
 """Compaction on Spark: the steps of :mod:`pipeline.compaction.job`, spread over executors.
 
-1. driver: load the manifest, list the raw zone (the new objects, as in one process);
+1. driver: load the manifest, list the open arrival days (the new objects, as in one
+   process);
 2. executors, one task per raw object: GET, parse, quarantine bad lines, split by event
-   date (:func:`parse_raw_object`, :func:`split_by_event_date`);
+   date, events too far from their arrival held aside (:func:`read_raw_object`);
 3. executors, one task per UTC day the demand plan reads (:class:`DemandPlan`): the day's
    new rows, in listing order, merged into its ``sales`` partition and uploaded over it
    (:func:`merge_partition`), and the day's sales reduced per pair and location-local day
@@ -29,7 +30,6 @@ from typing import TYPE_CHECKING, Any
 import boto3
 
 from pipeline.compaction.catalog import register_partitions
-from pipeline.compaction.dedupe import split_by_event_date
 from pipeline.compaction.demand import DaySales, LocalDays
 from pipeline.compaction.job import (
     CompactionReport,
@@ -40,18 +40,18 @@ from pipeline.compaction.job import (
     demand_plan,
     sales_batches,
 )
+from pipeline.compaction.lateness import Lateness, read_raw_object
 from pipeline.compaction.parquet_files import RowGroupWriter, merge_partition
-from pipeline.compaction.parse import parse_raw_object
 from pipeline.compaction.schema import (
     DAILY_DEMAND_SCHEMA,
     DAILY_DEMAND_TABLE,
     SALES_SCHEMA,
     SALES_TABLE,
 )
-from pipeline.compaction.state import load_manifest
+from pipeline.compaction.state import MAX_OBJECTS, OPEN_DAYS, find_new, load_manifest
 from pipeline.compaction.store import LakeStore
 from pipeline.job_protocol import Progress, null_progress
-from pipeline.lake import RAW_SALES_PREFIX, compaction_quarantine_key
+from pipeline.lake import compaction_quarantine_key
 from pipeline.lake.locations import LocationDefaults, load_locations
 from pipeline.spark.arrow import from_bytes, to_bytes
 from pipeline.spark.session import executor_store, slices
@@ -60,30 +60,32 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import SparkSession
 
-#: Parsed objects: (listing index, events, quarantined, [(day, rows as Arrow IPC)]).
-Parsed = tuple[int, int, int, list[tuple[date, bytes]]]
+#: Parsed objects: (listing index, events, quarantined, held aside,
+#: [(day, rows as Arrow IPC)]).
+Parsed = tuple[int, int, int, int, list[tuple[date, bytes]]]
 #: A written UTC day: (day, new rows, duplicates, whether new rows came in, its sales
 #: reduced per local day as Arrow IPC, the latest local day of its rows).
 Written = tuple[date, int, int, bool, list[tuple[date, bytes]], date | None]
 
 
-def parse_object(raw_bucket: str, curated_bucket: str, item: tuple[int, str]) -> Parsed:
-    """Step 2 for one raw object (an executor task)."""
+def parse_object(
+    raw_bucket: str, curated_bucket: str, lateness: Lateness, item: tuple[int, str]
+) -> Parsed:
+    """Step 2 for one raw object (an executor task), read as one process reads it."""
     index, key = item
     store = executor_store()
     data = store.get(raw_bucket, key)
     if data is None:  # deleted since the listing
-        return index, 0, 0, []
-    parsed = parse_raw_object(data)
+        return index, 0, 0, 0, []
+    parsed = read_raw_object(data, key, lateness)
     if parsed.rejected:
         source = f"s3://{raw_bucket}/{key}"
         body = "".join(r.to_json(source) + "\n" for r in parsed.rejected)
         store.put(
             curated_bucket, compaction_quarantine_key(key), body.encode(), "application/x-ndjson"
         )
-    days = split_by_event_date(parsed.table)
-    rows = sum(t.num_rows for t in days.values())
-    return index, rows, len(parsed.rejected), [(d, to_bytes(t)) for d, t in sorted(days.items())]
+    days = [(d, to_bytes(t)) for d, t in sorted(parsed.days.items())]
+    return index, parsed.rows, parsed.quarantined, parsed.held, days
 
 
 def write_day(curated_bucket: str, plan: DemandPlan, group: tuple[date, Any]) -> Written:
@@ -126,6 +128,9 @@ def run_compaction_spark(
     now: datetime | None = None,
     progress: Progress = null_progress,
     location_defaults: LocationDefaults | None = None,
+    max_objects: int = MAX_OBJECTS,
+    open_days: int = OPEN_DAYS,
+    lateness: Lateness | None = None,
 ) -> CompactionReport:
     """Compact the raw objects not compacted yet, on ``spark``; see the module doc.
 
@@ -134,27 +139,25 @@ def run_compaction_spark(
     session = session or boto3.session.Session()
     store = LakeStore.from_session(session)
     manifest = load_manifest(store, curated_bucket)
-    listing = [
-        o
-        for o in store.list(raw_bucket, RAW_SALES_PREFIX)
-        if o.key.endswith(".json") and manifest.is_new(o)
-    ]
+    pending = find_new(store, raw_bucket, manifest, max_objects=max_objects)
+    listing = pending.objects
     if not listing:
-        return CompactionReport()
+        return CompactionReport(raw_keys_listed=pending.listed, manifest_entries=manifest.entries)
     sc = spark.sparkContext
     progress("read raw", 0, len(listing))
     parsed = (
         sc.parallelize(list(enumerate(o.key for o in listing)), slices(sc, len(listing)))
-        .map(partial(parse_object, raw_bucket, curated_bucket))
+        .map(partial(parse_object, raw_bucket, curated_bucket, lateness or Lateness()))
         .cache()
     )
     try:
-        summary = parsed.map(lambda p: (p[1], p[2], [d for d, _ in p[3]])).collect()
+        summary = parsed.map(lambda p: (p[1], p[2], p[3], [d for d, _ in p[4]])).collect()
         progress("read raw", len(listing), len(listing))
-        touched = sorted({d for _, _, days in summary for d in days})
+        touched = sorted({d for *_, days in summary for d in days})
         report = {
             "events_in": sum(s[0] for s in summary),
             "quarantined": sum(s[1] for s in summary),
+            "held_aside": sum(s[2] for s in summary),
         }
         days: list[date] = []
         written: list[Written] = []
@@ -165,7 +168,7 @@ def run_compaction_spark(
             )
             days = plan.read
             progress("write partitions", 0, len(days))
-            pieces = parsed.flatMap(lambda p: [(d, (p[0], data)) for d, data in p[3]])
+            pieces = parsed.flatMap(lambda p: [(d, (p[0], data)) for d, data in p[4]])
             every_day = sc.parallelize([(d, None) for d in days], slices(sc, len(days)))
             written = sorted(
                 every_day.union(pieces)
@@ -195,14 +198,16 @@ def run_compaction_spark(
         store,
         curated_bucket,
         manifest,
-        listing,
+        pending,
         now=now,
         progress=progress,
+        open_days=open_days,
         events_in=report["events_in"],
         duplicates_dropped=sum(w[2] for w in written),
         rows_written=sum(w[1] for w in written),
         partitions_written=sum(1 for w in written if w[1]),
         quarantined=report["quarantined"],
+        held_aside=report["held_aside"],
         demand_days_written=len(demand_days),
     )
 

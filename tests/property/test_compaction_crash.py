@@ -14,25 +14,21 @@ from typing import TYPE_CHECKING, Any
 import awswrangler as wr
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from pipeline.compaction import run_compaction
 from tests.support.compaction_lake import fresh_lake
+from tests.support.crash import CRASH_STEPS, Crash, Crasher
+from tests.support.crash import crash_run as pick_crash_run
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from pipeline.local.stack import LocalStack
 
 BASE = datetime(2024, 5, 10, tzinfo=UTC)
 
 
 _SESSIONS: dict[str, Any] = {}
-
-
-class Crash(Exception):
-    """Injected between two steps of a run."""
 
 
 @st.composite
@@ -68,27 +64,17 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
     objects = [lines[a:b] for a, b in zip([0, *cuts], [*cuts, len(lines)], strict=True) if a < b]
     # Objects arrive over two runs; arrival dates are after the events (late data).
     first_run = draw(st.integers(0, len(objects)))
-    crash_run = draw(st.sampled_from([0, 1]))
-    crash_at = draw(st.integers(0, 25))
+    # The crash strikes a run that has objects (one without them reports no step at all), at
+    # a step every such run reports, at a position within that step's real count.
+    crash_run = pick_crash_run(draw, len(objects), first_run)
     return {
         "events": events,
         "objects": objects,
         "first_run": first_run,
         "crash_run": crash_run,
-        "crash_at": crash_at,
+        "crash_step": draw(st.sampled_from(CRASH_STEPS)),
+        "crash_position": draw(st.floats(0, 1)),
     }
-
-
-def _crasher(at: int) -> Callable[[str, int, int], None]:
-    """A progress hook that raises at its ``at``-th call (never when ``at`` < 0)."""
-    calls = [0]
-
-    def crash(step: str, done: int, total: int) -> None:
-        calls[0] += 1
-        if calls[0] == at:
-            raise Crash(step)
-
-    return crash
 
 
 def _expected_demand(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
@@ -145,7 +131,10 @@ def test_given_random_raw_and_a_crash_when_rerun_then_curated_is_exact(
             key = f"sales/2024/05/{14 + run:02d}/shardId-0-{seq:06d}-{seq:06d}.json"
             body = "".join(json.dumps(e) + "\n" for e in lines)
             s3.put_object(Bucket=lake.raw, Key=key, Body=body.encode())
-        crash = _crasher(scenario["crash_at"] if run == scenario["crash_run"] else -1)
+        crash = Crasher(
+            scenario["crash_step"] if run == scenario["crash_run"] else None,
+            scenario["crash_position"],
+        )
         kwargs = {
             "raw_bucket": lake.raw,
             "curated_bucket": lake.curated,
@@ -156,6 +145,11 @@ def test_given_random_raw_and_a_crash_when_rerun_then_curated_is_exact(
             run_compaction(**kwargs, progress=crash)
         except Crash:
             run_compaction(**kwargs)
+        if run == scenario["crash_run"]:
+            # The premise: the crash did strike (hypothesis --hypothesis-show-statistics
+            # counts where).
+            assert crash.fired is not None, scenario
+            event(f"crash at {scenario['crash_step']}")
     # A further run with nothing new changes nothing.
     assert run_compaction(**kwargs).raw_objects == 0
 

@@ -18,12 +18,14 @@ from typing import TYPE_CHECKING, Any
 import awswrangler as wr
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from pipeline.compaction import run_compaction
 from pipeline.spark.compaction import run_compaction_spark
 from tests.support.compaction_lake import Lake, fresh_lake
+from tests.support.crash import CRASH_STEPS, Crash, Crasher
+from tests.support.crash import crash_run as pick_crash_run
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -39,10 +41,6 @@ ZONES = [
     {"L1": "Pacific/Kiritimati"},
 ]
 _SESSIONS: dict[str, Any] = {}
-
-
-class Crash(Exception):
-    """Injected between two steps of a run."""
 
 
 @st.composite
@@ -73,21 +71,12 @@ def raw_objects(draw: st.DrawFn) -> dict[str, Any]:
     objects = [lines[a:b] for a, b in zip([0, *cuts], [*cuts, len(lines)], strict=True) if a < b]
     return {
         "objects": objects,
-        "first_run": draw(st.integers(0, len(objects))),
-        "crash_run": draw(st.sampled_from([0, 1])),
-        "crash_at": draw(st.integers(1, 12)),
+        "first_run": (first_run := draw(st.integers(0, len(objects)))),
+        "crash_run": pick_crash_run(draw, len(objects), first_run),
+        # A run may hold only bad lines (no day to write), so not "write partitions".
+        "crash_step": draw(st.sampled_from([s for s in CRASH_STEPS if s != "write partitions"])),
+        "crash_position": draw(st.floats(0, 1)),
     }
-
-
-def _crasher(at: int) -> Any:
-    calls = [0]
-
-    def crash(step: str, done: int, total: int) -> None:
-        calls[0] += 1
-        if calls[0] == at:
-            raise Crash(step)
-
-    return crash
 
 
 def _put(s3: Any, lake: Lake, run: int, objects: list[list[Any]], first: int) -> None:
@@ -106,7 +95,7 @@ def _curated(s3: Any, lake: Lake) -> dict[str, Any]:
             out[obj["Key"]] = pq.read_table(io.BytesIO(body)).to_pylist()
         elif obj["Key"].endswith("manifest.json"):
             manifest = json.loads(body)
-            out[obj["Key"]] = (manifest["objects"], manifest["max_event_date"])
+            out[obj["Key"]] = (manifest["days"], manifest["watermark"], manifest["max_event_date"])
         else:  # quarantine: the source names the lake's own raw bucket
             out[obj["Key"]] = body.decode().replace(lake.raw, "<raw>").splitlines()
     return out
@@ -149,11 +138,17 @@ def test_given_the_same_raw_objects_when_compacted_on_spark_then_curated_is_iden
             "database": distributed.database,
             "session": session,
         }
+        crash = Crasher(
+            scenario["crash_step"] if run == scenario["crash_run"] else None,
+            scenario["crash_position"],
+        )
         try:
-            crash = _crasher(scenario["crash_at"] if run == scenario["crash_run"] else -1)
             run_compaction_spark(**kwargs, progress=crash)
         except Crash:
             run_compaction_spark(**kwargs)
+        if run == scenario["crash_run"]:
+            assert crash.fired is not None, scenario
+            event(f"crash at {scenario['crash_step']}")
 
     assert _curated(s3, distributed) == _curated(s3, single)
     for table in ("sales", "daily_demand"):
