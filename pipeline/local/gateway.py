@@ -58,6 +58,7 @@ logger = logging.getLogger(__name__)
 API_FUNCTION: Final = "GetForecastFunction"
 REST_API: Final = "FmcgApi"
 MAX_BODY_BYTES: Final = 10 * 1024 * 1024  # API Gateway's payload limit
+LENGTH_REQUIRED: Final = "Transfer-Encoding is not supported; send the body with a Content-Length"
 
 
 # ---------------------------------------------------------------------- routes
@@ -463,7 +464,14 @@ def _request_handler(gateway: LocalGateway) -> type[BaseHTTPRequestHandler]:
             # Digits only: int() would take "-1" (and read(-1) waits for the client to
             # close), "+5" or "5_000", and raise past 4,300 digits.
             refused = True
-            if not (declared.isascii() and declared.isdigit()):
+            if "Transfer-Encoding" in self.headers:
+                # The gateway reads a body by its Content-Length only; a chunked body left
+                # unread would be parsed as the next request (smuggled past the
+                # authorizer). 411, not 501: RFC 9112 section 6.3 lets a server require a
+                # Content-Length this way, and it tells the client what to send instead.
+                # Content-Length beside it is no help: Transfer-Encoding would override it.
+                answer = HttpAnswer.message(411, LENGTH_REQUIRED)
+            elif not (declared.isascii() and declared.isdigit()):
                 answer = HttpAnswer.message(400, "Invalid Content-Length")
             elif (
                 len(declared.lstrip("0")) > len(str(MAX_BODY_BYTES))
