@@ -12,7 +12,7 @@ import pytest
 
 from pipeline.api.forecasts import ForecastQuery, query_forecasts
 from pipeline.local.users import create_user, sign_in
-from tests.support.api_stack import Api, put_forecasts
+from tests.support.api_stack import GENERATED_AT, RUN_ID, Api, put_forecasts
 
 EVENTS = Path(__file__).resolve().parents[3] / "infra" / "events"
 DAYS_JAN = [f"2025-01-{d:02d}" for d in range(1, 29)]
@@ -46,6 +46,8 @@ def test_given_28_days_at_one_location_when_read_then_one_page_in_date_order(api
         "forecast_val": 10.0,
         "confidence_lower": 8.0,
         "confidence_upper": 12.0,
+        "run_id": RUN_ID,
+        "generated_at": GENERATED_AT,
     }
 
 
