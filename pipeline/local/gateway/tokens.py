@@ -7,14 +7,18 @@ from typing import TYPE_CHECKING, Any
 
 import jwt
 
+from pipeline.errors import TerminalError
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from pipeline.local.stack import LocalStack
 
 
-class Unauthorized(Exception):  # noqa: N818 - named after the HTTP answer it becomes
-    """A token the authorizer refuses; ``reason`` is logged, the client only sees 401."""
+class Unauthorized(TerminalError):  # noqa: N818 - named after the HTTP answer it becomes
+    """A token the authorizer refuses; ``reason`` is logged, the client only sees 401.
+
+    Terminal: the same token is refused again, whoever retries it."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
