@@ -58,7 +58,7 @@ def main() -> None:
         )
         for i in range(args.items)
     ]
-    items = [forecast_item(r, now=now) for r in rows]
+    items = [forecast_item(r, now=now, run_id="benchmark") for r in rows]
     serializer = TypeSerializer()
     low_level = [{k: serializer.serialize(v) for k, v in item.items()} for item in items]
     rounds: list[dict[str, float]] = []

@@ -4,7 +4,8 @@ The job protocol (:mod:`pipeline.job_protocol`) around :func:`run_forecast`, whi
 the forecasts to DynamoDB and the curated archive and puts ForecastBias into CloudWatch.
 ``--as_of yyyy-mm-dd`` backfills the forecast a run on that day would have made;
 ``--default_time_zone`` (and country, subdivision) place the locations the curated
-locations table does not list: only days ended at a location are actuals.
+locations table does not list: only days ended at a location are actuals. The forecast
+items carry Glue's ``--JOB_RUN_ID`` as their ``run_id`` (a new id when it is absent).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from pipeline.job_protocol import Progress, engine, run_job
 from pipeline.lake.locations import LOCATION_ARGUMENTS, LocationDefaults
 
 REQUIRED = ("curated_bucket", "database", "forecast_table")
-OPTIONAL = ("horizon_days", "as_of", "engine", *LOCATION_ARGUMENTS)
+#: ``JOB_RUN_ID`` is Glue's own (every run gets one): the items of the run carry it.
+OPTIONAL = ("horizon_days", "as_of", "engine", "JOB_RUN_ID", *LOCATION_ARGUMENTS)
 
 
 def _as_of(options: dict[str, str]) -> date | None:
@@ -50,6 +52,7 @@ def forecast(options: dict[str, str], progress: Progress) -> dict[str, Any]:
         "as_of": _as_of(options),
         "progress": progress,
         "location_defaults": LocationDefaults.from_job_arguments(options),
+        "run_id": options.get("JOB_RUN_ID"),
     }
     if engine(options) == "spark":
         from pipeline.spark.forecasting import run_forecast_spark

@@ -23,6 +23,11 @@ ADMIN_GROUP: Final = "AdminGroup"
 PLANNER_GROUP: Final = "PlannerGroup"
 VIEWER_GROUP: Final = "ViewerGroup"
 GROUPS: Final = (ADMIN_GROUP, PLANNER_GROUP, VIEWER_GROUP)
+#: The groups the ``/users`` routes may grant. AdminGroup is not among them: an admin token
+#: that leaks (or an admin who errs) must not be able to make more admins, so admin rights
+#: are granted only in the user pool itself (console, CLI), by whoever holds IAM rights on
+#: it. The API may still take AdminGroup away, except from the last admin.
+GRANTABLE_GROUPS: Final = (PLANNER_GROUP, VIEWER_GROUP)
 
 RouteKey = tuple[str, str]
 

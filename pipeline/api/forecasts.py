@@ -35,6 +35,9 @@ MAX_LIMIT: Final = 1000
 #: DynamoDB's 1 MB a call); the others only follow a page DynamoDB cut short.
 MAX_READS: Final = 3
 NUMBERS: Final = ("forecast_val", "confidence_lower", "confidence_upper")
+#: Which forecast job run wrote the item, and when it ran (ISO-8601 UTC). Items written
+#: before the job stamped its runs lack them (``null``) until their TTL removes them.
+PROVENANCE: Final = ("run_id", "generated_at")
 
 _ID = ID_PATTERN.removeprefix("^").removesuffix("$")
 _DAY = DATE_PATTERN.removeprefix("^").removesuffix("$")
@@ -173,6 +176,11 @@ def _number(item: dict[str, Any], name: str) -> float | None:
     return None if value is None else float(value)
 
 
+def _text(item: dict[str, Any], name: str) -> str | None:
+    value = item.get(name, {}).get("S")
+    return None if value is None else str(value)
+
+
 def to_forecast(item: dict[str, Any]) -> dict[str, Any]:
     """The public shape of one Forecasts item."""
     sku = item["PK"]["S"].removeprefix("SKU#")
@@ -184,6 +192,7 @@ def to_forecast(item: dict[str, Any]) -> dict[str, Any]:
         "forecast_val": _number(item, "forecast_val"),
         "confidence_lower": _number(item, "confidence_lower"),
         "confidence_upper": _number(item, "confidence_upper"),
+        **{name: _text(item, name) for name in PROVENANCE},
     }
 
 
@@ -218,7 +227,7 @@ def query_forecasts(
         "TableName": table,
         "KeyConditionExpression": expression,
         "ExpressionAttributeValues": values,
-        "ProjectionExpression": ", ".join((*attributes, *NUMBERS)),
+        "ProjectionExpression": ", ".join((*attributes, *NUMBERS, *PROVENANCE)),
     }
     if query.index is not None:
         kwargs["IndexName"] = query.index

@@ -18,11 +18,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Final
 
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 
+from pipeline.api import users
 from pipeline.api.access import caller_may, claims_of
+from pipeline.api.audit import MembershipAudit, Requester
 from pipeline.api.errors import BadRequest, Forbidden, RequestError
 from pipeline.api.forecasts import DEFAULT_LIMIT, MAX_LIMIT, ForecastQuery, query_forecasts
 from pipeline.api.orders import (
@@ -33,7 +36,7 @@ from pipeline.api.orders import (
     place_order,
 )
 from pipeline.api.status import pipeline_status
-from pipeline.api.users import USERNAME_PATTERN, change_group, list_users
+from pipeline.api.users import USERNAME_PATTERN, list_users
 from pipeline.api.validation import DATE_PATTERN, ID_PATTERN
 from pipeline.errors import ConfigurationError, TerminalError, TransientError
 
@@ -96,9 +99,17 @@ def _validation_message(error: RequestValidationError) -> str:
     return "; ".join(parts) or "the request is invalid"
 
 
-def build_resolver(settings: ApiSettings, clients: ApiClients) -> APIGatewayRestResolver:
-    """Every route of the API, bound to ``settings`` and ``clients``."""
+def build_resolver(
+    settings: ApiSettings, clients: ApiClients, *, audit_logger: Logger | None = None
+) -> APIGatewayRestResolver:
+    """Every route of the API, bound to ``settings`` and ``clients``.
+
+    ``audit_logger`` receives the audit records of group changes: the handler passes its
+    own Powertools ``Logger``, so they land in the function's log with its other lines; by
+    default a child logger of the service's.
+    """
     app = APIGatewayRestResolver(enable_validation=True)
+    audit_logger = audit_logger or Logger(child=True)
 
     @app.exception_handler(RequestError)  # type: ignore[untyped-decorator]
     def refused(e: RequestError) -> Response[str]:
@@ -194,27 +205,46 @@ def build_resolver(settings: ApiSettings, clients: ApiClients) -> APIGatewayRest
         pool = require(settings.user_pool_id, "USER_POOL_ID")
         return {"users": list_users(clients.get("cognito-idp"), pool)}
 
-    def _change(username: str, group: str, *, member: bool) -> dict[str, Any]:
+    def _membership() -> tuple[Any, str, MembershipAudit]:
         pool = require(settings.user_pool_id, "USER_POOL_ID")
-        return change_group(clients.get("cognito-idp"), pool, username, group, member=member)
+        audit = MembershipAudit(audit_logger, Requester.of(app.current_event.raw_event))
+        return clients.get("cognito-idp"), pool, audit
 
     @app.put(
-        "/users/<username>/groups/<group>", summary="Add a user to a group", security=_SECURITY
+        "/users/<username>/groups/<group>",
+        summary="Add a user to PlannerGroup or ViewerGroup (AdminGroup is never granted here)",
+        security=_SECURITY,
+        responses={
+            200: {"description": "The user is a member"},
+            400: {"description": "Bad username or group"},
+            403: {"description": "AdminGroup is granted in the user pool, not through the API"},
+            404: {"description": "No such user"},
+        },
     )
     def add_to_group(
         username: Annotated[str, Path(pattern=USERNAME_PATTERN)],
         group: Annotated[str, Path()],
     ) -> dict[str, Any]:
-        return _change(username, group, member=True)
+        cognito, pool, audit = _membership()
+        return users.add_to_group(cognito, pool, username, group, audit=audit)
 
     @app.delete(
-        "/users/<username>/groups/<group>", summary="Remove a user from a group", security=_SECURITY
+        "/users/<username>/groups/<group>",
+        summary="Remove a user from a group and sign them out everywhere",
+        security=_SECURITY,
+        responses={
+            200: {"description": "The user is no member, and signed out"},
+            400: {"description": "Bad username or group"},
+            404: {"description": "No such user"},
+            409: {"description": "The user is the last enabled admin"},
+        },
     )
     def remove_from_group(
         username: Annotated[str, Path(pattern=USERNAME_PATTERN)],
         group: Annotated[str, Path()],
     ) -> dict[str, Any]:
-        return _change(username, group, member=False)
+        cognito, pool, audit = _membership()
+        return users.remove_from_group(cognito, pool, username, group, audit=audit)
 
     return app
 

@@ -3,8 +3,9 @@
 Item shape (the seed's contract): ``PK = "SKU#<sku>"``, ``SK = "LOC#<loc>#DATE#<yyyy-mm-dd>"``,
 ``DateSK = "DATE#<yyyy-mm-dd>#LOC#<loc>"`` (the ``ByDate`` index, which the API reads a
 SKU's every location by date from), ``forecast_val``, ``confidence_lower``,
-``confidence_upper`` (the 80 % interval), ``lower_95``, ``upper_95`` (numbers) and ``ttl``
-(epoch seconds, now + 90 days). Writes are
+``confidence_upper`` (the 80 % interval), ``lower_95``, ``upper_95`` (numbers), ``ttl``
+(epoch seconds, now + 90 days), ``run_id`` (the job run that wrote it, the same on every
+item of a run) and ``generated_at`` (when that run ran, ISO-8601 UTC). Writes are
 puts keyed by PK/SK, so a retried or repeated write of the same forecast replaces the
 item with an identical one: idempotent.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import math
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -67,8 +69,21 @@ class NonFiniteForecast(TerminalError):
     refused before the write so the message names the series instead of a field."""
 
 
-def forecast_item(row: ForecastRow, *, now: datetime) -> Item:
-    """The DynamoDB item (Python types, Decimal numbers) of one forecast row."""
+def new_run_id() -> str:
+    """A run id for a run that was given none (a Glue run passes its ``JOB_RUN_ID``)."""
+    return uuid.uuid4().hex
+
+
+def utc_timestamp(moment: datetime) -> str:
+    """``moment`` as ISO-8601 in UTC (``2024-07-01T06:00:00+00:00``); naive means UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat()
+
+
+def forecast_item(row: ForecastRow, *, now: datetime, run_id: str) -> Item:
+    """The DynamoDB item (Python types, Decimal numbers) of one forecast row, written by
+    the run ``run_id`` at ``now``."""
     numbers = {
         "forecast_val": row.forecast_val,
         "confidence_lower": row.confidence_lower,
@@ -90,6 +105,8 @@ def forecast_item(row: ForecastRow, *, now: datetime) -> Item:
         DATE_SORT_KEY: forecast_date_sort_key(row.location_id, row.day),
         **{name: _number(value) for name, value in numbers.items()},
         "ttl": ttl_epoch(now),
+        "run_id": run_id,
+        "generated_at": utc_timestamp(now),
     }
 
 
@@ -229,13 +246,16 @@ def write_forecasts(
     *,
     table_name: str,
     now: datetime,
+    run_id: str,
     dynamodb_client: Any = None,
     session: boto3.session.Session | None = None,
     workers: int = WORKERS,
     progress: Callable[[int, int], None] | None = None,
 ) -> int:
-    """Write forecast rows as items with ``ttl = now + 90 days``; returns the items written."""
+    """Write forecast rows as items of the run ``run_id`` at ``now`` (``ttl = now + 90
+    days``); returns the items written."""
     writer = BatchWriter(
         table_name, dynamodb_client=dynamodb_client, session=session, workers=workers
     )
-    return writer.write((forecast_item(row, now=now) for row in rows), progress=progress)
+    items = (forecast_item(row, now=now, run_id=run_id) for row in rows)
+    return writer.write(items, progress=progress)

@@ -23,7 +23,7 @@ from pipeline.compaction.schema import DAILY_DEMAND_TABLE
 from pipeline.compaction.store import LakeStore
 from pipeline.errors import ConfigurationError, TerminalError, TransientError
 from pipeline.forecasting.calendar import CalendarSpec, DayRule, Place
-from pipeline.forecasting.dynamo import ForecastRow, write_forecasts
+from pipeline.forecasting.dynamo import ForecastRow, new_run_id, utc_timestamp, write_forecasts
 from pipeline.forecasting.forecaster import Covariates, ForecasterConfig, forecast
 from pipeline.forecasting.metrics import publish_forecast_bias
 from pipeline.forecasting.prices import (
@@ -64,6 +64,8 @@ class ForecastReport:
     interval_level: float = INTERVAL_LEVEL
     last_actual_date: str | None = None
     generated_at: str = ""
+    #: The id every item of this run carries (``run_id``), with ``generated_at``.
+    run_id: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -312,8 +314,12 @@ def run_forecast(
     progress: Progress | None = None,
     config: ForecasterConfig | None = None,
     location_defaults: LocationDefaults | None = None,
+    run_id: str | None = None,
 ) -> ForecastReport:
     """Forecast every SKU x location in the curated daily demand table and publish it.
+
+    Every item of the run carries ``run_id`` (a new id when none is given; the Glue job
+    passes its ``JOB_RUN_ID``) and ``generated_at``, the run's ``now`` in UTC.
 
     Only days that have ended at their location at ``now`` are actuals (the history and
     ForecastBias alike; zones from the locations table or ``location_defaults``, see
@@ -327,6 +333,8 @@ def run_forecast(
     """
     session = _session(session)
     now = run_moment(now, as_of)
+    run_id = run_id or new_run_id()
+    generated_at = utc_timestamp(now)
     report_progress = progress or null_progress
 
     report_progress("read", 0, 1)
@@ -343,7 +351,7 @@ def run_forecast(
         publish_forecast_bias(session.client("cloudwatch"), bias, timestamp=now)
     history, end = finished.history(demand) if not demand.empty else (demand, None)
     if history.empty:
-        return ForecastReport(0, 0, horizon_days, bias, generated_at=now.isoformat())
+        return ForecastReport(0, 0, horizon_days, bias, generated_at=generated_at, run_id=run_id)
 
     report_progress("fit", 0, 1)
     matrix = to_matrix(history, keys=SERIES_KEYS, value="units_sold", censored="stockout", end=end)
@@ -365,6 +373,7 @@ def run_forecast(
             forecast_rows(frame),
             table_name=forecast_table,
             now=now,
+            run_id=run_id,
             session=session,
             progress=lambda done, total: report_progress("write", done, total),
         )
@@ -382,5 +391,6 @@ def run_forecast(
         forecast_bias_pct=bias,
         models=dict(Counter(result.model).most_common()),
         last_actual_date=matrix.dates[-1].date().isoformat(),
-        generated_at=now.isoformat(),
+        generated_at=generated_at,
+        run_id=run_id,
     )

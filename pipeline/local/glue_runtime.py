@@ -7,7 +7,8 @@ What Glue does with a job definition, done here against the emulator:
 2. it starts the ``GlueVersion``'s Python with the modules that version provides
    (infra/glue/python-modules-<version>.txt, copied from the Glue documentation) and
    pip-installs ``--additional-python-modules`` with ``--python-modules-installer-option``;
-3. it runs the script with ``--JOB_NAME``, its own run arguments and the job's arguments.
+3. it runs the script with ``--JOB_NAME``, ``--JOB_RUN_ID``, its own run arguments and the
+   job's arguments.
 
 The environment of step 2 is a virtualenv cached under build/local/glue by a digest of
 what makes it; S3 wheels (the project's own) are installed into a directory of their own
@@ -22,6 +23,7 @@ import fcntl
 import hashlib
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -313,6 +315,9 @@ def run_glue_job(
         str(script),
         "--JOB_NAME",
         definition.name,
+        # Glue names each run (jr_ and 64 hex digits) and passes the name to the script.
+        "--JOB_RUN_ID",
+        f"jr_{secrets.token_hex(32)}",
         *GLUE_RUN_ARGUMENTS,
         *[part for name, value in merged.items() for part in (name, value)],
     ]

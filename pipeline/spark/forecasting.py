@@ -55,7 +55,7 @@ from pipeline.compaction.catalog import register_partitions
 from pipeline.compaction.schema import DAILY_DEMAND_SCHEMA, DAILY_DEMAND_TABLE
 from pipeline.compaction.store import LakeStore
 from pipeline.forecasting import global_model
-from pipeline.forecasting.dynamo import write_forecasts
+from pipeline.forecasting.dynamo import new_run_id, utc_timestamp, write_forecasts
 from pipeline.forecasting.forecaster import (
     ChunkFit,
     Context,
@@ -248,11 +248,15 @@ def run_forecast_spark(
     progress: Progress = null_progress,
     config: ForecasterConfig | None = None,
     location_defaults: LocationDefaults | None = None,
+    run_id: str | None = None,
 ) -> ForecastReport:
     """:func:`pipeline.forecasting.job.run_forecast` on ``spark``: same arguments, report,
     items and archive (see the module doc)."""
     session = session or boto3.session.Session()
     now = run_moment(now, as_of)
+    # One id for the run, chosen on the driver: every executor's items carry it.
+    run_id = run_id or new_run_id()
+    generated_at = utc_timestamp(now)
     config = config or ForecasterConfig(horizon=horizon_days)
     store = LakeStore.from_session(session)
     sc = spark.sparkContext
@@ -288,7 +292,7 @@ def run_forecast_spark(
         bias = None
         if as_of is None:
             publish_forecast_bias(session.client("cloudwatch"), bias, timestamp=now)
-        return ForecastReport(0, 0, horizon_days, bias, generated_at=now.isoformat())
+        return ForecastReport(0, 0, horizon_days, bias, generated_at=generated_at, run_id=run_id)
 
     n = len(keys)
     chunks = math.ceil(n / config.chunk_series)
@@ -375,7 +379,12 @@ def run_forecast_spark(
         # A backfill archives the days that have actuals now, not only before ``as_of``.
         latest_actual = max(_partition_day(k) for k in demand_keys)
         publication = _Publication(
-            conformal, config, now, forecast_table, latest_actual if as_of is not None else None
+            conformal,
+            config,
+            now,
+            run_id,
+            forecast_table,
+            latest_actual if as_of is not None else None,
         )
         published = fitted.map(partial(_publish, publication)).cache()
         outcome = published.map(lambda p: (p[0], p[1])).collect()
@@ -410,7 +419,8 @@ def run_forecast_spark(
         forecast_bias_pct=bias,
         models=dict(models.most_common()),
         last_actual_date=last_actual.isoformat(),
-        generated_at=now.isoformat(),
+        generated_at=generated_at,
+        run_id=run_id,
     )
 
 
@@ -529,6 +539,7 @@ class _Publication:
     conformal: Conformal
     config: ForecasterConfig
     now: datetime
+    run_id: str
     table: str
     #: A backfill writes no items and archives only the days up to its last actual.
     backfill_until: date | None
@@ -556,6 +567,7 @@ def _publish(
             forecast_rows(frame),
             table_name=publication.table,
             now=now,
+            run_id=publication.run_id,
             session=executor_session(),
         )
     else:

@@ -34,7 +34,8 @@ def _client(service: str) -> Any:
     )
 
 
-app = build_resolver(settings, ApiClients(_client))
+# Its own logger: the audit records of /users changes land in the function's log.
+app = build_resolver(settings, ApiClients(_client), audit_logger=logger)
 
 
 @logger.inject_lambda_context(clear_state=True)

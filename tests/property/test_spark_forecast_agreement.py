@@ -50,6 +50,10 @@ EVENING = datetime(2024, 6, 30, 20, tzinfo=UTC)
 ZONES = {"LOC-0": "America/Los_Angeles", "LOC-1": "Asia/Tokyo"}
 PLACES = [(None, NOW), (ZONES, NOW), (ZONES, EVENING), (None, EVENING)]
 HORIZON = 7
+#: Both engines' runs are given the same run id (and the same ``now``), so their items are
+#: equal by construction, ``run_id`` and ``generated_at`` included: the comparison then also
+#: proves that both engines stamp every item, and stamp it alike.
+RUN_ID = "jr_agreement"
 _SESSIONS: dict[str, Any] = {}
 
 
@@ -163,6 +167,7 @@ def test_given_the_same_demand_when_forecast_on_spark_then_items_and_archive_are
             "horizon_days": HORIZON,
             "session": session,
             "config": config,
+            "run_id": RUN_ID,
             **extra,
         }
         runner(**common, as_of=END - timedelta(days=3))
@@ -175,6 +180,9 @@ def test_given_the_same_demand_when_forecast_on_spark_then_items_and_archive_are
     over_everywhere = "2024-06-30" if (zones, now) == (None, NOW) else "2024-06-29"
     assert spark_run.last_actual_date == single.last_actual_date == over_everywhere
     assert spark_items == single_items
+    assert {(i["run_id"], i["generated_at"]) for i in spark_items.values()} <= {
+        (RUN_ID, spark_run.generated_at)
+    }
     assert list(spark_archive.values()) == list(single_archive.values())
     assert (spark_run.series, spark_run.items_written, spark_run.models) == (
         single.series,
@@ -280,6 +288,7 @@ def test_given_a_history_long_enough_for_the_global_model_when_forecast_on_spark
             "horizon_days": HORIZON,
             "session": session,
             "config": settings_,
+            "run_id": RUN_ID,
             **extra,
         }
         runner(**common, as_of=END - timedelta(days=3))

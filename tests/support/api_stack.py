@@ -117,10 +117,15 @@ def api_stack(emulator_url: str) -> Api:
     return Api(stack, gateway, tokens)
 
 
+#: The run stamp :func:`put_forecasts` writes, as a forecast job run does.
+RUN_ID = "jr_test"
+GENERATED_AT = "2025-01-01T06:00:00+00:00"
+
+
 def put_forecasts(
     stack: LocalStack, sku: str, location: str, days: list[str], value: float = 10.0
 ) -> None:
-    """Write Forecasts items as the forecaster does (contract keys, numbers, ttl)."""
+    """Write Forecasts items as the forecaster does (contract keys, numbers, ttl, run)."""
     ddb = stack.session().client("dynamodb")
     ttl = str(int(time.time()) + 90 * 86400)
     for day in days:
@@ -134,5 +139,7 @@ def put_forecasts(
                 "confidence_lower": {"N": str(value - 2)},
                 "confidence_upper": {"N": str(value + 2)},
                 "ttl": {"N": ttl},
+                "run_id": {"S": RUN_ID},
+                "generated_at": {"S": GENERATED_AT},
             },
         )

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from pipeline.api.forecasts import ForecastQuery, query_forecasts
-from tests.support.api_stack import Api, put_forecasts
+from pipeline.local.users import create_user, sign_in
+from tests.support.api_stack import GENERATED_AT, RUN_ID, Api, put_forecasts
 
 EVENTS = Path(__file__).resolve().parents[3] / "infra" / "events"
 DAYS_JAN = [f"2025-01-{d:02d}" for d in range(1, 29)]
@@ -45,6 +46,8 @@ def test_given_28_days_at_one_location_when_read_then_one_page_in_date_order(api
         "forecast_val": 10.0,
         "confidence_lower": 8.0,
         "confidence_upper": 12.0,
+        "run_id": RUN_ID,
+        "generated_at": GENERATED_AT,
     }
 
 
@@ -280,6 +283,92 @@ def test_given_an_unknown_user_or_group_when_changed_then_404_or_400(api: Api) -
         400,
         {"message": "group must be one of AdminGroup, PlannerGroup, ViewerGroup"},
     )
+
+
+GRANT_REFUSED = (
+    "AdminGroup cannot be granted through the API, only PlannerGroup or ViewerGroup;"
+    " grant it in the user pool itself"
+)
+
+
+def _groups_of(api: Api, name: str) -> list[str]:
+    users = api.call("GET", "/users")[1]["users"]
+    return next(u["groups"] for u in users if u["username"] == name)
+
+
+def _audit(output: str) -> list[dict[str, Any]]:
+    """The audit records among the function's log lines (Powertools JSON, one a line)."""
+    records = []
+    for line in output.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and "audit" in entry:
+            records.append(entry)
+    return records
+
+
+def test_given_an_admin_when_granting_admin_group_then_403_with_the_reason(api: Api) -> None:
+    assert api.call("PUT", "/users/planner/groups/AdminGroup") == (
+        403,
+        {"message": GRANT_REFUSED},
+    )
+    assert _groups_of(api, "planner") == ["PlannerGroup"]
+
+
+def test_given_a_second_admin_when_removed_then_signed_out_and_the_last_admin_stays(
+    api: Api,
+) -> None:
+    second = f"admin-{uuid.uuid4().hex[:8]}"
+    create_user(api.stack, second, groups=["AdminGroup"])
+    access_token = sign_in(api.stack, second).access_token
+    cognito = api.stack.session().client("cognito-idp")
+    assert cognito.get_user(AccessToken=access_token)["Username"] == second
+
+    assert api.call("DELETE", f"/users/{second}/groups/AdminGroup") == (
+        200,
+        {"username": second, "group": "AdminGroup", "member": False, "signed_out": True},
+    )
+    assert _groups_of(api, second) == []
+    # Signed out everywhere: Cognito no longer accepts the access token it issued.
+    with pytest.raises(cognito.exceptions.NotAuthorizedException):
+        cognito.get_user(AccessToken=access_token)
+
+    assert api.call("DELETE", "/users/admin/groups/AdminGroup") == (
+        409,
+        {
+            "message": "'admin' is the last enabled member of AdminGroup; grant AdminGroup"
+            " to another user in the user pool before removing it"
+        },
+    )
+    assert _groups_of(api, "admin") == ["AdminGroup"]
+
+
+def test_given_a_group_change_through_the_gateway_then_one_audit_record_in_the_functions_log(
+    api: Api, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert api.call("PUT", "/users/nogroup/groups/ViewerGroup")[0] == 200
+    assert api.call("DELETE", "/users/nogroup/groups/ViewerGroup")[0] == 200
+    assert api.call("PUT", "/users/nogroup/groups/AdminGroup")[0] == 403
+    records = _audit(capsys.readouterr().out)
+
+    # The function's own Powertools Logger wrote them (its service, its invocation).
+    assert {r["service"] for r in records} == {"admin-api"}
+    assert all(r["message"] == "group membership" and r["function_request_id"] for r in records)
+    audit = [r["audit"] for r in records]
+    request_ids = [a.pop("request_id") for a in audit]
+    assert len(set(request_ids)) == 3
+    assert all(uuid.UUID(r) for r in request_ids)  # API Gateway's requestContext.requestId
+    who = {"actor": "admin", "target": "nogroup"}
+    assert [{k: a.pop(k) for k in ("actor", "target")} for a in audit] == [who] * 3
+    assert all(a.pop("actor_sub") for a in audit)
+    assert audit == [
+        {"group": "ViewerGroup", "action": "add", "outcome": "applied"},
+        {"group": "ViewerGroup", "action": "remove", "outcome": "applied", "signed_out": True},
+        {"group": "AdminGroup", "action": "add", "outcome": "refused", "reason": GRANT_REFUSED},
+    ]
 
 
 @pytest.mark.parametrize(

@@ -71,6 +71,8 @@ def test_given_the_generated_spec_when_fuzzed_then_no_request_gets_a_5xx(api: Ap
     assert len(sent) >= 500
     # Admin may call everything: valid tokens only meet answers about the input. (Negative
     # cases may also break the Authorization header itself, hence their 401s.)
+    # The one 403 an admin may meet is about the input too: granting AdminGroup.
+    sent = [s for s in sent if (s[0], s[2]) != ("PUT /users/{username}/groups/{group}", 403)]
     positive = {(label, code) for label, m, code in sent if m is GenerationMode.POSITIVE}
     assert {code for _, code in positive} <= {200, 201, 400, 404, 409}, positive
     everything = {(label, code) for label, _, code in sent}

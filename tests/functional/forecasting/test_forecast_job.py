@@ -89,6 +89,7 @@ def test_given_daily_demand_when_job_runs_then_items_have_the_seed_schema_and_tt
     assert report.items_written == len(items) == 3 * 7
     assert sum(report.models.values()) == 3
     assert report.forecast_bias_pct is None  # nothing archived before the first run
+    assert len(report.run_id) == 32  # a new id (uuid4 hex) when no run id is given
     keys = {(i["PK"], i["SK"]) for i in items}
     assert ("SKU#SKU-0", "LOC#STORE-1#DATE#2024-03-01") in keys
     assert ("SKU#SKU-2", "LOC#STORE-1#DATE#2024-03-07") in keys
@@ -104,7 +105,12 @@ def test_given_daily_demand_when_job_runs_then_items_have_the_seed_schema_and_tt
             "lower_95",
             "upper_95",
             "ttl",
+            "run_id",
+            "generated_at",
         }
+        # One run wrote them all, and says so: its id and when it ran, in UTC.
+        assert item["run_id"] == report.run_id
+        assert item["generated_at"] == report.generated_at == "2024-03-01T06:00:00+00:00"
         location, day = item["SK"].removeprefix("LOC#").split("#DATE#")
         assert item["DateSK"] == f"DATE#{day}#LOC#{location}"  # the ByDate index key
         assert isinstance(item["forecast_val"], Decimal)
@@ -117,6 +123,7 @@ def test_given_daily_demand_when_job_runs_then_items_have_the_seed_schema_and_tt
         [ForecastRow("SKU-0", "STORE-1", date(2024, 3, 1), 2.0, 1.0, 3.0)],
         table_name=stack.ref("ForecastTable"),
         now=datetime.now(UTC),
+        run_id="another-run",
         session=stack.session(),
     )
     assert written == 1
@@ -303,7 +310,7 @@ def test_given_throttling_and_unprocessed_items_when_writing_then_every_item_lan
         stack.ref("ForecastTable"), dynamodb_client=flaky, workers=1, sleep=lambda _: None
     )
 
-    written = writer.write(forecast_item(r, now=NOW) for r in rows)
+    written = writer.write(forecast_item(r, now=NOW, run_id="run-1") for r in rows)
 
     assert written == 300
     assert len(flaky.written) == 300
@@ -320,7 +327,7 @@ def test_given_a_non_throttling_error_when_writing_then_it_is_terminal(
     writer = BatchWriter("no-such-table", session=stack.session(), sleep=lambda _: None)
     row = ForecastRow("A", "B", date(2024, 3, 1), 1.0, 0.0, 2.0)
     with pytest.raises(TerminalError, match="BatchWriteItem on no-such-table: ResourceNotFound"):
-        writer.write([forecast_item(row, now=NOW)])
+        writer.write([forecast_item(row, now=NOW, run_id="run-1")])
 
 
 def _priced_demand(days: int = 400, skus: int = 40) -> pd.DataFrame:

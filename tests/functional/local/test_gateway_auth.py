@@ -79,6 +79,35 @@ def test_given_a_caller_when_it_calls_a_route_then_only_its_rights_succeed(
         assert (status, answer) == (403, {"message": "your groups do not allow this route"})
 
 
+@pytest.mark.parametrize("caller", list(GROUP_CALLERS))
+def test_given_a_caller_when_it_grants_admin_group_then_403_and_only_admin_hears_why(
+    matrix_api: Api, caller: str
+) -> None:
+    # Admin rights are never granted through the API, not even by an admin.
+    message = (
+        "AdminGroup cannot be granted through the API, only PlannerGroup or ViewerGroup;"
+        " grant it in the user pool itself"
+        if caller == "admin"
+        else "your groups do not allow this route"
+    )
+    assert matrix_api.call("PUT", "/users/target/groups/AdminGroup", caller=caller) == (
+        403,
+        {"message": message},
+    )
+
+
+def test_given_the_only_admin_when_an_admin_removes_it_from_admin_group_then_409(
+    matrix_api: Api,
+) -> None:
+    assert matrix_api.call("DELETE", "/users/admin/groups/AdminGroup") == (
+        409,
+        {
+            "message": "'admin' is the last enabled member of AdminGroup; grant AdminGroup"
+            " to another user in the user pool before removing it"
+        },
+    )
+
+
 def test_given_an_unknown_route_when_called_then_403_missing_authentication_token(
     matrix_api: Api,
 ) -> None:

@@ -15,13 +15,15 @@ import pytest
 from botocore.stub import Stubber
 
 from pipeline.api.errors import BadRequest
-from pipeline.api.forecasts import MAX_READS, ForecastQuery, query_forecasts
+from pipeline.api.forecasts import MAX_READS, ForecastQuery, query_forecasts, to_forecast
 from pipeline.api.pagination import INVALID_TOKEN, decode_token, encode_token
 from pipeline.api.routes import ApiClients, build_resolver, handle
 from pipeline.settings import ApiSettings
 
 TABLE = "forecasts"
-PROJECTION = "PK, SK, DateSK, forecast_val, confidence_lower, confidence_upper"
+PROJECTION = (
+    "PK, SK, DateSK, forecast_val, confidence_lower, confidence_upper, run_id, generated_at"
+)
 
 
 def _client() -> Any:
@@ -205,3 +207,26 @@ def test_given_dynamodb_refuses_when_routed_then_an_answer_with_a_message_not_a_
         stub.add_client_error("query", service_error_code=error_code, http_status_code=400)
         response = handle(app, event, None)
     assert (response["statusCode"], json.loads(response["body"])) == (status, {"message": message})
+
+
+def test_given_an_item_of_a_stamped_run_when_shaped_then_its_run_id_and_time_are_returned() -> None:
+    item = {
+        **_item("A", "2025-01-02"),
+        "run_id": {"S": "jr_0123"},
+        "generated_at": {"S": "2025-01-01T06:00:00+00:00"},
+    }
+    assert to_forecast(item) == {
+        "sku_id": "S1",
+        "location_id": "A",
+        "date": "2025-01-02",
+        "forecast_val": 3.0,
+        "confidence_lower": 1.0,
+        "confidence_upper": 5.0,
+        "run_id": "jr_0123",
+        "generated_at": "2025-01-01T06:00:00+00:00",
+    }
+
+
+def test_given_an_item_written_before_runs_were_stamped_when_shaped_then_they_are_null() -> None:
+    shaped = to_forecast(_item("A", "2025-01-02"))
+    assert (shaped["run_id"], shaped["generated_at"]) == (None, None)

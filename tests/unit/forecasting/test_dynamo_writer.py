@@ -78,7 +78,7 @@ def test_given_a_non_finite_forecast_when_building_its_item_then_terminal_error_
     row = ForecastRow(sku_id="SKU-1", location_id="L-9", day=date(2026, 3, 4), **numbers)
 
     with pytest.raises(NonFiniteForecast) as raised:
-        forecast_item(row, now=datetime(2026, 3, 1, tzinfo=UTC))
+        forecast_item(row, now=datetime(2026, 3, 1, tzinfo=UTC), run_id="r")
 
     assert str(raised.value) == (
         f"forecast of sku_id=SKU-1 location_id=L-9 for 2026-03-04 is not finite: {field}={bad}"
@@ -261,7 +261,7 @@ def test_given_a_row_when_building_its_item_then_the_by_date_key_names_the_same_
         confidence_lower=1.0,
         confidence_upper=3.0,
     )
-    item = forecast_item(row, now=datetime(2026, 3, 1, tzinfo=UTC))
+    item = forecast_item(row, now=datetime(2026, 3, 1, tzinfo=UTC), run_id="r")
     assert (item["PK"], item["SK"], item["DateSK"]) == (
         "SKU#SKU-1",
         "LOC#L-9#DATE#2026-03-04",

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import importlib.util
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.forecasting.dynamo import ForecastRow, forecast_item
+from pipeline.forecasting.dynamo import ForecastRow, forecast_item, utc_timestamp
 from pipeline.forecasting.evaluate import rmsse, rmsse_scale
 from pipeline.forecasting.forecaster import ForecasterConfig, forecast
-from pipeline.forecasting.job import forecast_bias_pct
+from pipeline.forecasting.job import ForecastReport, forecast_bias_pct
 from pipeline.forecasting.series import to_matrix
 from pipeline.glue_args import parse_glue_args
 
@@ -120,7 +121,7 @@ def test_given_a_forecast_row_when_building_the_item_then_keys_numbers_and_ttl_m
     now = datetime(2024, 3, 1, 12, 30, tzinfo=UTC)
     row = ForecastRow("SKU-1", "STORE-9", date(2024, 3, 5), 3.14159, 1.0, 6.5)
 
-    item = forecast_item(row, now=now)
+    item = forecast_item(row, now=now, run_id="jr_1")
 
     assert item == {
         "PK": "SKU#SKU-1",
@@ -130,7 +131,48 @@ def test_given_a_forecast_row_when_building_the_item_then_keys_numbers_and_ttl_m
         "confidence_lower": Decimal("1.0"),
         "confidence_upper": Decimal("6.5"),
         "ttl": int((now + timedelta(days=90)).timestamp()),
+        "run_id": "jr_1",
+        "generated_at": "2024-03-01T12:30:00+00:00",
     }
+
+
+@pytest.mark.parametrize(
+    ("moment", "expected"),
+    [
+        (datetime(2024, 3, 1, 12, 30, tzinfo=UTC), "2024-03-01T12:30:00+00:00"),
+        (datetime(2024, 3, 1, 12, 30), "2024-03-01T12:30:00+00:00"),  # naive is UTC
+        (
+            datetime(2024, 3, 1, 21, 30, tzinfo=timezone(timedelta(hours=9))),
+            "2024-03-01T12:30:00+00:00",
+        ),
+    ],
+)
+def test_given_a_run_moment_when_stamped_then_iso_8601_in_utc(
+    moment: datetime, expected: str
+) -> None:
+    assert utc_timestamp(moment) == expected
+
+
+def test_given_glues_job_run_id_when_the_job_runs_then_it_is_the_items_run_id(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spec = importlib.util.spec_from_file_location(
+        "forecast_demand", REPO / "glue_jobs" / "forecast_demand.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    seen: list[str | None] = []
+
+    def run_forecast(**arguments: Any) -> ForecastReport:
+        seen.append(arguments["run_id"])
+        return ForecastReport(0, 0, 28, None, run_id=str(arguments["run_id"]))
+
+    monkeypatch.setattr(module, "run_forecast", run_forecast)
+    required = ["--curated_bucket", "b", "--database", "d", "--forecast_table", "t"]
+    assert module.main(["--JOB_NAME", "j", "--JOB_RUN_ID", "jr_abc", *required]) == 0
+    assert module.main(required) == 0
+    assert seen == ["jr_abc", None]  # without one, run_forecast makes a new id
 
 
 def test_given_glue_arguments_when_parsing_then_unknown_glue_flags_are_ignored(

@@ -67,3 +67,32 @@ def test_given_a_content_length_past_the_limit_then_413_without_reading_it(
 
     assert head.split(b"\r\n")[0] == b"HTTP/1.1 413 Request Entity Too Large"
     assert rest == b'{"message": "Request Too Long"}'
+
+
+SMUGGLED = "GET /v1/openapi.json HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [
+        "Transfer-Encoding: chunked\r\n",
+        "Transfer-Encoding: gzip, chunked\r\n",
+        "transfer-encoding: chunked\r\n",
+        # Transfer-Encoding overrides Content-Length (RFC 9112 section 6.3): still refused.
+        f"Transfer-Encoding: chunked\r\nContent-Length: {len(SMUGGLED)}\r\n",
+    ],
+)
+def test_given_a_chunked_body_then_411_and_the_connection_closes_before_it_is_parsed(
+    gateway: LocalGateway, framing: str
+) -> None:
+    # The chunk holds a whole request: read as the next one, it would be answered too.
+    chunked = f"{len(SMUGGLED):x}\r\n{SMUGGLED}\r\n0\r\n\r\n"
+    request = f"POST /v1/openapi.json HTTP/1.1\r\nHost: x\r\n{framing}\r\n{chunked}".encode()
+
+    head, rest = _exchange(gateway, request)
+
+    assert head.split(b"\r\n")[0] == b"HTTP/1.1 411 Length Required"
+    assert b"Connection: close" in head
+    assert json.loads(rest) == {  # and no second response
+        "message": "Transfer-Encoding is not supported; send the body with a Content-Length"
+    }
