@@ -18,7 +18,6 @@ import boto3
 
 from pipeline.compaction import run_compaction
 from pipeline.compaction.lateness import FUTURE_DAYS, HORIZON_DAYS, Lateness
-from pipeline.compaction.metrics import publish_held_aside
 from pipeline.errors import ConfigurationError
 from pipeline.job_protocol import Progress, engine, run_job
 from pipeline.lake.locations import LOCATION_ARGUMENTS, LocationDefaults

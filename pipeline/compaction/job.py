@@ -40,7 +40,7 @@ import pyarrow.parquet as pq
 
 from pipeline.compaction.catalog import register_partitions
 from pipeline.compaction.demand import DEMAND_INPUT, DemandBuilder, LocalDays
-from pipeline.compaction.lateness import Lateness, RawRows, held_records, read_raw_object
+from pipeline.compaction.lateness import Lateness, held_records
 from pipeline.compaction.parquet_files import (
     DaySpool,
     RowGroupWriter,
@@ -48,6 +48,7 @@ from pipeline.compaction.parquet_files import (
     merge_partition,
     read_batch_rows,
 )
+from pipeline.compaction.raw_objects import RawRows, fetch_raw_object, read_raw_object
 from pipeline.compaction.schema import (
     DAILY_DEMAND_SCHEMA,
     DAILY_DEMAND_TABLE,
@@ -99,6 +100,8 @@ class CompactionReport:
     manifest_entries: int = 0
     #: Events held aside as ``too_late`` or ``future`` (:mod:`pipeline.compaction.lateness`).
     held_aside: int = 0
+    #: Raw objects the job may not read, quarantined (:mod:`pipeline.compaction.raw_objects`).
+    unreadable_objects: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -203,6 +206,7 @@ def run_compaction(
             "partitions_written": run.counts.get("partitions_written", 0),
             "quarantined": run.counts.get("quarantined", 0),
             "held_aside": run.counts.get("held_aside", 0),
+            "unreadable_objects": run.counts.get("unreadable", 0),
             "demand_days_written": len(demand_days),
         }
         if backfill:
@@ -357,8 +361,7 @@ class _Run:
         if self.backfill:
             data = self.store.get(self.curated_bucket, obj.key)
             return None if data is None else read_raw_object(held_records(data), obj.key, None)
-        data = self.store.get(self.raw_bucket, obj.key)
-        return None if data is None else read_raw_object(data, obj.key, self.lateness)
+        return fetch_raw_object(self.store, self.raw_bucket, obj.key, self.lateness)
 
     def _fetched(self, listing: list[ObjectInfo]) -> Iterator[tuple[ObjectInfo, RawRows | None]]:
         """The raw objects in listing order, parsed, running ahead up to ``PREFETCH_BYTES``.
@@ -399,6 +402,7 @@ class _Run:
                     )
                 self.count("quarantined", parsed.quarantined)
                 self.count("held_aside", parsed.held)
+                self.count("unreadable", parsed.unreadable)
                 self.count("events_in", parsed.rows)
                 for day, rows in parsed.days.items():
                     spool.append(day, rows)

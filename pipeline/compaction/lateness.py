@@ -22,9 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, timedelta
 from typing import TYPE_CHECKING, Final
 
-from pipeline.compaction.dedupe import split_by_event_date
-from pipeline.compaction.parse import Rejected, parse_raw_object
-from pipeline.compaction.state import arrival_day
+from pipeline.compaction.parse import Rejected
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -94,34 +92,3 @@ def held_records(quarantine: bytes, reasons: tuple[str, ...] = HELD_REASONS) -> 
         if entry.get("reason") in reasons:
             lines.append(entry["record"])
     return "".join(f"{line}\n" for line in lines).encode()
-
-
-@dataclass(frozen=True)
-class RawRows:
-    """One raw object read for a run: rows by event day, rejected and held-aside lines."""
-
-    days: dict[date, pa.Table]
-    #: Lines to the compaction quarantine: type errors and held-aside events alike.
-    rejected: list[Rejected]
-    held: int
-
-    @property
-    def rows(self) -> int:
-        return sum(rows.num_rows for rows in self.days.values())
-
-    @property
-    def quarantined(self) -> int:
-        return len(self.rejected) - self.held
-
-
-def read_raw_object(data: bytes, key: str, lateness: Lateness | None) -> RawRows:
-    """Parse a raw object (:mod:`pipeline.compaction.parse`) and hold aside, by its key's
-    arrival day, what ``lateness`` does not merge (``None``: merge everything, a backfill).
-    Both engines read raw objects through this."""
-    parsed = parse_raw_object(data)
-    days = split_by_event_date(parsed.table)
-    arrival = arrival_day(key)
-    if lateness is None or arrival is None:
-        return RawRows(days, parsed.rejected, 0)
-    kept, held = hold_aside(days, arrival, lateness)
-    return RawRows(kept, parsed.rejected + held, len(held))

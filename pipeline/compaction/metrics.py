@@ -1,4 +1,4 @@
-"""HeldAsideRecords into CloudWatch with PutMetricData.
+"""HeldAsideRecords and UnreadableRawObjects into CloudWatch with PutMetricData.
 
 A Glue job's output is not an EMF log stream, so the job puts the metric itself (as the
 forecast job puts ForecastBias). One datum per run, zero included, so the alarm on it sees
@@ -21,24 +21,29 @@ if TYPE_CHECKING:
 
 NAMESPACE: Final = "FMCG/System"
 HELD_ASIDE_RECORDS: Final = "HeldAsideRecords"
+UNREADABLE_RAW_OBJECTS: Final = "UnreadableRawObjects"
 #: Powertools' ``service`` dimension, which every metric of the project carries.
 DIMENSIONS: Final = ({"Name": "service", "Value": "compaction"},)
 
 
-def publish_held_aside(cloudwatch: CloudWatchClient, held: int, *, timestamp: datetime) -> None:
-    """Put one HeldAsideRecords datum (a count)."""
+def publish_run_counts(
+    cloudwatch: CloudWatchClient, *, held_aside: int, unreadable: int, timestamp: datetime
+) -> None:
+    """Put one HeldAsideRecords and one UnreadableRawObjects datum (counts)."""
+    counts = {HELD_ASIDE_RECORDS: held_aside, UNREADABLE_RAW_OBJECTS: unreadable}
     try:
         cloudwatch.put_metric_data(
             Namespace=NAMESPACE,
             MetricData=[
                 {
-                    "MetricName": HELD_ASIDE_RECORDS,
+                    "MetricName": name,
                     "Dimensions": [dict(d) for d in DIMENSIONS],  # type: ignore[misc]
                     "Timestamp": timestamp,
-                    "Value": float(held),
+                    "Value": float(value),
                     "Unit": "Count",
                 }
+                for name, value in counts.items()
             ],
         )
     except (ClientError, BotoCoreError) as e:
-        raise translate(e, f"PutMetricData {NAMESPACE}/{HELD_ASIDE_RECORDS}") from e
+        raise translate(e, f"PutMetricData {NAMESPACE}") from e

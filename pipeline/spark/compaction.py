@@ -40,8 +40,9 @@ from pipeline.compaction.job import (
     demand_plan,
     sales_batches,
 )
-from pipeline.compaction.lateness import Lateness, read_raw_object
+from pipeline.compaction.lateness import Lateness
 from pipeline.compaction.parquet_files import RowGroupWriter, merge_partition
+from pipeline.compaction.raw_objects import fetch_raw_object
 from pipeline.compaction.schema import (
     DAILY_DEMAND_SCHEMA,
     DAILY_DEMAND_TABLE,
@@ -60,9 +61,9 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import SparkSession
 
-#: Parsed objects: (listing index, events, quarantined, held aside,
+#: Parsed objects: (listing index, events, quarantined, held aside, unreadable,
 #: [(day, rows as Arrow IPC)]).
-Parsed = tuple[int, int, int, int, list[tuple[date, bytes]]]
+Parsed = tuple[int, int, int, int, int, list[tuple[date, bytes]]]
 #: A written UTC day: (day, new rows, duplicates, whether new rows came in, its sales
 #: reduced per local day as Arrow IPC, the latest local day of its rows).
 Written = tuple[date, int, int, bool, list[tuple[date, bytes]], date | None]
@@ -74,10 +75,9 @@ def parse_object(
     """Step 2 for one raw object (an executor task), read as one process reads it."""
     index, key = item
     store = executor_store()
-    data = store.get(raw_bucket, key)
-    if data is None:  # deleted since the listing
-        return index, 0, 0, 0, []
-    parsed = read_raw_object(data, key, lateness)
+    parsed = fetch_raw_object(store, raw_bucket, key, lateness)
+    if parsed is None:  # deleted since the listing
+        return index, 0, 0, 0, 0, []
     if parsed.rejected:
         source = f"s3://{raw_bucket}/{key}"
         body = "".join(r.to_json(source) + "\n" for r in parsed.rejected)
@@ -85,7 +85,7 @@ def parse_object(
             curated_bucket, compaction_quarantine_key(key), body.encode(), "application/x-ndjson"
         )
     days = [(d, to_bytes(t)) for d, t in sorted(parsed.days.items())]
-    return index, parsed.rows, parsed.quarantined, parsed.held, days
+    return index, parsed.rows, parsed.quarantined, parsed.held, parsed.unreadable, days
 
 
 def write_day(curated_bucket: str, plan: DemandPlan, group: tuple[date, Any]) -> Written:
@@ -151,13 +151,14 @@ def run_compaction_spark(
         .cache()
     )
     try:
-        summary = parsed.map(lambda p: (p[1], p[2], p[3], [d for d, _ in p[4]])).collect()
+        summary = parsed.map(lambda p: (p[1], p[2], p[3], p[4], [d for d, _ in p[5]])).collect()
         progress("read raw", len(listing), len(listing))
         touched = sorted({d for *_, days in summary for d in days})
         report = {
             "events_in": sum(s[0] for s in summary),
             "quarantined": sum(s[1] for s in summary),
             "held_aside": sum(s[2] for s in summary),
+            "unreadable_objects": sum(s[3] for s in summary),
         }
         days: list[date] = []
         written: list[Written] = []
@@ -168,7 +169,7 @@ def run_compaction_spark(
             )
             days = plan.read
             progress("write partitions", 0, len(days))
-            pieces = parsed.flatMap(lambda p: [(d, (p[0], data)) for d, data in p[4]])
+            pieces = parsed.flatMap(lambda p: [(d, (p[0], data)) for d, data in p[5]])
             every_day = sc.parallelize([(d, None) for d in days], slices(sc, len(days)))
             written = sorted(
                 every_day.union(pieces)
@@ -208,6 +209,7 @@ def run_compaction_spark(
         partitions_written=sum(1 for w in written if w[1]),
         quarantined=report["quarantined"],
         held_aside=report["held_aside"],
+        unreadable_objects=report["unreadable_objects"],
         demand_days_written=len(demand_days),
     )
 

@@ -536,3 +536,26 @@ def test_given_a_reset_clock_and_a_clock_a_year_ahead_when_compacted_then_both_w
 def _sales_ids(lake: Lake, session: boto3.session.Session) -> list[str]:
     frame = wr.s3.read_parquet(f"s3://{lake.curated}/sales/", dataset=True, boto3_session=session)
     return sorted(frame["event_id"])
+
+
+def test_given_an_archived_raw_object_among_good_ones_then_it_is_quarantined_and_the_run_goes_on(
+    lake: Lake, session: boto3.session.Session, s3: Any
+) -> None:
+    put_raw(s3, lake.raw, raw_key(T0, SHARD, 1, 1), [event("g1", T0)])
+    archived = raw_key(T0, SHARD, 2, 2)
+    body = (json.dumps(event("lost", T0)) + "\n").encode()
+    s3.put_object(Bucket=lake.raw, Key=archived, Body=body, StorageClass="GLACIER")
+    put_raw(s3, lake.raw, raw_key(T0, SHARD, 3, 3), [event("g3", T0)])
+
+    report = _compact(lake, session)
+
+    entry = json.loads(
+        s3.get_object(Bucket=lake.curated, Key=compaction_quarantine_key(archived))["Body"].read()
+    )
+    assert (report.raw_objects, report.unreadable_objects, report.quarantined) == (3, 1, 1)
+    assert (entry["reason"], entry["source"]) == (
+        "unreadable_object",
+        f"s3://{lake.raw}/{archived}",
+    )
+    assert entry["detail"].startswith("InvalidObjectState: ")
+    assert _sales_ids(lake, session) == ["g1", "g3"]

@@ -8,14 +8,9 @@ from datetime import date, datetime
 import pyarrow as pa
 
 from pipeline.compaction.job import backfill_plans
-from pipeline.compaction.lateness import (
-    FUTURE,
-    TOO_LATE,
-    Lateness,
-    held_records,
-    read_raw_object,
-)
+from pipeline.compaction.lateness import FUTURE, TOO_LATE, Lateness, held_records
 from pipeline.compaction.parse import parse_raw_object
+from pipeline.compaction.raw_objects import read_raw_object
 from pipeline.lake.locations import LocationDefaults, Locations
 
 ARRIVAL = date(2026, 12, 7)
