@@ -39,9 +39,15 @@ def test_given_template_when_provisioned_then_every_declared_resource_exists(sta
     assert {g["GroupName"] for g in groups["Groups"]} >= {
         "AdminGroup", "PlannerGroup", "ViewerGroup"
     }
-    assert session.client("sqs").get_queue_url(
-        QueueName=stack.resources["IngestFailureQueue"].attributes["QueueName"]
-    )["QueueUrl"] == stack.ref("IngestFailureQueue")
+    failed = stack.ref("FailedBatchesBucket")
+    assert failed in buckets
+    s3 = session.client("s3")
+    block = s3.get_public_access_block(Bucket=failed)["PublicAccessBlockConfiguration"]
+    assert set(block.values()) == {True}
+    rules = s3.get_bucket_encryption(Bucket=failed)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    # The template's retention (a parameter, 7 days by default), not the 24 h Kinesis default.
+    assert stream["RetentionPeriodHours"] == int(stack.parameters["StreamRetentionHours"]) == 168
 
 
 def test_given_a_renamed_resource_in_a_template_copy_when_provisioned_then_the_name_follows(

@@ -1,0 +1,117 @@
+"""Issue 29 on infra/template.yaml (after the SAM transform): failed stream batches kept,
+every failure alarmed, the open template findings closed.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from tests.support.template_policies import as_list, resources_of, role_statements
+
+#: Seconds in a day and in a week.
+DAY = 86_400
+WEEK = 7 * DAY
+
+
+def _referenced(value: Any) -> set[str]:
+    """The logical ids and parameters a property value refers to (Ref, GetAtt, Sub)."""
+    if isinstance(value, list):
+        return {r for v in value for r in _referenced(v)}
+    if not isinstance(value, dict):
+        return set()
+    out: set[str] = set()
+    for key, arg in value.items():
+        if key == "Ref":
+            out.add(arg)
+        elif key == "Fn::GetAtt":
+            out.add(arg[0] if isinstance(arg, list) else arg.split(".")[0])
+        elif key == "Fn::Sub":
+            text = arg[0] if isinstance(arg, list) else arg
+            out |= {m.split(".")[0] for m in re.findall(r"\$\{([^!}][^}]*)\}", text)}
+            if isinstance(arg, list):
+                out |= _referenced(list(arg[1].values()))
+        else:
+            out |= _referenced(arg)
+    return out
+
+
+def _default(template: dict[str, Any], parameter: str) -> int:
+    return int(template["Parameters"][parameter]["Default"])
+
+
+def test_given_values_with_intrinsics_when_read_then_every_reference_is_found() -> None:
+    value = [
+        {"Ref": "A"},
+        {"Fn::GetAtt": ["B", "Arn"]},
+        {"Fn::Sub": "arn:${AWS::Partition}:s3:::${C}/${D.Arn}/${!literal}"},
+        {"Fn::Join": ["", [{"Ref": "E"}]]},
+    ]
+    assert _referenced(value) == {"A", "B", "AWS::Partition", "C", "D", "E"}
+
+
+# ---------------------------------------------------------------- failed stream batches kept
+
+
+def test_given_the_ingest_mapping_when_read_then_failed_batches_go_to_the_s3_bucket(
+    cfn_template: dict[str, Any],
+) -> None:
+    (mapping,) = resources_of(cfn_template, "AWS::Lambda::EventSourceMapping").values()
+    props = mapping["Properties"]
+    assert props["DestinationConfig"] == {
+        "OnFailure": {"Destination": {"Fn::GetAtt": ["FailedBatchesBucket", "Arn"]}}
+    }
+    assert props["MaximumRecordAgeInSeconds"] == {"Ref": "IngestMaxRecordAgeSeconds"}
+    assert resources_of(cfn_template, "AWS::SQS::Queue") == {}
+
+
+def test_given_the_failed_batches_bucket_when_read_then_it_is_kept_private_and_expires(
+    cfn_template: dict[str, Any],
+) -> None:
+    bucket = cfn_template["Resources"]["FailedBatchesBucket"]
+    props = bucket["Properties"]
+    (expiry,) = props["LifecycleConfiguration"]["Rules"]
+    assert (bucket["DeletionPolicy"], bucket["UpdateReplacePolicy"]) == ("Retain", "Retain")
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert set(props["PublicAccessBlockConfiguration"].values()) == {True}
+    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
+        "ServerSideEncryptionByDefault"
+    ] == {"SSEAlgorithm": "AES256"}
+    assert (expiry["Status"], expiry["ExpirationInDays"], expiry.get("Prefix")) == (
+        "Enabled",
+        90,
+        None,
+    )
+
+
+def test_given_the_ingest_role_when_read_then_lambda_may_write_the_bucket_only(
+    cfn_template: dict[str, Any],
+) -> None:
+    statements = role_statements(cfn_template, "IngestStreamLambdaRole")
+    on_bucket = sorted(
+        (as_list(s["Action"]), s["Resource"])
+        for s in statements
+        if "FailedBatchesBucket" in _referenced(s["Resource"])
+    )
+    assert on_bucket == [
+        (["s3:ListBucket"], {"Fn::GetAtt": ["FailedBatchesBucket", "Arn"]}),
+        (["s3:PutObject"], {"Fn::Sub": "${FailedBatchesBucket.Arn}/*"}),
+    ]
+    assert not [a for s in statements for a in as_list(s["Action"]) if a.startswith("sqs:")]
+
+
+def test_given_the_retention_parameters_when_read_then_a_week_passes_before_a_record_is_lost(
+    cfn_template: dict[str, Any],
+) -> None:
+    params = cfn_template["Parameters"]
+    retention_s = _default(cfn_template, "StreamRetentionHours") * 3600
+    max_age_s = _default(cfn_template, "IngestMaxRecordAgeSeconds")
+    stream = cfn_template["Resources"]["SalesStream"]["Properties"]
+
+    assert stream["RetentionPeriodHours"] == {"Ref": "StreamRetentionHours"}
+    assert retention_s >= WEEK
+    assert params["StreamRetentionHours"]["MinValue"] >= 168
+    # The mapping hands a batch on at least a day before the stream would trim it, and
+    # never later than Lambda allows (a week).
+    assert DAY <= max_age_s <= retention_s - DAY
+    assert params["IngestMaxRecordAgeSeconds"]["MaxValue"] == WEEK
