@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from pipeline.local.kcl import LEASE_OWNER_INDEX, application_name
 from tests.support.template_policies import as_list, resources_of, role_statements
 
 #: Seconds in a day and in a week.
@@ -115,3 +116,36 @@ def test_given_the_retention_parameters_when_read_then_a_week_passes_before_a_re
     # never later than Lambda allows (a week).
     assert DAY <= max_age_s <= retention_s - DAY
     assert params["IngestMaxRecordAgeSeconds"]["MaxValue"] == WEEK
+
+
+# ---------------------------------------------------------------- KCL tables
+
+
+def test_given_the_kcl_tables_when_read_then_they_carry_the_names_the_worker_uses(
+    cfn_template: dict[str, Any],
+) -> None:
+    # KCL 3.x: the lease table is the daemon's tableName (the application name here), and it
+    # keeps "<app>-CoordinatorState" and "<app>-WorkerMetricStats" beside it.
+    app = application_name("${AWS::StackName}")
+    res = cfn_template["Resources"]
+    tables = resources_of(cfn_template, "AWS::DynamoDB::Table")
+    kcl = {lid: t["Properties"] for lid, t in tables.items() if lid.startswith("Kcl")}
+
+    assert {lid: props["TableName"] for lid, props in kcl.items()} == {
+        "KclLeaseTable": {"Fn::Sub": app},
+        "KclCoordinatorStateTable": {"Fn::Sub": f"{app}-CoordinatorState"},
+        "KclWorkerMetricStatsTable": {"Fn::Sub": f"{app}-WorkerMetricStats"},
+    }
+    assert {lid: props["KeySchema"] for lid, props in kcl.items()} == {
+        "KclLeaseTable": [{"AttributeName": "leaseKey", "KeyType": "HASH"}],
+        "KclCoordinatorStateTable": [{"AttributeName": "key", "KeyType": "HASH"}],
+        "KclWorkerMetricStatsTable": [{"AttributeName": "wid", "KeyType": "HASH"}],
+    }
+    (index,) = kcl["KclLeaseTable"]["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == LEASE_OWNER_INDEX
+    assert index["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+    for lid, props in kcl.items():
+        assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+        assert props["SSESpecification"] == {"SSEEnabled": True}
+        assert res[lid]["DeletionPolicy"] == "Retain", lid
+    assert "kcl-leases" not in str(cfn_template)
