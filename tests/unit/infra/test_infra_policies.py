@@ -197,22 +197,24 @@ def test_given_sg_db_when_read_then_only_sg_lambda_may_reach_it_on_5432(
     assert extra_ingress == []
 
 
-def test_given_sg_lambda_when_read_then_egress_is_https_and_postgres_to_sg_db(
+def test_given_sg_lambda_when_read_then_egress_is_https_to_aws_and_postgres_to_sg_db(
     cfn_template: dict[str, Any],
 ) -> None:
     sg = cfn_template["Resources"]["LambdaSecurityGroup"]["Properties"]
     egress = resources_of(cfn_template, "AWS::EC2::SecurityGroupEgress")
-    to_db = [
-        e["Properties"]
+    to_groups = {
+        (e["Properties"]["FromPort"], e["Properties"]["DestinationSecurityGroupId"]["Ref"])
         for e in egress.values()
         if e["Properties"]["GroupId"] == {"Ref": "LambdaSecurityGroup"}
+    }
+    assert [
+        (r["IpProtocol"], r["FromPort"], r["ToPort"], r["DestinationPrefixListId"])
+        for r in sg["SecurityGroupEgress"]
+    ] == [
+        ("tcp", 443, 443, {"Ref": "S3PrefixListId"}),
+        ("tcp", 443, 443, {"Ref": "DynamoDbPrefixListId"}),
     ]
-    assert [(r["IpProtocol"], r["FromPort"], r["ToPort"]) for r in sg["SecurityGroupEgress"]] == [
-        ("tcp", 443, 443)
-    ]
-    assert [(e["FromPort"], e["DestinationSecurityGroupId"]) for e in to_db] == [
-        (5432, {"Ref": "DatabaseSecurityGroup"})
-    ]
+    assert to_groups == {(443, "EndpointSecurityGroup"), (5432, "DatabaseSecurityGroup")}
     assert "SecurityGroupIngress" not in sg
 
 

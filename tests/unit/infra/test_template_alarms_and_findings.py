@@ -149,3 +149,126 @@ def test_given_the_kcl_tables_when_read_then_they_carry_the_names_the_worker_use
         assert props["SSESpecification"] == {"SSEEnabled": True}
         assert res[lid]["DeletionPolicy"] == "Retain", lid
     assert "kcl-leases" not in str(cfn_template)
+
+
+# ---------------------------------------------------------------- network findings
+
+#: What Lambda does for a function outside the function's own interface (ENIs, logs, the
+#: event source mapping's reads and on-failure writes, X-Ray): no endpoint carries it.
+OUTSIDE_THE_VPC = frozenset(
+    {
+        "VpcNetworkInterfaces",
+        "XRaySegments",
+        "OwnLogs",
+        "ReadSalesStream",
+        "OnFailureDestination",
+        "OnFailureDestinationList",
+    }
+)
+#: Endpoint service name suffix of each IAM service prefix the functions call in the VPC.
+ENDPOINT_SERVICE = {"s3": "s3", "dynamodb": "dynamodb", "cognito-idp": "cognito-idp"}
+
+
+def _endpoints(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """VPC endpoint properties by service (the last part of the service name)."""
+    return {
+        e["Properties"]["ServiceName"]["Fn::Sub"].rsplit(".", 1)[1]: e["Properties"]
+        for e in resources_of(template, "AWS::EC2::VPCEndpoint").values()
+    }
+
+
+def test_given_every_security_group_when_read_then_nothing_may_leave_for_anywhere(
+    cfn_template: dict[str, Any],
+) -> None:
+    rules = [
+        (lid, rule)
+        for lid, sg in resources_of(cfn_template, "AWS::EC2::SecurityGroup").items()
+        for rule in sg["Properties"].get("SecurityGroupEgress", [])
+    ] + [
+        (lid, e["Properties"])
+        for lid, e in resources_of(cfn_template, "AWS::EC2::SecurityGroupEgress").items()
+    ]
+    groups = resources_of(cfn_template, "AWS::EC2::SecurityGroup")
+
+    open_rules = [lid for lid, r in rules if r.get("CidrIp") == "0.0.0.0/0" or "CidrIpv6" in r]
+    assert rules
+    assert open_rules == []
+    # Without an egress list a group keeps the default allow-all rule.
+    assert [
+        lid for lid, g in groups.items() if not g["Properties"].get("SecurityGroupEgress")
+    ] == []
+
+
+def test_given_the_vpc_when_read_then_there_is_no_nat_internet_gateway_or_default_route(
+    cfn_template: dict[str, Any],
+) -> None:
+    absent = ("AWS::EC2::NatGateway", "AWS::EC2::InternetGateway", "AWS::EC2::EIP")
+    routes = resources_of(cfn_template, "AWS::EC2::Route")
+    assert [t for t in absent if resources_of(cfn_template, t)] == []
+    assert routes == {}
+
+
+def test_given_every_endpoint_when_read_then_its_policy_names_the_stack_or_its_account(
+    cfn_template: dict[str, Any],
+) -> None:
+    resources = set(cfn_template["Resources"])
+    endpoints = _endpoints(cfn_template)
+    assert set(endpoints) == {
+        "s3",
+        "dynamodb",
+        "kinesis-streams",
+        "logs",
+        "monitoring",
+        "xray",
+        "cognito-idp",
+    }
+    for service, props in endpoints.items():
+        statements = as_list(props["PolicyDocument"]["Statement"])
+        assert statements, service
+        for s in statements:
+            named = _referenced(s["Resource"]) - {"AWS::Partition", "AWS::Region", "AWS::AccountId"}
+            account = s["Condition"]["StringEquals"]["aws:PrincipalAccount"]
+            assert s["Effect"] == "Allow", service
+            assert account == {"Ref": "AWS::AccountId"}, service
+            assert not [a for a in as_list(s["Action"]) if a.endswith("*")], service
+            if s["Resource"] == "*":  # services without resource types: the account scopes it
+                assert service in {"monitoring", "xray"}, service
+            else:
+                assert named and named <= resources | {"AWS::StackName"}, (service, named)
+    monitoring = as_list(endpoints["monitoring"]["PolicyDocument"]["Statement"])[0]
+    assert monitoring["Condition"]["StringEquals"]["cloudwatch:namespace"] == [
+        "FMCG/System",
+        "FMCG/Business",
+    ]
+
+
+def test_given_the_function_roles_when_read_then_their_endpoints_pass_what_they_grant(
+    cfn_template: dict[str, Any],
+) -> None:
+    endpoints = {
+        service: as_list(props["PolicyDocument"]["Statement"])
+        for service, props in _endpoints(cfn_template).items()
+    }
+    roles = {
+        f["Properties"]["Role"]["Fn::GetAtt"][0]
+        for f in resources_of(cfn_template, "AWS::Lambda::Function").values()
+    }
+    missing = []
+    for role in sorted(roles):
+        for s in role_statements(cfn_template, role):
+            if s.get("Sid") in OUTSIDE_THE_VPC:
+                continue
+            for action in as_list(s["Action"]):
+                service = ENDPOINT_SERVICE.get(action.split(":")[0])
+                if service is None:
+                    missing.append((role, s.get("Sid"), action, "no endpoint"))
+                    continue
+                passed = any(
+                    action in as_list(e["Action"])
+                    and _referenced(s["Resource"]) <= _referenced(e["Resource"])
+                    for e in endpoints[service]
+                )
+                if not passed:
+                    missing.append((role, s.get("Sid"), action, service))
+    assert roles >= {"IngestStreamLambdaRole", "GetForecastLambdaRole", "AdminApiLambdaRole"}
+    assert missing == []
