@@ -272,3 +272,55 @@ def test_given_the_function_roles_when_read_then_their_endpoints_pass_what_they_
                     missing.append((role, s.get("Sid"), action, service))
     assert roles >= {"IngestStreamLambdaRole", "GetForecastLambdaRole", "AdminApiLambdaRole"}
     assert missing == []
+
+
+# ---------------------------------------------------------------- API findings
+
+
+def test_given_the_web_acl_when_read_then_aws_managed_rule_groups_follow_the_rate_rule(
+    cfn_template: dict[str, Any],
+) -> None:
+    (acl,) = resources_of(cfn_template, "AWS::WAFv2::WebACL").values()
+    rules = sorted(acl["Properties"]["Rules"], key=lambda r: r["Priority"])
+    managed = [
+        (r["Statement"]["ManagedRuleGroupStatement"], r["OverrideAction"])
+        for r in rules
+        if "ManagedRuleGroupStatement" in r["Statement"]
+    ]
+    assert "RateBasedStatement" in rules[0]["Statement"]
+    assert managed == [
+        ({"VendorName": "AWS", "Name": "AWSManagedRulesCommonRuleSet"}, {"None": {}}),
+        ({"VendorName": "AWS", "Name": "AWSManagedRulesKnownBadInputsRuleSet"}, {"None": {}}),
+    ]
+
+
+def test_given_the_web_acl_when_read_then_it_logs_to_an_aws_waf_logs_group_without_tokens(
+    cfn_template: dict[str, Any],
+) -> None:
+    (acl_id,) = resources_of(cfn_template, "AWS::WAFv2::WebACL")
+    (logging,) = resources_of(cfn_template, "AWS::WAFv2::LoggingConfiguration").values()
+    props = logging["Properties"]
+    (destination,) = props["LogDestinationConfigs"]
+    (group_id,) = _referenced(destination) - {"AWS::Partition", "AWS::Region", "AWS::AccountId"}
+    group = cfn_template["Resources"][group_id]["Properties"]
+
+    assert props["ResourceArn"] == {"Fn::GetAtt": [acl_id, "Arn"]}
+    assert destination["Fn::Sub"].endswith(f":log-group:${{{group_id}}}")  # no ':*'
+    assert group["LogGroupName"]["Fn::Sub"].startswith("aws-waf-logs-")
+    assert group["RetentionInDays"] > 0
+    assert props["RedactedFields"] == [{"SingleHeader": {"Name": "authorization"}}]
+
+
+def test_given_the_api_gateway_logging_role_when_read_then_only_this_account_writes_logs(
+    cfn_template: dict[str, Any],
+) -> None:
+    role = cfn_template["Resources"]["ApiGatewayCloudWatchRole"]["Properties"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    statements = role_statements(cfn_template, "ApiGatewayCloudWatchRole")
+    actions = {a for s in statements for a in as_list(s["Action"])}
+    writes = next(s for s in statements if "logs:PutLogEvents" in as_list(s["Action"]))
+
+    assert trust["Principal"] == {"Service": "apigateway.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+    assert actions.isdisjoint({"logs:GetLogEvents", "logs:FilterLogEvents"})
+    assert not [r for r in as_list(writes["Resource"]) if r["Fn::Sub"].endswith(":log-group:*")]
