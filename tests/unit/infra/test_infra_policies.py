@@ -381,7 +381,7 @@ def test_given_the_alarms_when_read_then_they_match_the_seed_thresholds(
     )
     assert stockout["Period"] * stockout["EvaluationPeriods"] == 900
     assert stockout["AlarmActions"] == [{"Ref": "AlertsTopic"}]
-    assert (bias["Threshold"], bias["AlarmActions"]) == (25, [{"Ref": "ForecastBiasTopic"}])
+    assert (bias["Threshold"], bias["AlarmActions"][0]) == (25, {"Ref": "ForecastBiasTopic"})
     assert subscription == {"Protocol": "email", "Endpoint": {"Ref": "AlertEmail"}}
     assert {"IteratorAgeAlarm", "QuarantineRateAlarm", "OperationsDashboard"} <= set(res)
 

@@ -4,6 +4,7 @@ every failure alarmed, the open template findings closed.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -324,3 +325,210 @@ def test_given_the_api_gateway_logging_role_when_read_then_only_this_account_wri
     assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
     assert actions.isdisjoint({"logs:GetLogEvents", "logs:FilterLogEvents"})
     assert not [r for r in as_list(writes["Resource"]) if r["Fn::Sub"].endswith(":log-group:*")]
+
+
+# ---------------------------------------------------------------- every failure alarmed
+
+ALERTS = {"Ref": "AlertsTopic"}
+
+
+def _alarm_metrics(alarm: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(namespace, metric name, dimensions) of every metric an alarm reads."""
+    props = alarm["Properties"]
+    if "MetricName" in props:
+        stats = [{"Namespace": props["Namespace"], "MetricName": props["MetricName"],
+                  "Dimensions": props.get("Dimensions", [])}]  # fmt: skip
+    else:
+        stats = [m["MetricStat"]["Metric"] for m in props["Metrics"] if "MetricStat" in m]
+    return [
+        (m["Namespace"], m["MetricName"], {d["Name"]: d["Value"] for d in m.get("Dimensions", [])})
+        for m in stats
+    ]
+
+
+def _alarm_on(template: dict[str, Any], namespace: str, metric: str, **dims: Any) -> dict[str, Any]:
+    """The one alarm that reads ``metric`` with exactly ``dims``."""
+    (props,) = [
+        a["Properties"]
+        for a in resources_of(template, "AWS::CloudWatch::Alarm").values()
+        if (namespace, metric, dims) in _alarm_metrics(a)
+    ]
+    return props
+
+
+def _hourly_schedule_s(cron: str) -> int:
+    """The period of a Glue cron schedule that fires once an hour (``cron(M * * * ? *)``)."""
+    minute, hour, *rest = cron.removeprefix("cron(").removesuffix(")").split()
+    assert minute.isdigit() and hour == "*" and rest == ["*", "*", "?", "*"], cron
+    return 3600
+
+
+def test_given_every_alarm_when_read_then_it_notifies_the_critical_alerts_topic(
+    cfn_template: dict[str, Any],
+) -> None:
+    alarms = resources_of(cfn_template, "AWS::CloudWatch::Alarm")
+    silent = sorted(
+        lid for lid, a in alarms.items() if ALERTS not in a["Properties"]["AlarmActions"]
+    )
+    assert len(alarms) >= 14
+    assert silent == []
+
+
+def test_given_each_function_when_read_then_its_errors_and_throttles_are_alarmed(
+    cfn_template: dict[str, Any],
+) -> None:
+    functions = resources_of(cfn_template, "AWS::Lambda::Function")
+    for lid in functions:
+        for metric in ("Errors", "Throttles"):
+            alarm = _alarm_on(cfn_template, "AWS/Lambda", metric, FunctionName={"Ref": lid})
+            assert (alarm["Statistic"], alarm["Threshold"], alarm["ComparisonOperator"]) == (
+                "Sum",
+                0,
+                "GreaterThanThreshold",
+            ), (lid, metric)
+            assert alarm["Period"] * alarm["EvaluationPeriods"] <= 900, (lid, metric)
+    assert len(functions) == 3
+
+
+def test_given_the_quarantine_and_held_aside_metrics_when_read_then_both_are_alarmed(
+    cfn_template: dict[str, Any],
+) -> None:
+    quarantine = _alarm_on(cfn_template, "FMCG/System", "QuarantinedRecords", service="ingest")
+    held = _alarm_on(cfn_template, "FMCG/System", "HeldAsideRecords", service="compaction")
+    compaction_role = cfn_template["Resources"]["CompactSalesJob"]["Properties"]["Role"]
+    (put_metric,) = [
+        s
+        for s in role_statements(cfn_template, compaction_role["Fn::GetAtt"][0])
+        if s["Action"] == "cloudwatch:PutMetricData"
+    ]
+
+    assert (quarantine["Threshold"], quarantine["ComparisonOperator"]) == (
+        5,
+        "GreaterThanThreshold",
+    )
+    assert (held["Statistic"], held["Threshold"], held["ComparisonOperator"]) == (
+        "Sum",
+        0,
+        "GreaterThanThreshold",
+    )
+    assert put_metric["Condition"] == {"StringEquals": {"cloudwatch:namespace": "FMCG/System"}}
+
+
+def test_given_the_ingest_mapping_when_read_then_its_failures_are_alarmed(
+    cfn_template: dict[str, Any],
+) -> None:
+    ingest = {"Ref": "IngestStreamFunction"}
+    discarded = _alarm_on(
+        cfn_template,
+        "AWS/S3",
+        "PutRequests",
+        BucketName={"Ref": "FailedBatchesBucket"},
+        FilterId="EntireBucket",
+    )
+    undelivered = _alarm_on(
+        cfn_template, "AWS/Lambda", "DestinationDeliveryFailures", FunctionName=ingest
+    )
+    behind = _alarm_on(cfn_template, "AWS/Lambda", "IteratorAge", FunctionName=ingest)
+    metrics = cfn_template["Resources"]["FailedBatchesBucket"]["Properties"][
+        "MetricsConfigurations"
+    ]
+
+    assert metrics == [{"Id": "EntireBucket"}]
+    for alarm in (discarded, undelivered):
+        assert (alarm["Statistic"], alarm["Threshold"]) == ("Sum", 0)
+        assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert behind["Threshold"] == 60_000
+
+
+def test_given_the_forecast_schedule_when_read_then_two_missed_runs_raise_the_stale_alarm(
+    cfn_template: dict[str, Any],
+) -> None:
+    res = cfn_template["Resources"]
+    schedule = res["CompactionSchedule"]["Properties"]
+    after = res["ForecastAfterCompaction"]["Properties"]
+    (condition,) = after["Predicate"]["Conditions"]
+    alarm = res["ForecastStaleAlarm"]
+    stale = alarm["Properties"]
+    period_s = _hourly_schedule_s(schedule["Schedule"])
+
+    # The forecast runs after each scheduled compaction, so it shares its schedule.
+    assert schedule["Actions"] == [{"JobName": {"Ref": "CompactSalesJob"}}]
+    assert (condition["JobName"], condition["State"]) == ({"Ref": "CompactSalesJob"}, "SUCCEEDED")
+    assert after["Actions"] == [{"JobName": {"Ref": "ForecastDemandJob"}}]
+    assert _alarm_metrics(alarm) == [("FMCG/Business", "ForecastBias", {"service": "forecast"})]
+    assert stale["Statistic"] == "SampleCount"
+    assert (stale["Threshold"], stale["ComparisonOperator"]) == (1, "LessThanThreshold")
+    assert stale["Period"] * stale["EvaluationPeriods"] == 2 * period_s
+    assert stale["DatapointsToAlarm"] == stale["EvaluationPeriods"]
+    assert stale["TreatMissingData"] == "breaching"
+
+
+def test_given_the_glue_jobs_when_a_run_fails_then_eventbridge_sends_it_to_the_topic(
+    cfn_template: dict[str, Any],
+) -> None:
+    (rule_id, rule), *others = resources_of(cfn_template, "AWS::Events::Rule").items()
+    props = rule["Properties"]
+    (policy,) = resources_of(cfn_template, "AWS::SNS::TopicPolicy").values()
+    statements = as_list(policy["Properties"]["PolicyDocument"]["Statement"])
+    (from_events,) = [
+        s for s in statements if s["Principal"] == {"Service": "events.amazonaws.com"}
+    ]
+
+    assert others == []
+    assert props["State"] == "ENABLED"
+    assert props["EventPattern"] == {
+        "source": ["aws.glue"],
+        "detail-type": ["Glue Job State Change"],
+        "detail": {
+            "jobName": [{"Ref": "CompactSalesJob"}, {"Ref": "ForecastDemandJob"}],
+            "state": ["FAILED", "TIMEOUT", "STOPPED"],
+        },
+    }
+    assert [t["Arn"] for t in props["Targets"]] == [ALERTS]
+    assert policy["Properties"]["Topics"] == [ALERTS]
+    assert (from_events["Action"], from_events["Resource"]) == ("sns:Publish", ALERTS)
+    assert from_events["Condition"] == {
+        "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [rule_id, "Arn"]}}
+    }
+    # Replacing the default topic policy must not silence the alarms.
+    assert [s["Principal"] for s in statements if s is not from_events] == [
+        {"Service": "cloudwatch.amazonaws.com"}
+    ]
+
+
+def test_given_the_alert_email_parameter_when_empty_then_no_subscription_is_made(
+    cfn_template: dict[str, Any],
+) -> None:
+    param = cfn_template["Parameters"]["CriticalAlertsEmail"]
+    (sub_id, sub), *others = resources_of(cfn_template, "AWS::SNS::Subscription").items()
+    condition = cfn_template["Conditions"][sub["Condition"]]
+    pattern = re.compile(param["AllowedPattern"])
+
+    assert others == []
+    assert param["Default"] == ""
+    assert condition == {"Fn::Not": [{"Fn::Equals": [{"Ref": "CriticalAlertsEmail"}, ""]}]}
+    assert sub["Properties"] == {
+        "TopicArn": ALERTS,
+        "Protocol": "email",
+        "Endpoint": {"Ref": "CriticalAlertsEmail"},
+    }
+    assert [bool(pattern.fullmatch(v)) for v in ("", "oncall@example.com", "no at", "a@b")] == [
+        True,
+        True,
+        False,
+        False,
+    ]
+
+
+def test_given_the_dashboard_when_read_then_an_alarm_widget_shows_every_alarm(
+    cfn_template: dict[str, Any],
+) -> None:
+    body = cfn_template["Resources"]["OperationsDashboard"]["Properties"]["DashboardBody"]
+    text = body["Fn::Sub"]
+    alarms = set(resources_of(cfn_template, "AWS::CloudWatch::Alarm"))
+    # Render the Sub with stand-ins so the body parses as the JSON CloudWatch receives.
+    rendered = re.sub(r"\$\{([^}]+)\}", lambda m: m.group(1).replace('"', ""), text)
+    widgets = json.loads(rendered)["widgets"]
+    (shown,) = [w["properties"]["alarms"] for w in widgets if w["type"] == "alarm"]
+
+    assert {a.removesuffix(".Arn") for a in shown} == alarms
