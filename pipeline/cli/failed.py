@@ -48,10 +48,12 @@ def replay_failed(
         key=key,
     )
     for replayed in report.replayed:
-        console.print("replayed", untrusted(replayed))
+        # Keys stay whole on one line each, to be copied back as KEY.
+        console.print("replayed", untrusted(replayed), soft_wrap=True)
     skipped = len(report.already_replayed)
     console.print(
         f"{report.records} records of {len(report.replayed)} failed batches put back on "
         f"{stream}; {skipped} already replayed, skipped",
         highlight=False,
+        soft_wrap=True,
     )
