@@ -26,7 +26,8 @@ GLUE_DATABASE = "GLUE_DATABASE"
 ATHENA_WORKGROUP = "ATHENA_WORKGROUP"
 USER_POOL_ID = "USER_POOL_ID"
 USER_POOL_CLIENT_ID = "USER_POOL_CLIENT_ID"
-FAILURE_QUEUE_URL = "FAILURE_QUEUE_URL"
+#: The bucket of the ingest mapping's failed batches (``fmcg replay-failed`` on AWS).
+FAILED_BATCHES_BUCKET = "FAILED_BATCHES_BUCKET"
 
 #: The one interface the local runtime binds (emulator, gateway) and a local Spark driver uses.
 LOOPBACK_HOST = "127.0.0.1"
@@ -42,7 +43,7 @@ ALL_NAMES = (
     ATHENA_WORKGROUP,
     USER_POOL_ID,
     USER_POOL_CLIENT_ID,
-    FAILURE_QUEUE_URL,
+    FAILED_BATCHES_BUCKET,
 )
 
 

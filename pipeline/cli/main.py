@@ -16,7 +16,7 @@ import typer
 from rich.text import Text
 from typer.core import TyperGroup
 
-from pipeline.cli import api, curated, demo, forecast, kcl, local, quarantine, stream
+from pipeline.cli import api, curated, demo, failed, forecast, kcl, local, quarantine, stream
 from pipeline.cli.console import err_console, printable
 from pipeline.errors import PipelineError
 
@@ -80,6 +80,7 @@ app.command()(curated.query)
 app.add_typer(quarantine.app, name="quarantine")
 app.command("produce")(stream.produce)
 app.command("consume")(stream.consume)
+app.command("replay-failed")(failed.replay_failed)
 
 
 def main() -> None:

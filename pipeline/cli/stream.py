@@ -107,6 +107,7 @@ def _print_stats(stats: PollStats, log_path: Path | None) -> None:
     console.print(
         f"{stats.invocations} invocations, {stats.records_checkpointed} records checkpointed, "
         f"{stats.function_errors} function errors, {stats.partial_failures} partial failures, "
-        f"{stats.records_expired + stats.records_retries_exhausted} records to the on-failure "
-        f"queue; {lag}; handler log: {log_path}"
+        f"{stats.records_expired + stats.records_retries_exhausted} records in "
+        f"{stats.failed_batches_written} batches to the failed-batches bucket "
+        f"(`fmcg replay-failed`); {lag}; handler log: {log_path}"
     )

@@ -13,7 +13,12 @@ from urllib.parse import urlsplit
 
 from botocore.exceptions import ClientError
 
-from pipeline.aws_errors import RESOURCE_IN_USE, RESOURCE_NOT_FOUND, error_code
+from pipeline.aws_errors import (
+    CONDITIONAL_CHECK_FAILED,
+    RESOURCE_IN_USE,
+    RESOURCE_NOT_FOUND,
+    error_code,
+)
 from pipeline.errors import ConfigurationError
 from pipeline.kcl import worker
 from pipeline.kcl.properties import KclConfig, KclTiming
@@ -189,13 +194,15 @@ LEASE_OWNER_INDEX: Final = "LeaseOwnerToLeaseKeyIndex"
 def seed_leases(
     session: boto3.session.Session, stream_name: str, table: str, *, position: str = "TRIM_HORIZON"
 ) -> int:
-    """Create the lease table with one unowned lease per shard, as KCL's shard sync would.
+    """Fill an empty lease table with one unowned lease per shard, as KCL's shard sync would.
 
     A worker that finds the lease table empty waits a random 1 to 30 s for another worker
     to sync shards before it does so itself (a fixed KCL constant). Seeding the leases the
     way ``HierarchicalShardSyncer`` writes them for a stream without resharding (no parent
-    shards) lets every worker start at once. Returns the number of leases written, 0 when
-    the table already exists (the KCL then owns it).
+    shards) lets every worker start at once. The table is the template's ``KclLeaseTable``;
+    one missing (a stack provisioned from an older template) is created as the KCL creates
+    it. Returns the number of leases written: 0 when the table already holds leases (the
+    KCL then owns them), and a lease a worker wrote meanwhile is left as it is.
     """
     ddb = session.client("dynamodb")
     try:
@@ -221,8 +228,10 @@ def seed_leases(
     except ClientError as e:
         if error_code(e) != RESOURCE_IN_USE:
             raise
-        return 0
+        if ddb.scan(TableName=table, Limit=1, ConsistentRead=True)["Items"]:
+            return 0
     shards = session.client("kinesis").list_shards(StreamName=stream_name)["Shards"]
+    written = 0
     for shard in shards:
         item: dict[str, Any] = {
             "leaseKey": {"S": shard["ShardId"]},
@@ -236,8 +245,16 @@ def seed_leases(
         parents = [shard[k] for k in ("ParentShardId", "AdjacentParentShardId") if shard.get(k)]
         if parents:
             item["parentShardId"] = {"SS": parents}
-        ddb.put_item(TableName=table, Item=item)
-    return len(shards)
+        try:
+            ddb.put_item(
+                TableName=table, Item=item, ConditionExpression="attribute_not_exists(leaseKey)"
+            )
+        except ClientError as e:
+            if error_code(e) != CONDITIONAL_CHECK_FAILED:
+                raise
+            continue
+        written += 1
+    return written
 
 
 def leader(session: boto3.session.Session, application: str) -> str | None:

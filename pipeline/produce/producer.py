@@ -10,6 +10,11 @@ call takes the head of up to 500 units; a failed head stays at the front of its 
 goes again in a later call, after exponential backoff with full jitter, and nothing behind
 it in its unit moves before it. Succeeded records are never resent.
 
+Replaying records that already were on the stream (:meth:`Producer.put_records`: a failed
+batch from the ingest mapping's on-failure bucket) sends each one as it is, data and
+partition key unchanged, under the same ordering rule: by key, or by shard when some of
+them are KPL aggregates.
+
 Aggregation uses the KPL aggregated-record format of ``aws_kinesis_agg``. Records are
 grouped per shard from ``ListShards`` hash ranges and each aggregate takes the partition
 key of its first user record, so it lands on that same shard; the consumer de-aggregates
@@ -180,11 +185,31 @@ class Producer:
         1 MiB) or :class:`ProducerRetriesExhausted` (transient: still throttled after
         ``max_attempts``).
         """
+        pending = [_UserRecord(partition_key(e), encode_event(e), e) for e in events]
+        return self._deliver(pending, aggregate=self.aggregate)
+
+    def put_records(
+        self, records: Iterable[tuple[str, bytes]], *, by_shard: bool = False
+    ) -> ProduceReport:
+        """Deliver ``(partition key, data)`` records as they are, never re-aggregated.
+
+        Each record is one Kinesis record. ``by_shard`` orders by shard instead of by key,
+        as a mix of KPL aggregates (which hold the records of many keys) needs. Errors as
+        :meth:`put`; their ``undelivered`` holds PutRecords entries (``PartitionKey``,
+        ``Data``) instead of events.
+        """
+        pending = [_UserRecord(k, d, {"PartitionKey": k, "Data": d}) for k, d in records]
+        return self._deliver(pending, aggregate=False, by_shard=by_shard)
+
+    # ---------------------------------------------------------------- internals
+    def _deliver(
+        self, pending: list[_UserRecord], *, aggregate: bool, by_shard: bool | None = None
+    ) -> ProduceReport:
         started = time.perf_counter()
-        units = self._enqueue(events)
+        units = self._enqueue(pending, by_shard=aggregate if by_shard is None else by_shard)
         report = ProduceReport()
         while units:
-            entries = self._next_call(units)
+            entries = self._next_call(units, aggregate=aggregate)
             failed = self._send(entries, units, report)
             if failed:
                 worst = max(failed)
@@ -199,25 +224,28 @@ class Producer:
         report.elapsed_s = time.perf_counter() - started
         return report
 
-    # ---------------------------------------------------------------- internals
-    def _enqueue(self, events: Iterable[dict[str, Any]]) -> dict[str, deque[_UserRecord]]:
+    def _enqueue(
+        self, pending: list[_UserRecord], *, by_shard: bool
+    ) -> dict[str, deque[_UserRecord]]:
         units: dict[str, deque[_UserRecord]] = {}
-        pending = [_UserRecord(partition_key(e), encode_event(e), e) for e in events]
         for record in pending:
             size = len(record.data) + len(record.key.encode("utf-8"))
             if size > MAX_RECORD_BYTES:
+                what = (
+                    f"event {record.event['event_id']!r}"
+                    if "event_id" in record.event
+                    else f"a record of key {record.key!r}"
+                )
                 raise ProducerRejected(
-                    f"event {record.event.get('event_id')!r} is {size} bytes with its "
-                    f"partition key; Kinesis takes at most {MAX_RECORD_BYTES}",
+                    f"{what} is {size} bytes with its partition key; Kinesis takes at "
+                    f"most {MAX_RECORD_BYTES}",
                     [r.event for r in pending],
                 )
-            unit = self._unit_of(record.key)
+            unit = self._unit_of(record.key) if by_shard else record.key
             units.setdefault(unit, deque()).append(record)
         return units
 
     def _unit_of(self, key: str) -> str:
-        if not self.aggregate:
-            return key
         shards = self._shard_map()
         value = hash_key(key)
         for shard in shards:
@@ -251,7 +279,7 @@ class Producer:
             self._shards = shards
         return self._shards
 
-    def _next_call(self, units: dict[str, deque[_UserRecord]]) -> list[_Entry]:
+    def _next_call(self, units: dict[str, deque[_UserRecord]], *, aggregate: bool) -> list[_Entry]:
         entries: list[_Entry] = []
         call_bytes = 0
         for unit, queue in units.items():
@@ -260,7 +288,7 @@ class Producer:
             budget = MAX_CALL_BYTES - call_bytes
             entry = (
                 self._aggregate_head(unit, queue, budget)
-                if self.aggregate
+                if aggregate
                 else self._plain_head(unit, queue, budget)
             )
             if entry is None:

@@ -13,9 +13,10 @@ the template (:mod:`.mapping`), and the poller honours them as Lambda does:
 - a handler exception fails the whole batch; ``BisectBatchOnFunctionError`` then splits it
   in two and retries the halves in order (splitting does not consume the retry quota);
 - ``MaximumRetryAttempts`` (-1 = until the records expire) and ``MaximumRecordAgeInSeconds``
-  (-1 = never): records that exhaust them are skipped and a Lambda-style failure record
-  (``KinesisBatchInfo``, :mod:`.payloads`) goes to ``DestinationConfig.OnFailure`` (an SQS
-  queue); bisection and attempts are one shard's state (:mod:`.shard_state`);
+  (-1 = never): records that exhaust them are skipped and Lambda's invocation record
+  (``KinesisBatchInfo`` and, as for any S3 destination, the whole event under ``payload``;
+  :mod:`.payloads`) goes to ``DestinationConfig.OnFailure``, which must be a bucket of the
+  stack; bisection and attempts are one shard's state (:mod:`.shard_state`);
 - concurrency and per-shard ordering: as Lambda runs one invocation per shard, shards are
   served concurrently, one thread each, with one batch in flight per shard (:mod:`.poller`);
   checkpoints in memory and optionally in a JSON file, so a restarted poller resumes after

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from uuid import NAMESPACE_URL, uuid5
 
 from pipeline.errors import ConfigurationError
 from pipeline.local.template import resolve
@@ -26,7 +27,8 @@ class EventSourceMapping:
     maximum_retry_attempts: int = -1
     maximum_record_age_s: int = -1
     on_failure_arn: str | None = None
-    on_failure_queue_url: str | None = None
+    #: The stack's bucket that ``on_failure_arn`` names: the only destination type emulated.
+    on_failure_bucket: str | None = None
     parallelization_factor: int = 1
 
     @property
@@ -44,6 +46,15 @@ class EventSourceMapping:
     @property
     def function_arn(self) -> str:
         return f"arn:aws:lambda:{self.region}:{self.account}:function:{self.function_name}"
+
+    @property
+    def uuid(self) -> str:
+        """The mapping's identifier, which Lambda puts in its S3 destination's keys.
+
+        Lambda draws one when the mapping is created; this one follows from the function
+        and the stream, so a restarted poller keeps writing under the same prefix.
+        """
+        return str(uuid5(NAMESPACE_URL, f"{self.function_arn}|{self.stream_arn}"))
 
     @classmethod
     def from_template(cls, stack: LocalStack, function_logical_id: str) -> EventSourceMapping:
@@ -72,14 +83,18 @@ class EventSourceMapping:
             maximum_retry_attempts=int(props.get("MaximumRetryAttempts", -1)),
             maximum_record_age_s=int(props.get("MaximumRecordAgeInSeconds", -1)),
             on_failure_arn=destination,
-            on_failure_queue_url=_queue_url(stack, destination) if destination else None,
+            on_failure_bucket=_bucket(stack, destination) if destination else None,
             parallelization_factor=int(props.get("ParallelizationFactor", 1)),
         )
 
 
-def _queue_url(stack: LocalStack, arn: str) -> str:
-    """The URL of the queue with this ARN: the ``Ref`` of an SQS queue is its URL."""
+def _bucket(stack: LocalStack, arn: str) -> str:
+    """The name of the stack's bucket with this ARN (the ``Ref`` of a bucket is its name).
+
+    Only S3 is emulated: the template's destination is a bucket because it keeps the
+    failed records themselves, which an SQS or SNS destination's metadata does not.
+    """
     for resource in stack.resources.values():
-        if resource.type == "AWS::SQS::Queue" and resource.attributes.get("Arn") == arn:
+        if resource.type == "AWS::S3::Bucket" and resource.attributes.get("Arn") == arn:
             return resource.ref
-    raise ConfigurationError(f"on-failure destination {arn} is not a queue of the stack")
+    raise ConfigurationError(f"on-failure destination {arn} is not a bucket of the stack")

@@ -2,12 +2,17 @@
 
 Records are as Kinesis ``GetRecords`` returns them (``Data`` bytes, ``SequenceNumber``,
 ``PartitionKey``, ``ApproximateArrivalTimestamp``); the shapes are those of the AWS
-documentation for Kinesis event source mappings.
+documentation for Kinesis event source mappings ("Retain discarded batch records for a
+Kinesis Data Streams event source in Lambda"): the invocation record, which for an S3
+destination also carries the whole invocation event as an escaped JSON string under
+``payload``, in an object named
+``aws/lambda/<ESM-UUID>/<shardID>/YYYY/MM/DD/YYYY-MM-DDTHH.MM.SS-<Random UUID>``.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -25,6 +30,9 @@ Record = dict[str, Any]
 MAX_PAYLOAD_BYTES: Final = 6 * 1024 * 1024
 #: Our estimate of the JSON envelope of one record in the event, beyond its data.
 _RECORD_OVERHEAD: Final = 400
+
+#: Where Lambda writes in an S3 on-failure destination.
+S3_FAILURE_PREFIX: Final = "aws/lambda/"
 
 RECORD_AGE_EXCEEDED: Final = "RecordAgeExceeded"
 RETRY_ATTEMPTS_EXHAUSTED: Final = "RetryAttemptsExhausted"
@@ -102,6 +110,43 @@ def failure_record(
             "functionError": function_error.value if function_error else "PartialBatchFailure",
         }
     return body
+
+
+def s3_failure_document(
+    mapping: EventSourceMapping,
+    shard_id: str,
+    batch: Sequence[Record],
+    *,
+    condition: str,
+    attempts: int,
+    function_error: FunctionError | None,
+    now_epoch: float,
+) -> dict[str, Any]:
+    """What Lambda writes to an S3 on-failure destination: the invocation record and event.
+
+    ``payload`` is the event the function was given for ``batch``, as a JSON string (the
+    documented shape), so the records survive the stream's retention.
+    """
+    body = failure_record(
+        mapping,
+        shard_id,
+        batch,
+        condition=condition,
+        attempts=attempts,
+        function_error=function_error,
+        now_epoch=now_epoch,
+    )
+    body["payload"] = json.dumps(lambda_event(mapping, shard_id, batch))
+    return body
+
+
+def s3_failure_key(mapping: EventSourceMapping, shard_id: str, now_epoch: float) -> str:
+    """The documented key of an S3 destination's object, in UTC, with a random suffix."""
+    moment = datetime.fromtimestamp(now_epoch, UTC)
+    return (
+        f"{S3_FAILURE_PREFIX}{mapping.uuid}/{shard_id}/{moment:%Y/%m/%d}/"
+        f"{moment:%Y-%m-%dT%H.%M.%S}-{uuid.uuid4()}"
+    )
 
 
 def arrival_epoch(record: Record) -> float:

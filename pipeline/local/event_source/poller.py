@@ -25,8 +25,9 @@ from pipeline.local.event_source.output import HandlerLog
 from pipeline.local.event_source.payloads import (
     RECORD_AGE_EXCEEDED,
     RETRY_ATTEMPTS_EXHAUSTED,
-    failure_record,
     lambda_event,
+    s3_failure_document,
+    s3_failure_key,
 )
 from pipeline.local.event_source.shard_state import ShardState
 
@@ -56,7 +57,8 @@ class PollStats:
     bisections: int = 0
     records_expired: int = 0
     records_retries_exhausted: int = 0
-    failure_messages: int = 0
+    #: Objects written to the on-failure bucket (one per discarded batch).
+    failed_batches_written: int = 0
     lags_ms: list[float] = field(default_factory=list)
     caught_up: bool = False
 
@@ -80,7 +82,7 @@ class LocalPoller:
         handler: Handler,
         *,
         kinesis_client: Any = None,
-        sqs_client: Any = None,
+        s3_client: Any = None,
         mapping: EventSourceMapping | None = None,
         checkpoint_path: Path | None = None,
         log_path: Path | None = None,
@@ -98,7 +100,7 @@ class LocalPoller:
         self._keep_lags = keep_lags
         self._stack = stack
         self._kinesis = kinesis_client
-        self._sqs = sqs_client
+        self._s3 = s3_client
         self._clock = clock
         self._wall_clock = wall_clock
         self._shards: list[ShardState] | None = None
@@ -118,11 +120,11 @@ class LocalPoller:
             return self._kinesis
 
     @property
-    def sqs(self) -> Any:
+    def s3(self) -> Any:
         with self._lock:
-            if self._sqs is None:
-                self._sqs = self._stack.session().client("sqs")
-            return self._sqs
+            if self._s3 is None:
+                self._s3 = self._stack.session().client("s3")
+            return self._s3
 
     # ------------------------------------------------------------------ public
     def start(self) -> list[ShardState]:
@@ -324,22 +326,25 @@ class LocalPoller:
         attempts: int,
         function_error: FunctionError | None,
     ) -> None:
-        if not self.mapping.on_failure_queue_url:
+        bucket = self.mapping.on_failure_bucket
+        if not bucket:
             return
-        body = failure_record(
+        now = self._wall_clock()
+        body = s3_failure_document(
             self.mapping,
             shard.shard_id,
             batch,
             condition=condition,
             attempts=attempts,
             function_error=function_error,
-            now_epoch=self._wall_clock(),
+            now_epoch=now,
         )
+        key = s3_failure_key(self.mapping, shard.shard_id, now)
         try:
-            self.sqs.send_message(
-                QueueUrl=self.mapping.on_failure_queue_url, MessageBody=json.dumps(body)
-            )
+            self.s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(body).encode("utf-8"))
         except (ClientError, BotoCoreError) as e:
-            raise TransientError(f"SendMessage to the on-failure destination: {e}") from e
+            # Lambda would count a DestinationDeliveryFailure and drop the records; locally
+            # the poller stops before checkpointing past them, so nothing is lost silently.
+            raise TransientError(f"PutObject to the on-failure bucket s3://{bucket}: {e}") from e
         with self._lock:
-            self.stats.failure_messages += 1
+            self.stats.failed_batches_written += 1

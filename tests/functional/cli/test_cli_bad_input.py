@@ -225,6 +225,7 @@ def test_given_a_broken_state_file_when_down_then_it_says_what_is_wrong(tmp_path
         ["quarantine", "list"],
         ["quarantine", "show", "x.json"],
         ["quarantine", "replay", "x.json"],
+        ["replay-failed"],
         ["produce"],
         ["consume"],
         ["users", "create", "bob"],
@@ -274,6 +275,25 @@ def test_given_unknown_quarantine_objects_then_not_found(
     assert fmcg(home, "quarantine", "replay", "nope.json") == (
         ERROR,
         f"error: no quarantine object {missing}\n",
+    )
+
+
+def test_given_an_unknown_key_or_not_a_failed_batch_when_replaying_then_one_line(
+    home: Path, cli_stack: LocalStack
+) -> None:
+    bucket = cli_stack.ref("FailedBatchesBucket")
+    cli_stack.session().client("s3").put_object(
+        Bucket=bucket, Key="aws/lambda/u/not-a-batch", Body=b'{"requestContext": {}}'
+    )
+
+    assert fmcg(home, "replay-failed", "aws/lambda/u/nope") == (
+        ERROR,
+        f"error: no failed-batch object s3://{bucket}/aws/lambda/u/nope\n",
+    )
+    assert fmcg(home, "replay-failed", "aws/lambda/u/not-a-batch") == (
+        ERROR,
+        f"error: s3://{bucket}/aws/lambda/u/not-a-batch is not a failed-batch document: no "
+        "KinesisBatchInfo with streamArn, shardId and sequences\n",
     )
 
 

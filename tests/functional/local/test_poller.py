@@ -6,10 +6,12 @@ import base64
 import dataclasses
 import json
 import logging
+import re
 import sys
 import threading
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -41,19 +43,19 @@ class Recorder:
 
 @dataclasses.dataclass
 class Env:
-    """A fresh two-shard stream and failure queue on a stack shared by this module."""
+    """A fresh two-shard stream and failed-batches bucket on a stack shared by this module."""
 
     stack: LocalStack
     kinesis: Any
-    sqs: Any
+    s3: Any
     stream_name: str
     stream_arn: str
-    queue_url: str
+    bucket: str
 
 
 @pytest.fixture(scope="module")
 def shared_stack(emulator_url: str) -> LocalStack:
-    # Provisioning the whole template costs seconds; a stream and a queue per test isolate
+    # Provisioning the whole template costs seconds; a stream and a bucket per test isolate
     # the tests just as well.
     return LocalStack.create(emulator_url, stack_name=f"p{uuid.uuid4().hex[:10]}")
 
@@ -61,17 +63,18 @@ def shared_stack(emulator_url: str) -> LocalStack:
 @pytest.fixture(scope="module")
 def clients(shared_stack: LocalStack) -> tuple[Any, Any]:
     session = shared_stack.session()
-    return session.client("kinesis"), session.client("sqs")
+    return session.client("kinesis"), session.client("s3")
 
 
 @pytest.fixture
 def env(shared_stack: LocalStack, clients: tuple[Any, Any]) -> Env:
-    kinesis, sqs = clients
+    kinesis, s3 = clients
     name = f"s{uuid.uuid4().hex[:10]}"
     kinesis.create_stream(StreamName=name, ShardCount=2)
     arn = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
-    queue_url = sqs.create_queue(QueueName=f"{name}-failures")["QueueUrl"]
-    return Env(shared_stack, kinesis, sqs, name, arn, queue_url)
+    bucket = f"{name}-failed"
+    s3.create_bucket(Bucket=bucket)
+    return Env(shared_stack, kinesis, s3, name, arn, bucket)
 
 
 def put(env: Env, items: list[str], key: str = "SKU-1#LOC-1") -> list[str]:
@@ -88,7 +91,7 @@ def poller(env: Env, handler: Any, *, options: Any = None, **overrides: Any) -> 
     base = EventSourceMapping.from_template(env.stack, FN)
     defaults: dict[str, Any] = {
         "stream_arn": env.stream_arn,
-        "on_failure_queue_url": env.queue_url,
+        "on_failure_bucket": env.bucket,
         "batch_size": 10,
         "batching_window_s": 0.0,
         "bisect_on_error": False,
@@ -96,13 +99,21 @@ def poller(env: Env, handler: Any, *, options: Any = None, **overrides: Any) -> 
         "maximum_record_age_s": -1,
     }
     mapping = dataclasses.replace(base, **{**defaults, **overrides})
-    kwargs: dict[str, Any] = {"kinesis_client": env.kinesis, "sqs_client": env.sqs}
+    kwargs: dict[str, Any] = {"kinesis_client": env.kinesis, "s3_client": env.s3}
     return LocalPoller(env.stack, FN, handler, mapping=mapping, **{**kwargs, **(options or {})})
 
 
+def failed_objects(env: Env) -> dict[str, dict[str, Any]]:
+    """Every object of the failed-batches bucket: key -> its JSON document."""
+    listing = env.s3.list_objects_v2(Bucket=env.bucket).get("Contents", [])
+    return {
+        o["Key"]: json.loads(env.s3.get_object(Bucket=env.bucket, Key=o["Key"])["Body"].read())
+        for o in listing
+    }
+
+
 def failure_messages(env: Env) -> list[dict[str, Any]]:
-    out = env.sqs.receive_message(QueueUrl=env.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
-    return [json.loads(m["Body"]) for m in out.get("Messages", [])]
+    return list(failed_objects(env).values())
 
 
 def test_given_the_template_when_mapping_is_read_then_every_property_is_resolved(shared_stack):
@@ -118,9 +129,9 @@ def test_given_the_template_when_mapping_is_read_then_every_property_is_resolved
         report_batch_item_failures=True,
         bisect_on_error=True,
         maximum_retry_attempts=5,
-        maximum_record_age_s=3600,
-        on_failure_arn=(f"arn:aws:sqs:us-east-1:123456789012:{stack.stack_name}-ingest-failures"),
-        on_failure_queue_url=stack.ref("IngestFailureQueue"),
+        maximum_record_age_s=518400,  # IngestMaxRecordAgeSeconds' default: 6 days
+        on_failure_arn=f"arn:aws:s3:::{stack.ref('FailedBatchesBucket')}",
+        on_failure_bucket=stack.ref("FailedBatchesBucket"),
         parallelization_factor=1,
     )
 
@@ -199,7 +210,7 @@ def test_given_an_invalid_item_identifier_when_reported_then_whole_batch_is_retr
     assert handler.batches == [["r0", "r1"], ["r0", "r1"]]
 
 
-def test_given_a_poison_record_when_bisect_on_error_then_it_is_isolated_and_sent_to_sqs(env):
+def test_given_a_poison_record_when_bisect_on_error_then_it_is_isolated_and_written_to_s3(env):
     seqs = put(env, ["a", "b", "poison", "c"])
 
     def explode_on_poison(records: list[dict[str, Any]], call: int) -> None:
@@ -228,7 +239,7 @@ def test_given_a_poison_record_when_bisect_on_error_then_it_is_isolated_and_sent
     )
 
 
-def test_given_a_failing_function_when_retries_are_exhausted_then_kinesis_batch_info_goes_to_sqs(
+def test_given_a_failing_function_when_retries_are_exhausted_then_kinesis_batch_info_goes_to_s3(
     env,
 ):
     seqs = put(env, ["r0", "r1", "r2"])
@@ -264,7 +275,50 @@ def test_given_a_failing_function_when_retries_are_exhausted_then_kinesis_batch_
     assert p.checkpoints.get(shard) == seqs[2]
 
 
-def test_given_records_older_than_max_age_when_polled_then_discarded_to_sqs_unseen(env):
+#: 2026-03-04 05:06:07.5 UTC: the wall clock of the tests that check the object's key.
+FIXED_WALL_CLOCK = datetime(2026, 3, 4, 5, 6, 7, 500000, tzinfo=UTC).timestamp()
+
+
+def test_given_a_discarded_batch_when_written_then_key_and_payload_are_lambdas_s3_document(env):
+    seqs = put(env, ["r0", "r1"], key="SKU-9#LOC-2")
+
+    def always_fail(records: list[dict[str, Any]], call: int) -> None:
+        raise RuntimeError("down")
+
+    p = poller(
+        env, Recorder(always_fail), maximum_retry_attempts=0,
+        options={"wall_clock": lambda: FIXED_WALL_CLOCK},
+    )  # fmt: skip
+    stats = p.drain(timeout_s=30)
+
+    [(key, document)] = failed_objects(env).items()
+    shard = document["KinesisBatchInfo"]["shardId"]
+    assert re.fullmatch(
+        rf"aws/lambda/{p.mapping.uuid}/{shard}/2026/03/04/2026-03-04T05\.06\.07-"
+        r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}",
+        key,
+    )
+    assert stats.failed_batches_written == 1
+    assert document["timestamp"] == "2026-03-04T05:06:07.500Z"
+    assert document["responseContext"] == {
+        "statusCode": 200,
+        "executedVersion": "$LATEST",
+        "functionError": "Unhandled",
+    }
+    # The payload is the event the function was given, as an escaped JSON string.
+    assert isinstance(document["payload"], str)
+    event = json.loads(document["payload"])
+    assert [
+        (r["kinesis"]["partitionKey"], r["kinesis"]["sequenceNumber"],
+         base64.b64decode(r["kinesis"]["data"]), r["eventID"], r["eventSourceARN"])
+        for r in event["Records"]
+    ] == [
+        ("SKU-9#LOC-2", seqs[0], b"r0", f"{shard}:{seqs[0]}", env.stream_arn),
+        ("SKU-9#LOC-2", seqs[1], b"r1", f"{shard}:{seqs[1]}", env.stream_arn),
+    ]  # fmt: skip
+
+
+def test_given_records_older_than_max_age_when_polled_then_discarded_to_s3_unseen(env):
     seqs = put(env, ["r0", "r1"])
     handler = Recorder()
     two_hours_later = {"wall_clock": lambda: time.time() + 7200}

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.local.kcl import LEASE_OWNER_INDEX, application_name, leases, seed_leases
 from pipeline.local.stack import LocalStack
 from pipeline.local.template import DEFAULT_TEMPLATE
 
@@ -39,9 +40,15 @@ def test_given_template_when_provisioned_then_every_declared_resource_exists(sta
     assert {g["GroupName"] for g in groups["Groups"]} >= {
         "AdminGroup", "PlannerGroup", "ViewerGroup"
     }
-    assert session.client("sqs").get_queue_url(
-        QueueName=stack.resources["IngestFailureQueue"].attributes["QueueName"]
-    )["QueueUrl"] == stack.ref("IngestFailureQueue")
+    failed = stack.ref("FailedBatchesBucket")
+    assert failed in buckets
+    s3 = session.client("s3")
+    block = s3.get_public_access_block(Bucket=failed)["PublicAccessBlockConfiguration"]
+    assert set(block.values()) == {True}
+    rules = s3.get_bucket_encryption(Bucket=failed)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    # The template's retention (a parameter, 7 days by default), not the 24 h Kinesis default.
+    assert stream["RetentionPeriodHours"] == int(stack.parameters["StreamRetentionHours"]) == 168
 
 
 def test_given_a_renamed_resource_in_a_template_copy_when_provisioned_then_the_name_follows(
@@ -139,7 +146,14 @@ def _zombie(pid: int) -> bool:
 def test_given_the_template_when_provisioned_then_tables_and_pool_refuse_deletion(stack) -> None:
     session = stack.session()
     ddb = session.client("dynamodb")
-    for table in ("ForecastTable", "OrdersTable", "InventoryStateTable", "KclLeaseTable"):
+    for table in (
+        "ForecastTable",
+        "OrdersTable",
+        "InventoryStateTable",
+        "KclLeaseTable",
+        "KclCoordinatorStateTable",
+        "KclWorkerMetricStatsTable",
+    ):
         name = stack.ref(table)
         assert ddb.describe_table(TableName=name)["Table"]["DeletionProtectionEnabled"] is True
         with pytest.raises(ddb.exceptions.ClientError) as refused:
@@ -147,3 +161,37 @@ def test_given_the_template_when_provisioned_then_tables_and_pool_refuse_deletio
         assert refused.value.response["Error"]["Code"] == "ValidationException", table
     pool = session.client("cognito-idp").describe_user_pool(UserPoolId=stack.ref("UserPool"))
     assert pool["UserPool"]["DeletionProtection"] == "ACTIVE"
+
+
+def test_given_the_kcl_tables_when_provisioned_then_the_worker_finds_them_under_its_names(
+    stack,
+) -> None:
+    session = stack.session()
+    ddb = session.client("dynamodb")
+    app = application_name(stack.stack_name)
+    kcl_tables = ("KclLeaseTable", "KclCoordinatorStateTable", "KclWorkerMetricStatsTable")
+    names = {stack.ref(t) for t in kcl_tables}
+
+    assert names == {app, f"{app}-CoordinatorState", f"{app}-WorkerMetricStats"}
+    for name in names:
+        backups = ddb.describe_continuous_backups(TableName=name)["ContinuousBackupsDescription"]
+        pitr = backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"]
+        assert pitr == "ENABLED", name
+    (index,) = ddb.describe_table(TableName=app)["Table"]["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == LEASE_OWNER_INDEX
+
+
+def test_given_the_provisioned_lease_table_when_seeded_twice_then_one_lease_per_shard_once(
+    emulator_url: str,
+) -> None:
+    stack = LocalStack.create(emulator_url, stack_name=f"l{uuid.uuid4().hex[:8]}")
+    session = stack.session()
+    table = application_name(stack.stack_name)
+    stream = stack.ref("SalesStream")
+
+    first = seed_leases(session, stream, table)
+    again = seed_leases(session, stream, table)
+
+    shards = int(stack.parameters["ShardCount"])
+    assert (first, again) == (shards, 0)
+    assert [lease.owner for lease in leases(session, table).values()] == [None] * shards

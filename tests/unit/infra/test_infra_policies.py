@@ -12,53 +12,14 @@ import pytest
 
 from pipeline.api.forecasts import NUMBERS
 from pipeline.lake.layout import BY_DATE_INDEX, DATE_SORT_KEY
-
-#: Services whose resources hold data: an Allow on them must name its resources.
-DATA_SERVICES = frozenset({"s3", "dynamodb", "kinesis", "sqs", "sns", "cognito-idp", "glue"})
-
-
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
-def resources_of(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
-    """The resources of one type, by logical id."""
-    return {k: v for k, v in template["Resources"].items() if v["Type"] == resource_type}
-
-
-def role_statements(template: dict[str, Any], role_id: str) -> list[dict[str, Any]]:
-    """Every statement a role grants: inline policies and in-template managed policies."""
-    role = template["Resources"][role_id]["Properties"]
-    statements = [
-        s for p in role.get("Policies", []) for s in _as_list(p["PolicyDocument"]["Statement"])
-    ]
-    for arn in role.get("ManagedPolicyArns", []):
-        if not (isinstance(arn, dict) and "Ref" in arn):
-            raise AssertionError(f"{role_id} attaches a managed policy not in the template: {arn}")
-        doc = template["Resources"][arn["Ref"]]["Properties"]["PolicyDocument"]
-        statements += _as_list(doc["Statement"])
-    return statements
-
-
-def all_policy_statements(template: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """(logical id, statement) of every identity and resource policy in the template."""
-    out: list[tuple[str, dict[str, Any]]] = []
-    for lid, res in template["Resources"].items():
-        props = res.get("Properties", {})
-        docs = [p["PolicyDocument"] for p in props.get("Policies", []) if "PolicyDocument" in p]
-        if "PolicyDocument" in props:
-            docs.append(props["PolicyDocument"])
-        out += [(lid, s) for d in docs for s in _as_list(d["Statement"])]
-    return out
-
-
-def wildcard_actions(statement: dict[str, Any]) -> list[str]:
-    """The `*` and `service:*` actions of an Allow statement (Deny may be as broad as it likes)."""
-    if statement.get("Effect") != "Allow":
-        return []
-    if "NotAction" in statement:
-        return ["NotAction"]
-    return [a for a in _as_list(statement["Action"]) if a == "*" or a.endswith(":*")]
+from tests.support.template_policies import (
+    DATA_SERVICES,
+    all_policy_statements,
+    as_list,
+    resources_of,
+    role_statements,
+    wildcard_actions,
+)
 
 
 def function_role_id(template: dict[str, Any], function_id: str) -> str:
@@ -118,8 +79,8 @@ def test_given_allows_on_data_services_when_read_then_none_has_a_star_resource(
         (lid, s.get("Sid"))
         for lid, s in all_policy_statements(cfn_template)
         if s.get("Effect") == "Allow"
-        and any(a.split(":")[0] in DATA_SERVICES for a in _as_list(s["Action"]))
-        and "*" in _as_list(s.get("Resource"))
+        and any(a.split(":")[0] in DATA_SERVICES for a in as_list(s["Action"]))
+        and "*" in as_list(s.get("Resource"))
     ]
     assert offending == []
 
@@ -151,12 +112,12 @@ def test_given_the_get_forecast_role_when_read_then_no_s3_and_forecasts_are_read
     statements = role_statements(
         cfn_template, function_role_id(cfn_template, "GetForecastFunction")
     )
-    actions = {a for s in statements for a in _as_list(s["Action"])}
+    actions = {a for s in statements for a in as_list(s["Action"])}
     on_forecasts = {
         a
         for s in statements
         if s["Resource"] == {"Fn::GetAtt": ["ForecastTable", "Arn"]}
-        for a in _as_list(s["Action"])
+        for a in as_list(s["Action"])
     }
     assert [a for a in actions if a.startswith("s3:")] == []
     assert on_forecasts == {"dynamodb:GetItem", "dynamodb:Query"}
@@ -167,7 +128,7 @@ def _object_prefixes(statements: list[dict[str, Any]], bucket: str) -> set[str]:
     """The object key patterns the statements allow on ``bucket`` (``${Bucket.Arn}/<p>``)."""
     out = set()
     for s in statements:
-        for r in _as_list(s["Resource"]):
+        for r in as_list(s["Resource"]):
             sub = r.get("Fn::Sub") if isinstance(r, dict) else None
             if isinstance(sub, str) and sub.startswith(f"${{{bucket}.Arn}}/"):
                 out.add(sub.removeprefix(f"${{{bucket}.Arn}}/"))
@@ -203,9 +164,9 @@ def test_given_the_glue_jobs_when_read_then_each_has_a_role_scoped_to_its_own_pr
         # The locations table and the calendar are reference data: read, never written.
         for s in statements:
             if "reference/" in str(s.get("Resource")):
-                assert _as_list(s["Action"]) == ["s3:GetObject"]
+                assert as_list(s["Action"]) == ["s3:GetObject"]
         assert _object_prefixes(statements, "ArtifactsBucket") == {"glue/*"}
-        lists = [s for s in statements if "s3:ListBucket" in _as_list(s["Action"])]
+        lists = [s for s in statements if "s3:ListBucket" in as_list(s["Action"])]
         assert lists and all("s3:prefix" in s["Condition"]["StringLike"] for s in lists)
     assert not any("dynamodb" in str(s["Action"]) for s in compact)
     (put_metric,) = [s for s in forecast if s["Action"] == "cloudwatch:PutMetricData"]
@@ -236,22 +197,24 @@ def test_given_sg_db_when_read_then_only_sg_lambda_may_reach_it_on_5432(
     assert extra_ingress == []
 
 
-def test_given_sg_lambda_when_read_then_egress_is_https_and_postgres_to_sg_db(
+def test_given_sg_lambda_when_read_then_egress_is_https_to_aws_and_postgres_to_sg_db(
     cfn_template: dict[str, Any],
 ) -> None:
     sg = cfn_template["Resources"]["LambdaSecurityGroup"]["Properties"]
     egress = resources_of(cfn_template, "AWS::EC2::SecurityGroupEgress")
-    to_db = [
-        e["Properties"]
+    to_groups = {
+        (e["Properties"]["FromPort"], e["Properties"]["DestinationSecurityGroupId"]["Ref"])
         for e in egress.values()
         if e["Properties"]["GroupId"] == {"Ref": "LambdaSecurityGroup"}
+    }
+    assert [
+        (r["IpProtocol"], r["FromPort"], r["ToPort"], r["DestinationPrefixListId"])
+        for r in sg["SecurityGroupEgress"]
+    ] == [
+        ("tcp", 443, 443, {"Ref": "S3PrefixListId"}),
+        ("tcp", 443, 443, {"Ref": "DynamoDbPrefixListId"}),
     ]
-    assert [(r["IpProtocol"], r["FromPort"], r["ToPort"]) for r in sg["SecurityGroupEgress"]] == [
-        ("tcp", 443, 443)
-    ]
-    assert [(e["FromPort"], e["DestinationSecurityGroupId"]) for e in to_db] == [
-        (5432, {"Ref": "DatabaseSecurityGroup"})
-    ]
+    assert to_groups == {(443, "EndpointSecurityGroup"), (5432, "DatabaseSecurityGroup")}
     assert "SecurityGroupIngress" not in sg
 
 
@@ -287,13 +250,13 @@ def _tls_only(template: dict[str, Any], bucket_id: str) -> bool:
     for policy in resources_of(template, "AWS::S3::BucketPolicy").values():
         if policy["Properties"]["Bucket"] != {"Ref": bucket_id}:
             continue
-        for s in _as_list(policy["Properties"]["PolicyDocument"]["Statement"]):
+        for s in as_list(policy["Properties"]["PolicyDocument"]["Statement"]):
             if (
                 s["Effect"] == "Deny"
                 and s["Principal"] == "*"
                 and s["Action"] == "s3:*"
                 and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
-                and len(_as_list(s["Resource"])) == 2
+                and len(as_list(s["Resource"])) == 2
             ):
                 return True
     return False
@@ -356,7 +319,7 @@ def test_given_the_get_forecast_role_when_read_then_the_by_date_index_is_query_o
         cfn_template, function_role_id(cfn_template, "GetForecastFunction")
     )
     on_index = [
-        (s["Effect"], _as_list(s["Action"]))
+        (s["Effect"], as_list(s["Action"]))
         for s in statements
         if s["Resource"] == {"Fn::Sub": "${ForecastTable.Arn}/index/" + BY_DATE_INDEX}
     ]
@@ -418,7 +381,7 @@ def test_given_the_alarms_when_read_then_they_match_the_seed_thresholds(
     )
     assert stockout["Period"] * stockout["EvaluationPeriods"] == 900
     assert stockout["AlarmActions"] == [{"Ref": "AlertsTopic"}]
-    assert (bias["Threshold"], bias["AlarmActions"]) == (25, [{"Ref": "ForecastBiasTopic"}])
+    assert (bias["Threshold"], bias["AlarmActions"][0]) == (25, {"Ref": "ForecastBiasTopic"})
     assert subscription == {"Protocol": "email", "Endpoint": {"Ref": "AlertEmail"}}
     assert {"IteratorAgeAlarm", "QuarantineRateAlarm", "OperationsDashboard"} <= set(res)
 
