@@ -18,6 +18,7 @@ import boto3
 
 from pipeline.compaction import run_compaction
 from pipeline.compaction.lateness import FUTURE_DAYS, HORIZON_DAYS, Lateness
+from pipeline.compaction.metrics import publish_run_counts
 from pipeline.errors import ConfigurationError
 from pipeline.job_protocol import Progress, engine, run_job
 from pipeline.lake.locations import LOCATION_ARGUMENTS, LocationDefaults
@@ -67,7 +68,12 @@ def compact(options: dict[str, str], progress: Progress) -> dict[str, Any]:
         report = run_compaction_spark(spark=spark_session("compact-sales"), **arguments)
     else:
         report = run_compaction(**arguments)
-    publish_held_aside(session.client("cloudwatch"), report.held_aside, timestamp=datetime.now(UTC))
+    publish_run_counts(
+        session.client("cloudwatch"),
+        held_aside=report.held_aside,
+        unreadable=report.unreadable_objects,
+        timestamp=datetime.now(UTC),
+    )
     return report.as_dict()
 
 
