@@ -395,6 +395,9 @@ def test_given_the_quarantine_and_held_aside_metrics_when_read_then_both_are_ala
 ) -> None:
     quarantine = _alarm_on(cfn_template, "FMCG/System", "QuarantinedRecords", service="ingest")
     held = _alarm_on(cfn_template, "FMCG/System", "HeldAsideRecords", service="compaction")
+    unreadable = _alarm_on(
+        cfn_template, "FMCG/System", "UnreadableRawObjects", service="compaction"
+    )
     compaction_role = cfn_template["Resources"]["CompactSalesJob"]["Properties"]["Role"]
     (put_metric,) = [
         s
@@ -406,11 +409,12 @@ def test_given_the_quarantine_and_held_aside_metrics_when_read_then_both_are_ala
         5,
         "GreaterThanThreshold",
     )
-    assert (held["Statistic"], held["Threshold"], held["ComparisonOperator"]) == (
-        "Sum",
-        0,
-        "GreaterThanThreshold",
-    )
+    for counted in (held, unreadable):
+        assert (counted["Statistic"], counted["Threshold"], counted["ComparisonOperator"]) == (
+            "Sum",
+            0,
+            "GreaterThanThreshold",
+        )
     assert put_metric["Condition"] == {"StringEquals": {"cloudwatch:namespace": "FMCG/System"}}
 
 
@@ -532,3 +536,23 @@ def test_given_the_dashboard_when_read_then_an_alarm_widget_shows_every_alarm(
     (shown,) = [w["properties"]["alarms"] for w in widgets if w["type"] == "alarm"]
 
     assert {a.removesuffix(".Arn") for a in shown} == alarms
+
+
+def test_given_the_compaction_job_then_its_bounds_come_from_the_stack_parameters(
+    cfn_template: dict[str, Any],
+) -> None:
+    arguments = cfn_template["Resources"]["CompactSalesJob"]["Properties"]["DefaultArguments"]
+    parameters = cfn_template["Parameters"]
+
+    assert arguments["--raw_open_days"] == {"Ref": "RawOpenDays"}
+    assert arguments["--lateness_horizon_days"] == {"Ref": "LatenessHorizonDays"}
+    assert arguments["--max_raw_objects"] == {"Ref": "MaxRawObjectsPerRun"}
+    # An arrival day stays open for the stream's retention plus one day.
+    assert (
+        parameters["RawOpenDays"]["Default"] * 24
+        >= parameters["StreamRetentionHours"]["Default"] + 24
+    )
+    assert (
+        parameters["LatenessHorizonDays"]["Default"],
+        parameters["MaxRawObjectsPerRun"]["Default"],
+    ) == (35, 10000)
