@@ -22,6 +22,8 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from pipeline.compaction.schema import EVENT_TYPES, RAW_SCHEMA, REQUIRED_FIELDS, SALES_SCHEMA
+from pipeline.contracts.sales_event import STRICT_JSON
+from pipeline.errors import RejectedRecord
 
 _PARSE_OPTIONS: Final = pj.ParseOptions(
     explicit_schema=RAW_SCHEMA, unexpected_field_behavior="ignore"
@@ -114,6 +116,12 @@ def _typed(raw: pa.Table) -> pa.Table:
             raise _Reject("missing_field", name)
     if not pc.all(pc.is_in(raw.column("event_type"), value_set=pa.array(EVENT_TYPES))).as_py():
         raise _Reject("invalid_event_type", "")
+    for name in ("unit_price",):
+        # Arrow's reader takes NaN, Infinity and 1e400 (as inf): the line-by-line path
+        # names them with ingest's reasons.
+        column = raw.column(name)
+        if column.null_count < len(column) and not pc.all(pc.is_finite(column)).as_py():
+            raise _Reject("non_finite_number", name)
     times = raw.column("event_time")
     if not pc.all(pc.match_substring_regex(times, _OFFSET)).as_py():
         raise _Reject("invalid_event_time", "")
@@ -141,7 +149,10 @@ def _parse_lines(data: bytes) -> ParsedObject:
 
 def _typed_row(line: bytes) -> dict[str, Any]:
     try:
-        obj = json.loads(line)
+        # Ingest's decoder: NaN, Infinity and 1e400 are refused here as they are there.
+        obj = STRICT_JSON.decode(line.decode("utf-8"))
+    except RejectedRecord as e:
+        raise _Reject(e.reason, e.detail) from e
     except (ValueError, RecursionError) as e:
         raise _Reject("invalid_json", str(e)[:200]) from e
     if not isinstance(obj, dict):

@@ -147,6 +147,9 @@ def _finite_float(text: str) -> float:
 # One decoder for every record: json.loads with a keyword builds a decoder (and its
 # scanner) per call. orjson (the fast path) refuses such numbers by itself.
 _DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+#: The same decoder for other readers of raw events (compaction's line-by-line path), so a
+#: number is refused wherever a record is read, with the same reason.
+STRICT_JSON: Final = _DECODER
 _BOM: Final = "\ufeff"
 #: Nesting depth stays under half of this, far below json.loads' recursion limit (about
 #: 1,000 levels less the caller's stack).

@@ -179,3 +179,27 @@ def test_given_job_output_when_parsed_then_progress_and_report_recognised() -> N
     )
     assert parse_line(report_line({"rows_written": 3})) == ("report", {"rows_written": 3})
     assert parse_line("INFO something else") is None
+
+
+@pytest.mark.parametrize(
+    ("price", "reason", "detail"),
+    [
+        ("NaN", "invalid_json", "non-finite number NaN is not JSON"),
+        ("Infinity", "invalid_json", "non-finite number Infinity is not JSON"),
+        ("-Infinity", "invalid_json", "non-finite number -Infinity is not JSON"),
+        ("1e400", "non_finite_number", "1e400 is beyond the range of a double"),
+    ],
+)
+def test_given_a_non_finite_number_when_parsed_then_the_line_is_refused_as_ingest_refuses_it(
+    price: str, reason: str, detail: str
+) -> None:
+    good = (
+        '{"event_id":"g","event_type":"sale","sku_id":"S","location_id":"L","quantity":1,'
+        '"event_time":"2026-01-01T00:00:00Z","unit_price":2.5}'
+    )
+    bad = good.replace('"event_id":"g"', '"event_id":"b"').replace("2.5", price)
+
+    parsed = parse_raw_object(f"{good}\n{bad}\n".encode())
+
+    assert parsed.table.column("event_id").to_pylist() == ["g"]
+    assert [(r.line, r.reason, r.detail) for r in parsed.rejected] == [(2, reason, detail)]
