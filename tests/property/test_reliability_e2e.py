@@ -31,17 +31,19 @@ from typing import TYPE_CHECKING, Any
 import botocore.endpoint
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from pipeline.compaction import run_compaction
-from pipeline.errors import PipelineError
+from pipeline.compaction.lateness import Lateness
+from pipeline.errors import TerminalError, TransientError
 from pipeline.faults import FaultPlan, FaultRule, ProcessKilled
 from pipeline.forecasting.job import run_forecast
 from pipeline.ingest import DynamoInventory
 from pipeline.ingest.decode import user_records
 from pipeline.local.event_source import LocalPoller
 from pipeline.produce import Producer
+from tests.support.crash import CRASH_STEPS, Crash, Crasher
 from tests.support.reliability_world import World
 
 if TYPE_CHECKING:
@@ -59,7 +61,11 @@ FORECAST_EVERY = 4
 HORIZON = 3
 #: Re-runs an operator would do before paging someone; the limits below stay under it.
 MAX_RERUNS = 12
-NOW = datetime.now(UTC).replace(microsecond=0)
+#: A fixed instant: the examples' data follows from the source alone (the stream's arrival
+#: times are the emulator's clock, so compaction is told below how late these events may be).
+NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
+#: The events are dated around NOW and arrive at the wall clock's time: all of them merge.
+LATENESS = Lateness(horizon_days=36_500)
 SKUS, LOCATIONS = ("A", "B"), ("L1", "L2")
 
 _WORLDS: dict[str, World] = {}
@@ -94,8 +100,12 @@ BATCH_FAULTS = [
 ]
 
 
-def _rules(draw: st.DrawFn, menu: list[tuple[str, list[str]]]) -> tuple[FaultRule, ...]:
-    rules = []
+def _rules(
+    draw: st.DrawFn, menu: list[tuple[str, list[str]]], *, certain: FaultRule | None = None
+) -> tuple[FaultRule, ...]:
+    # ``certain`` strikes the first call of an operation every example makes, so each
+    # example injects at least one fault (asserted below).
+    rules = [] if certain is None else [certain]
     for operation, kinds in menu:
         for kind in draw(st.lists(st.sampled_from(kinds), max_size=2, unique=True)):
             calls = draw(st.frozensets(st.integers(1, 6), min_size=1, max_size=2))
@@ -144,10 +154,23 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
         "shards": draw(st.integers(1, 2)),
         "aggregate": draw(st.booleans()),
         "batch_size": draw(st.integers(2, 12)),
-        "producer": FaultPlan(_rules(draw, PRODUCER_FAULTS), seed),
+        "producer": FaultPlan(
+            _rules(
+                draw,
+                PRODUCER_FAULTS,
+                certain=FaultRule(
+                    "kinesis.PutRecords",
+                    draw(st.sampled_from(PRODUCER_FAULTS[0][1])),  # type: ignore[arg-type]
+                    calls=frozenset({1}),
+                    limit=1,
+                ),
+            ),
+            seed,
+        ),
         "handler": FaultPlan(_rules(draw, HANDLER_FAULTS), seed + 1),
         "batch": FaultPlan(_rules(draw, BATCH_FAULTS), seed + 2),
-        "compaction_crash_at": draw(st.integers(0, 12)),
+        "compaction_crash_step": draw(st.sampled_from(CRASH_STEPS)),
+        "compaction_crash_position": draw(st.floats(0, 1)),
     }
 
 
@@ -189,27 +212,31 @@ def _ingest(world: World, res: Resources, batch_size: int, checkpoint: Path) -> 
         return restarts
 
 
-def _rerun(job: Any, **kwargs: Any) -> int:
-    """Run a batch job until it succeeds; a crash or transient failure means run again."""
+def _rerun(job: Any, world: World, **kwargs: Any) -> int:
+    """Run a batch job until it succeeds; a crash or a transient failure means run again.
+
+    A terminal error is not retried: the fault that caused it was classified as one that
+    retrying cannot fix, and the test fails naming it.
+    """
     for crashes in range(MAX_RERUNS):
         try:
             job(**kwargs)
-        except (ProcessKilled, PipelineError):
+        except (ProcessKilled, Crash, TransientError):
             kwargs.pop("progress", None)
             continue
+        except TerminalError as e:
+            raise AssertionError(
+                f"{job.__name__} failed terminally ({e!r}) under faults {_injected(world)}"
+            ) from e
         return crashes
     raise AssertionError(f"{job.__name__} still failing after {MAX_RERUNS} runs")
 
 
-def _crash_at(at: int) -> Any:
-    calls = [0]
-
-    def progress(step: str, done: int, total: int) -> None:
-        calls[0] += 1
-        if calls[0] == at:
-            raise ProcessKilled(f"compaction killed at {step} {done}/{total}")
-
-    return progress
+def _injected(world: World) -> Counter[str]:
+    injected = Counter[str]()
+    for injector in (world.producer_faults, world.handler_faults, world.batch_faults):
+        injected.update(injector.injected)
+    return injected
 
 
 def _objects(world: World, bucket: str, prefix: str) -> list[bytes]:
@@ -264,9 +291,27 @@ def _quarantined(world: World, res: Resources) -> dict[str, str]:
     return out
 
 
+def _whole_aggregates(world: World, res: Resources) -> list[list[str]]:
+    """The event ids of each KPL aggregate quarantined whole."""
+    out = []
+    for body in _objects(world, res.lake.raw, "quarantine/"):
+        for line in body.splitlines():
+            entry = json.loads(line)
+            if "user_records" in entry:
+                data = base64.b64decode(entry["data_b64"])
+                records = user_records(data, max_user_records=None)
+                out.append([json.loads(r)["event_id"] for _, r in records])
+    return out
+
+
 def _delivered(world: World, res: Resources, scenario: dict[str, Any]) -> list[dict[str, Any]]:
-    """The valid events, less those quarantined inside a mostly invalid aggregate."""
-    held = _quarantined(world, res)
+    """The valid events, less those inside an aggregate the input made mostly invalid."""
+    bad = {b["event_id"] for b in scenario["bad"]}
+    held: set[str] = set()
+    for ids in _whole_aggregates(world, res):
+        # From the input: more than half of this aggregate's records are the bad ones.
+        if 2 * sum(i in bad for i in ids) > len(ids):
+            held.update(ids)
     return [e for e in scenario["events"] if e["event_id"] not in held]
 
 
@@ -278,7 +323,13 @@ def _assert_quarantine_and_stockouts(
     quarantined = _quarantined(world, res)
     bad = {b["event_id"] for b in scenario["bad"]}
     assert bad <= set(quarantined)
-    assert all(reason == "kpl_mostly_invalid" for i, reason in quarantined.items() if i not in bad)
+    mostly_invalid = {i for ids in _whole_aggregates(world, res) for i in ids}
+    for ids in _whole_aggregates(world, res):
+        # Quarantined whole only when the input made it mostly invalid.
+        assert 2 * sum(i in bad for i in ids) > len(ids), ids
+    valid_held = {i for i in quarantined if i not in bad}
+    assert valid_held <= mostly_invalid
+    assert all(quarantined[i] == "kpl_mostly_invalid" for i in valid_held)
     # StockoutCount: the inventory's counter equals the latest stock by event time of the
     # events that were ingested.
     counter = DynamoInventory(res.inventory_table, world.ddb).stockout_count()
@@ -288,9 +339,7 @@ def _assert_quarantine_and_stockouts(
 def _report(world: World, scenario: dict[str, Any], stage: str, **figures: Any) -> None:
     if not REPORT:
         return
-    injected = Counter[str]()
-    for injector in (world.producer_faults, world.handler_faults, world.batch_faults):
-        injected.update(injector.injected)
+    injected = _injected(world)
     line = {
         "test": stage,
         "events": len(scenario["events"]),
@@ -302,6 +351,15 @@ def _report(world: World, scenario: dict[str, Any], stage: str, **figures: Any) 
     }
     with Path(REPORT).open("a", encoding="utf-8") as f:
         f.write(json.dumps(line) + "\n")
+
+
+def _assert_faults_fired(world: World) -> None:
+    """The premise of a fault test: faults were injected (the producer's first PutRecords
+    always is); how many of each kind goes to hypothesis' statistics."""
+    injected = _injected(world)
+    total = sum(injected.values())
+    assert total >= 1
+    event(f"faults injected: {total if total <= 5 else '6+'}")
 
 
 @settings(
@@ -326,6 +384,7 @@ def test_given_events_and_faults_when_streamed_then_raw_holds_every_valid_event(
     ]
     assert set(raw_ids) == {e["event_id"] for e in _delivered(world, res, scenario)}
     _assert_quarantine_and_stockouts(world, res, scenario)
+    _assert_faults_fired(world)
     _report(
         world,
         scenario,
@@ -355,14 +414,22 @@ def test_given_events_and_faults_when_the_whole_pipeline_runs_then_curated_is_ex
     res = world.provision(shards=scenario["shards"], forecast=forecast)
     restarts = _stream_path(world, res, scenario, tmp_path)
     lake = res.lake
+    crash = Crasher(scenario["compaction_crash_step"], scenario["compaction_crash_position"])
     compaction_reruns = _rerun(
         run_compaction,
+        world,
         raw_bucket=lake.raw,
         curated_bucket=lake.curated,
         database=lake.database,
         session=world.batch_session,
-        progress=_crash_at(scenario["compaction_crash_at"]),
+        progress=crash,
+        lateness=LATENESS,
     )
+    if _objects(world, lake.raw, "sales/"):
+        # The premise: with raw objects to compact, the crash struck.
+        assert crash.fired is not None
+        event(f"compaction crash at {scenario['compaction_crash_step']}")
+    _assert_faults_fired(world)
     # Curated = the de-duplicated valid events, each exactly once, unchanged.
     rows = [
         row
@@ -382,6 +449,7 @@ def test_given_events_and_faults_when_the_whole_pipeline_runs_then_curated_is_ex
     if res.forecast_table is not None:
         _rerun(
             run_forecast,
+            world,
             curated_bucket=lake.curated,
             database=lake.database,
             forecast_table=res.forecast_table,
