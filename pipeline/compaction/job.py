@@ -25,6 +25,7 @@ catalog registration and the manifest commit.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -67,12 +68,17 @@ from pipeline.compaction.state import (
 )
 from pipeline.compaction.store import LakeStore, ObjectInfo
 from pipeline.job_protocol import Progress, null_progress
-from pipeline.lake import compaction_quarantine_key, curated_partition_prefix
+from pipeline.lake import (
+    COMPACTION_QUARANTINE_PREFIX,
+    compaction_quarantine_key,
+    curated_partition_prefix,
+)
 from pipeline.lake.locations import LocationDefaults, Locations, load_locations
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
 
+INVALID_LOCATION_ROW: Final = "invalid_location_row"
 #: S3 calls in flight at once (raw GETs ahead of the parser, partition uploads behind it).
 IO_THREADS: Final = 4
 #: Raw bytes fetched and parsed ahead of the spool: enough to keep every core parsing, small
@@ -102,6 +108,8 @@ class CompactionReport:
     held_aside: int = 0
     #: Raw objects the job may not read, quarantined (:mod:`pipeline.compaction.raw_objects`).
     unreadable_objects: int = 0
+    #: Rows of the locations table skipped as unusable (those locations took the defaults).
+    location_rows_skipped: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -187,6 +195,7 @@ def run_compaction(
         finally:
             spool.close()
         touched = spool.days
+        skipped = quarantine_skipped_locations(store, curated_bucket, locations.result())
         demand_days: list[date] = []
         if touched and backfill:
             keys = sales_keys.result()
@@ -207,6 +216,7 @@ def run_compaction(
             "quarantined": run.counts.get("quarantined", 0),
             "held_aside": run.counts.get("held_aside", 0),
             "unreadable_objects": run.counts.get("unreadable", 0),
+            "location_rows_skipped": skipped,
             "demand_days_written": len(demand_days),
         }
         if backfill:
@@ -302,6 +312,23 @@ class DemandPlan:
         read, which the run always reaches: it reads through the last UTC day)."""
         last = self.end if last is None else last
         return [self.first + timedelta(days=i) for i in range((last - self.first).days + 1)]
+
+
+#: Where a run puts the locations table's skipped rows (rewritten by every run that has any).
+LOCATIONS_QUARANTINE_KEY: Final = COMPACTION_QUARANTINE_PREFIX + "reference/locations.ndjson"
+
+
+def quarantine_skipped_locations(store: LakeStore, bucket: str, locations: Locations) -> int:
+    """Write the locations table's skipped rows, each with its reason, to the compaction
+    quarantine (one object, replaced by each run); how many there were."""
+    if locations.skipped:
+        body = "".join(
+            json.dumps({"source": "reference/locations/", "reason": INVALID_LOCATION_ROW,
+                        "detail": detail}, separators=(",", ":")) + "\n"
+            for detail in locations.skipped
+        )  # fmt: skip
+        store.put(bucket, LOCATIONS_QUARANTINE_KEY, body.encode(), "application/x-ndjson")
+    return len(locations.skipped)
 
 
 def backfill_plans(touched: list[date], locations: Locations) -> list[DemandPlan]:

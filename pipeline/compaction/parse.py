@@ -22,8 +22,8 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from pipeline.compaction.schema import EVENT_TYPES, RAW_SCHEMA, REQUIRED_FIELDS, SALES_SCHEMA
-from pipeline.contracts.sales_event import STRICT_JSON
 from pipeline.errors import RejectedRecord
+from pipeline.strict_json import STRICT_JSON
 
 _PARSE_OPTIONS: Final = pj.ParseOptions(
     explicit_schema=RAW_SCHEMA, unexpected_field_behavior="ignore"

@@ -33,6 +33,7 @@ import orjson
 from fastjsonschema.draft04 import CodeGeneratorDraft04
 
 from pipeline.errors import RejectedRecord
+from pipeline.strict_json import STRICT_JSON
 
 SCHEMA_PATH: Final = Path(__file__).with_name("sales_event_v1.schema.json")
 EVENT_TYPES: Final = ("sale", "return", "stock_count")
@@ -127,29 +128,9 @@ def _compiled_validator() -> Any:
     return fastjsonschema.compile(load_schema())
 
 
-def _reject_constant(name: str) -> Any:
-    raise RejectedRecord("invalid_json", f"non-finite number {name} is not JSON")
-
-
-def _finite_float(text: str) -> float:
-    """A JSON number with a fraction or exponent, refused when a double cannot hold it.
-
-    ``1e400`` is valid JSON that ``float`` turns into ``inf``, which the raw zone would
-    then hold as ``Infinity`` (not JSON): refused wherever it is, known field or not,
-    nested or not. A JSON number cannot be NaN, and underflow (``1e-400``) is a finite 0.
-    """
-    value = float(text)
-    if math.isinf(value):
-        raise RejectedRecord("non_finite_number", f"{text[:40]} is beyond the range of a double")
-    return value
-
-
-# One decoder for every record: json.loads with a keyword builds a decoder (and its
-# scanner) per call. orjson (the fast path) refuses such numbers by itself.
-_DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
-#: The same decoder for other readers of raw events (compaction's line-by-line path), so a
-#: number is refused wherever a record is read, with the same reason.
-STRICT_JSON: Final = _DECODER
+# orjson (the fast path) refuses non-finite numbers by itself; the slow path's decoder is
+# pipeline.strict_json's, shared with compaction.
+_DECODER: Final = STRICT_JSON
 _BOM: Final = "\ufeff"
 #: Nesting depth stays under half of this, far below json.loads' recursion limit (about
 #: 1,000 levels less the caller's stack).

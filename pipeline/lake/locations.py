@@ -133,6 +133,9 @@ class Locations:
 
     defaults: LocationDefaults = field(default_factory=LocationDefaults)
     rows: Mapping[str, Location] = field(default_factory=dict)
+    #: The table's rows that could not be used, each naming its object and row and why;
+    #: those locations take the defaults (a job counts and quarantines them, and goes on).
+    skipped: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for row in self.rows.values():
@@ -209,21 +212,31 @@ def load_locations(
     store: ObjectReader, curated_bucket: str, defaults: LocationDefaults | None = None
 ) -> Locations:
     """The locations table under ``s3://<curated_bucket>/reference/locations/`` (CSV or
-    Parquet objects, read in key order) over ``defaults``; only the defaults without one."""
+    Parquet objects, read in key order) over ``defaults``; only the defaults without one.
+
+    A row that cannot be used (no id, an unknown time zone, a country that is not a code,
+    an id listed twice) is skipped and named in :attr:`Locations.skipped`, as is an object
+    without a ``location_id`` column: one bad row must not stop every run.
+    """
     defaults = defaults or LocationDefaults()
     rows: dict[str, Location] = {}
+    skipped: list[str] = []
     objects = reference_objects(store, curated_bucket, LOCATIONS_PREFIX, (".csv", ".parquet"))
     for source, key, data in objects:
         table = read_table(source, key, data, strings=LOCATION_COLUMNS, what="the locations table")
         if "location_id" not in table.column_names:
-            raise ConfigurationError(
+            skipped.append(
                 f"the locations table {source} has no location_id column "
                 f"(expected {', '.join(LOCATION_COLUMNS)})"
             )
+            continue
         present = [c for c in LOCATION_COLUMNS if c in table.column_names]
         for n, record in enumerate(table.select(present).to_pylist(), start=1):
-            _add(rows, record, defaults, f"{source} row {n}")
-    return Locations(defaults, rows)
+            try:
+                _add(rows, record, defaults, f"{source} row {n}")
+            except ConfigurationError as e:
+                skipped.append(str(e))
+    return Locations(defaults, rows, tuple(skipped))
 
 
 __all__ = [

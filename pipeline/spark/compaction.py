@@ -38,6 +38,7 @@ from pipeline.compaction.job import (
     curated_key,
     demand_builder,
     demand_plan,
+    quarantine_skipped_locations,
     sales_batches,
 )
 from pipeline.compaction.lateness import Lateness
@@ -163,10 +164,10 @@ def run_compaction_spark(
         days: list[date] = []
         written: list[Written] = []
         plan: DemandPlan | None = None
+        locations = load_locations(store, curated_bucket, location_defaults)
+        skipped = quarantine_skipped_locations(store, curated_bucket, locations)
         if touched:
-            plan = demand_plan(
-                touched, manifest, load_locations(store, curated_bucket, location_defaults)
-            )
+            plan = demand_plan(touched, manifest, locations)
             days = plan.read
             progress("write partitions", 0, len(days))
             pieces = parsed.flatMap(lambda p: [(d, (p[0], data)) for d, data in p[5]])
@@ -210,6 +211,7 @@ def run_compaction_spark(
         quarantined=report["quarantined"],
         held_aside=report["held_aside"],
         unreadable_objects=report["unreadable_objects"],
+        location_rows_skipped=skipped,
         demand_days_written=len(demand_days),
     )
 

@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.compaction import curated_key, run_compaction
+from pipeline.compaction.job import LOCATIONS_QUARANTINE_KEY
 from pipeline.compaction.schema import SALES_SCHEMA
 from pipeline.compaction.state import MANIFEST_KEY
 from pipeline.errors import TerminalError
@@ -283,20 +284,33 @@ def test_given_a_late_sale_in_the_next_utc_day_when_compacted_then_the_local_day
     ]
 
 
-def test_given_an_unknown_time_zone_when_compacting_then_terminal_error_names_it(
+def test_given_an_unknown_time_zone_when_compacting_then_the_row_is_quarantined_and_the_run_goes_on(
     lake: Lake, session: boto3.session.Session, s3: Any
 ) -> None:
     s3.put_object(
         Bucket=lake.curated,
         Key="reference/locations/locations.csv",
-        Body=b"location_id,time_zone\nLOC-1,Mars/Olympus_Mons\n",
+        Body=b"location_id,time_zone\nLOC-1,Mars/Olympus_Mons\nLOC-2,Asia/Tokyo\n",
     )
     put_raw(s3, lake.raw, raw_key(T0, SHARD, 1, 1), [event("e1", T0)])
 
-    with pytest.raises(TerminalError, match="unknown time zone 'Mars/Olympus_Mons'") as raised:
-        _compact(lake, session)
-    assert "reference/locations/locations.csv row 1 (LOC-1)" in str(raised.value)
-    assert s3.list_objects_v2(Bucket=lake.curated, Prefix="daily_demand/")["KeyCount"] == 0
+    report = _compact(lake, session)
+
+    (entry,) = [
+        json.loads(line)
+        for line in s3.get_object(Bucket=lake.curated, Key=LOCATIONS_QUARANTINE_KEY)["Body"]
+        .read()
+        .splitlines()
+    ]
+    assert report.location_rows_skipped == 1
+    assert entry["reason"] == "invalid_location_row"
+    assert entry["detail"] == (
+        f"s3://{lake.curated}/reference/locations/locations.csv row 1 (LOC-1): "
+        "unknown time zone 'Mars/Olympus_Mons': expected an IANA name such as 'Europe/Berlin' "
+        "or 'America/Los_Angeles'"
+    )
+    # LOC-1 took the default zone (UTC): its sale books on its UTC day.
+    assert [r["date"] for r in _demand_rows(lake, session)] == [T0.date()]
 
 
 def test_given_daily_demand_written_before_the_price_column_when_read_then_price_is_null(

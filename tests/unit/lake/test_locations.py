@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.errors import ConfigurationError, TerminalError
+from pipeline.errors import TerminalError
 from pipeline.glue_args import parse_glue_args
 from pipeline.lake.locations import (
     LOCATIONS_PREFIX,
@@ -107,15 +107,28 @@ def test_given_an_unknown_default_zone_when_built_then_terminal_error_says_so() 
         (b"location_id,time_zone\n,UTC\n", "row 1: location_id is missing"),
     ],
 )
-def test_given_a_bad_row_when_loaded_then_configuration_error_names_object_and_row(
+def test_given_a_bad_row_when_loaded_then_it_is_skipped_naming_object_and_row(
     csv: bytes, message: str
 ) -> None:
-    store = FakeStore({LOCATIONS_PREFIX + "x.csv": csv})
+    good = b"location_id,time_zone\nTOKYO,Asia/Tokyo\n"
+    store = FakeStore({LOCATIONS_PREFIX + "x.csv": csv, LOCATIONS_PREFIX + "y.csv": good})
 
-    with pytest.raises(ConfigurationError) as raised:
-        load_locations(store, "curated")
+    locations = load_locations(store, "curated")
 
-    assert message in str(raised.value)
+    (skipped,) = locations.skipped
+    assert message in skipped
+    # The other objects still count.
+    assert locations.time_zone("TOKYO") == "Asia/Tokyo"
+
+
+def test_given_a_row_with_an_unknown_zone_when_skipped_then_its_location_takes_the_defaults() -> (
+    None
+):
+    store = FakeStore({LOCATIONS_PREFIX + "x.csv": b"location_id,time_zone\nLA,Mars/Base\n"})
+
+    locations = load_locations(store, "curated", LocationDefaults("Europe/Berlin", "DE"))
+
+    assert locations.get("LA") == Location("LA", "Europe/Berlin", "DE", None)
 
 
 def test_given_a_store_west_of_utc_when_asked_its_day_then_it_is_its_local_day() -> None:

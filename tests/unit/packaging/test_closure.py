@@ -109,7 +109,16 @@ def test_given_the_template_handlers_when_closed_then_no_local_runtime_cli_or_he
     closure = import_closure(handlers, root=SOURCE_ROOT)
 
     packages = {m.split(".")[1] for m in closure.modules if m.count(".")}
-    assert packages == {"api", "aws_errors", "contracts", "errors", "ingest", "lake", "settings"}
+    assert packages == {
+        "api",
+        "aws_errors",
+        "contracts",
+        "errors",
+        "ingest",
+        "lake",
+        "settings",
+        "strict_json",
+    }
     assert closure.third_party() == {
         "aws_kinesis_agg", "aws_lambda_powertools", "boto3", "botocore", "fastjsonschema",
         "orjson", "pydantic",
