@@ -106,6 +106,11 @@ class Forecast:
     intervals: dict[float, tuple[Matrix, Matrix]]
     model: list[str]
     weights: Matrix
+    #: How it was made (a run reports these): the chunks of series fitted, the series
+    #: whose errors calibrated the intervals, and whether the global model was weighed in.
+    chunks: int = 0
+    calibrated_series: int = 0
+    global_model: bool = False
 
     def bounds(self, level: float) -> tuple[Matrix, Matrix]:
         return self.intervals[level]
@@ -316,11 +321,19 @@ def _forecast(history: Matrix, config: ForecasterConfig, covariates: Covariates 
             y[c], pooled, config, sample=calibration_sample(np.arange(c.start, c.stop), n, config)
         )
 
+    def blend_alone() -> Forecast:
+        fits = [closing(fit(c), context.chunk(c).closed(days, config.horizon)) for c in chunks]
+        calibration = [f.calibration for f in fits]
+        conformal = calibrate(calibration, config)
+        return replace(
+            combine([f.forecast(conformal) for f in fits], config),
+            chunks=len(chunks),
+            calibrated_series=calibrated_series(calibration),
+        )
+
     plan, model_config = context.plan, config.global_model
     if plan is None or model_config is None:
-        fits = [closing(fit(c), context.chunk(c).closed(days, config.horizon)) for c in chunks]
-        conformal = calibrate([f.calibration for f in fits], config)
-        return combine([f.forecast(conformal) for f in fits], config)
+        return blend_alone()
 
     # Summed chunk by chunk, as the Spark engine sums its executors' totals.
     trends = global_model.group_trends(
@@ -341,6 +354,8 @@ def _forecast(history: Matrix, config: ForecasterConfig, covariates: Covariates 
             kept[i] = fitted, inputs
     model = global_model.train(training, names, model_config)
     del training
+    if model is None:  # nothing known to learn from
+        return blend_alone()
     parts = []
     for i, c in enumerate(chunks):
         if i in kept:
@@ -358,8 +373,14 @@ def _forecast(history: Matrix, config: ForecasterConfig, covariates: Covariates 
                 closed=context.chunk(c).closed(days, config.horizon),
             )
         )
-    conformal = calibrate([p.calibration for p in parts], config)
-    return combine([p.forecast(conformal) for p in parts], config)
+    calibration = [p.calibration for p in parts]
+    conformal = calibrate(calibration, config)
+    return replace(
+        combine([p.forecast(conformal) for p in parts], config),
+        chunks=len(chunks),
+        calibrated_series=calibrated_series(calibration),
+        global_model=True,
+    )
 
 
 #: What a published chunk keeps of its paths: nothing. They are ``series x days`` (the
@@ -424,6 +445,11 @@ def calibrate(parts: list[tuple[Matrix, Matrix]], config: ForecasterConfig) -> C
         np.concatenate([p[1].reshape(-1) for p in parts]),
         config.levels,
     )
+
+
+def calibrated_series(parts: list[tuple[Matrix, Matrix]]) -> int:
+    """How many series' errors are in every chunk's calibration forecasts (``parts``)."""
+    return sum(p[0].shape[0] for p in parts)
 
 
 def combine(parts: list[Forecast], config: ForecasterConfig) -> Forecast:

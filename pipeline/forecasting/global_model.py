@@ -356,11 +356,15 @@ def train(
     names: list[str],
     config: GlobalModelConfig,
 ) -> Any:
-    """One LightGBM booster over every chunk's training rows."""
+    """One LightGBM booster over every chunk's training rows; ``None`` when there is none
+    (no series has a known day at any training target: all censored or launched since),
+    as LightGBM refuses an empty dataset: the vectorised blend alone then."""
     import lightgbm
 
     x = np.concatenate([p[0] for p in parts])
     y = np.concatenate([p[1] for p in parts])
+    if not len(y):
+        return None
     data = lightgbm.Dataset(
         x,
         y,

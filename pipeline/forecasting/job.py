@@ -66,6 +66,12 @@ class ForecastReport:
     generated_at: str = ""
     #: The id every item of this run carries (``run_id``), with ``generated_at``.
     run_id: str = ""
+    #: Chunks of ``chunk_series`` series fitted (Spark: one task each), series whose
+    #: errors calibrated the intervals (all, up to ``calibration_series``, else a sample),
+    #: and whether the global model was weighed in (enough history for its plan).
+    chunks: int = 0
+    calibrated_series: int = 0
+    global_model: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -393,4 +399,7 @@ def run_forecast(
         last_actual_date=matrix.dates[-1].date().isoformat(),
         generated_at=generated_at,
         run_id=run_id,
+        chunks=result.chunks,
+        calibrated_series=result.calibrated_series,
+        global_model=result.global_model,
     )

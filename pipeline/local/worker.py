@@ -13,7 +13,9 @@ What Lambda does, the worker does:
   the worker stays warm;
 - a response that is not JSON answers ``Runtime.MarshalError``; the worker stays warm;
 - an invocation over the function's ``Timeout`` answers ``Sandbox.Timedout``, and the
-  worker is killed (the next invocation starts cold);
+  worker is killed (the next invocation starts cold); as Lambda's init phase, a cold start
+  has its own limit (:data:`INIT_TIMEOUT_S`, or the ``Timeout`` when longer: Lambda then
+  re-runs a slow init within the invocation) and the ``Timeout`` starts after it;
 - a worker that dies (``sys.exit``, a crash) answers ``Runtime.ExitError``;
 - the handler's stdout reaches ``sys.stdout`` of the thread that invoked, line by line,
   so the poller's per-thread capture of EMF lines and logs works as with an in-process
@@ -42,6 +44,8 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 BOOTSTRAP: Final = Path(__file__).resolve().with_name("lambda_bootstrap.py")
+#: Lambda's limit on the init phase (the interpreter and the handler's module loading).
+INIT_TIMEOUT_S: Final = 10.0
 #: How long a worker gets to exit after its stdin closes, before it is killed.
 _EXIT_GRACE_S: Final = 2.0
 _LIVE: weakref.WeakSet[FunctionWorker] = weakref.WeakSet()
@@ -121,7 +125,11 @@ class FunctionWorker:
     def invoke(self, event: Any, request_id: str | None = None) -> Any:
         """Run the handler on ``event``; its response, or a :class:`FunctionError`."""
         request_id = request_id or str(uuid.uuid4())
-        # The timeout covers the cold start too: Lambda re-runs a slow init in the invoke.
+        if not self._initialised:
+            limit = max(INIT_TIMEOUT_S, self.spec.timeout_s)
+            self._await("init", time.monotonic() + limit, request_id, limit)
+            self._initialised = True
+        # The function's timeout runs from here: the cold start had its own.
         deadline = time.monotonic() + self.spec.timeout_s
         try:
             body = json.dumps(
@@ -140,9 +148,6 @@ class FunctionWorker:
                     "errorMessage": f"Could not parse request body into json: {e}",
                 },
             ) from e
-        if not self._initialised:
-            self._await("init", deadline, request_id)
-            self._initialised = True
         assert self._process.stdin is not None
         try:
             self._process.stdin.write(body.encode() + b"\n")
@@ -151,7 +156,10 @@ class FunctionWorker:
             pass  # the worker is gone: what _await reads next says how it ended
         return self._await("result", deadline, request_id)
 
-    def _await(self, kind: str, deadline: float, request_id: str) -> Any:
+    def _await(
+        self, kind: str, deadline: float, request_id: str, limit_s: float | None = None
+    ) -> Any:
+        limit = self.spec.timeout_s if limit_s is None else limit_s
         while True:
             try:
                 message = self._messages.get(timeout=max(0.0, deadline - time.monotonic()))
@@ -162,7 +170,7 @@ class FunctionWorker:
                     {
                         "errorType": "Sandbox.Timedout",
                         "errorMessage": f"RequestId: {request_id} Error: Task timed out after "
-                        f"{self.spec.timeout_s:.2f} seconds",
+                        f"{limit:.2f} seconds",
                     },
                 ) from None
             if message is None:

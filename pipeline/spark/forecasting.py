@@ -23,7 +23,8 @@ calibration errors. So, with the same cores:
    (its covariates include the relative price when any series has one, as in one process)
    they send back its sampled training rows (the share and seed one process draws with),
    the driver trains the booster on them in chunk order and broadcasts it as its model
-   text, and executors weigh it into each chunk's forecasts (:func:`blend`);
+   text, and executors weigh it into each chunk's forecasts (:func:`blend`); with no
+   training row at all (every target unknown), the blend alone, as in one process;
 5. executors send back each chunk's sampled calibration errors (small: at most
    ``calibration_series`` series in all) and the driver takes the quantiles;
 6. executors bound each chunk's forecasts, write its items to DynamoDB (the same batch
@@ -62,6 +63,7 @@ from pipeline.forecasting.forecaster import (
     ForecasterConfig,
     blend,
     calibrate,
+    calibrated_series,
     calibration_sample,
     closing,
     combine,
@@ -343,6 +345,7 @@ def run_forecast_spark(
         )
         pooled = pooled_sum([p for _, p, _, _ in parts]) if chunks > 1 else None
         fitted = grouped.map(partial(_fit, shared, pooled)).cache()
+        weigh_in = None
         if plan is not None and model_config is not None:
             trends = sc.broadcast(
                 global_model.group_trends(global_model.add_totals([t for _, _, t, _ in parts]))
@@ -356,12 +359,12 @@ def run_forecast_spark(
             )
             model = global_model.train([r for _, _, r in rows], rows[0][1], model_config)
             del rows
-            # A booster crosses to the executors as its text, which rebuilds it exactly.
-            booster = sc.broadcast(model.model_to_string())
-            unblended, fitted = (
-                fitted,
-                fitted.map(partial(_blend, shared, trends, booster, priced)).cache(),
-            )
+            if model is not None:
+                # A booster crosses to the executors as its text, which rebuilds it exactly.
+                booster = sc.broadcast(model.model_to_string())
+                weigh_in = partial(_blend, shared, trends, booster, priced)
+        if weigh_in is not None:
+            unblended, fitted = fitted, fitted.map(weigh_in).cache()
         else:
             # As one process: planned closures forecast 0 without the global model too.
             unblended, fitted = fitted, fitted.map(partial(_close, shared)).cache()
@@ -370,6 +373,7 @@ def run_forecast_spark(
             unblended.unpersist()
         bias_parts = fitted.map(lambda c: c[1].bias).collect()
         conformal = calibrate(calibration, config)
+        calibrated = calibrated_series(calibration)
         progress("fit", chunks, chunks)
         bias = bias_pct(sum(f for f, _ in bias_parts), sum(a for _, a in bias_parts))
         if as_of is None:
@@ -421,6 +425,9 @@ def run_forecast_spark(
         last_actual_date=last_actual.isoformat(),
         generated_at=generated_at,
         run_id=run_id,
+        chunks=chunks,
+        calibrated_series=calibrated,
+        global_model=weigh_in is not None,
     )
 
 

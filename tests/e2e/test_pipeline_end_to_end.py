@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -29,9 +28,15 @@ NINETY_DAYS_S = 90 * 24 * 3600
 def demo_run(emulator_url, tmp_path_factory):
     """One demo run on its own stack, shared by the assertions below (it is the slow part)."""
     stack = LocalStack.create(emulator_url, stack_name=f"e2e{uuid.uuid4().hex[:8]}")
+    started = datetime.now(UTC)
     report = run_demo(stack, out_dir=tmp_path_factory.mktemp("demo"), weeks=4, n_skus=4,
                       n_locations=2, live_events=300, seed=11)
+    RUN_WINDOW[stack.stack_name] = (started, datetime.now(UTC))
     return stack, report
+
+
+#: When each stack's demo started and ended (what the run's own time must fall within).
+RUN_WINDOW: dict[str, tuple[datetime, datetime]] = {}
 
 
 def _expected_valid_ids(seed: int) -> set[str]:
@@ -72,7 +77,11 @@ def test_given_the_demo_when_run_then_forecasts_have_contract_keys_numbers_and_t
     table = stack.session().resource("dynamodb").Table(stack.ref("ForecastTable"))
     items = table.scan()["Items"]
     assert len(items) == report.forecast_items == 4 * 2 * 28
-    now = time.time()
+    # One forecast run wrote them all; its time, within the demo's, dates their expiry.
+    (run_id, generated_at), = {(i["run_id"], i["generated_at"]) for i in items}
+    run_at = datetime.fromisoformat(generated_at)
+    started, finished = RUN_WINDOW[stack.stack_name]
+    assert run_id and started <= run_at <= finished
     for item in items:
         assert item["PK"].startswith("SKU#")
         loc, _, day = item["SK"].removeprefix("LOC#").partition("#DATE#")
@@ -80,7 +89,7 @@ def test_given_the_demo_when_run_then_forecasts_have_contract_keys_numbers_and_t
         for field in ("forecast_val", "confidence_lower", "confidence_upper"):
             assert isinstance(item[field], Decimal)
         assert item["confidence_lower"] <= item["forecast_val"] <= item["confidence_upper"]
-        assert abs(int(item["ttl"]) - (now + NINETY_DAYS_S)) < 60
+        assert int(item["ttl"]) == int(run_at.timestamp()) + NINETY_DAYS_S
 
 
 def test_given_forecasts_when_called_through_the_gateway_then_viewer_reads_and_anonymous_is_refused(

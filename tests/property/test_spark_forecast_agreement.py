@@ -7,6 +7,13 @@ each path, with chunks and a calibration sample small enough that several chunks
 sampled calibration are exercised: the DynamoDB items and the archived forecasts must be
 identical, and ForecastBias equal.
 
+Two generated draws are all the budget allows (each example is four forecast runs), so
+pinned examples reach the cases by name, and each asserts that it did (the run's report
+says how many chunks ran and how many series calibrated the intervals): several chunks
+with a sampled calibration in Los Angeles and Tokyo in the evening (30 June over only in
+Tokyo), several chunks in the morning (30 June still in progress in Los Angeles), and an
+evening at UTC. ``--hypothesis-show-statistics`` counts the examples that reached each case.
+
 The generated histories (at most 45 days) are too short for the global model, so a second,
 fixed case has 500 days, a declared calendar (an event, past and planned closures), selling
 prices with past and planned promotions, and two chunks: the global model trains on both
@@ -16,6 +23,7 @@ paths (with the relative price) and their items and archive are identical.
 from __future__ import annotations
 
 import io
+import math
 import uuid
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -25,7 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from pipeline.compaction.schema import DAILY_DEMAND_SCHEMA
@@ -46,9 +54,15 @@ NOW = datetime(2024, 7, 1, 6, tzinfo=UTC)
 #: 30 June is over in Tokyo, in progress at UTC and in Los Angeles.
 EVENING = datetime(2024, 6, 30, 20, tzinfo=UTC)
 #: The locations table of a lake (``None``: no table, every location at UTC) and when
-#: the run after the backfill runs.
+#: the run after the backfill runs, by name.
 ZONES = {"LOC-0": "America/Los_Angeles", "LOC-1": "Asia/Tokyo"}
-PLACES = [(None, NOW), (ZONES, NOW), (ZONES, EVENING), (None, EVENING)]
+PLACES = {
+    "UTC, morning": (None, NOW),
+    "LA and Tokyo, morning (30 June in progress in LA)": (ZONES, NOW),
+    "LA and Tokyo, evening (30 June over only in Tokyo)": (ZONES, EVENING),
+    "UTC, evening (30 June in progress)": (None, EVENING),
+}
+LEVELS = [0.0, 0.3, 2.0, 9.0]
 HORIZON = 7
 #: Both engines' runs are given the same run id (and the same ``now``), so their items are
 #: equal by construction, ``run_id`` and ``generated_at`` included: the comparison then also
@@ -63,7 +77,7 @@ def demand(draw: st.DrawFn) -> dict[date, list[dict[str, Any]]]:
     by_day: dict[date, list[dict[str, Any]]] = {}
     for s in range(draw(st.integers(1, 9))):
         launch = draw(st.integers(0, days - 1))
-        level = draw(st.sampled_from([0.0, 0.3, 2.0, 9.0]))
+        level = draw(st.sampled_from(LEVELS))
         for t in range(launch, days):
             day = END - timedelta(days=days - 1 - t)
             stock = draw(st.integers(0, 3)) if draw(st.booleans()) else 5
@@ -73,6 +87,30 @@ def demand(draw: st.DrawFn) -> dict[date, list[dict[str, Any]]]:
                     "location_id": f"LOC-{s // 4}",
                     "date": day,
                     "units_sold": int(level * ((t * 7 + s) % 5) / 2),
+                    "units_returned": 0,
+                    "end_of_day_stock": stock,
+                    "stockout": stock == 0,
+                }
+            )
+    return by_day
+
+
+def _pinned_demand(series: int, days: int = 30) -> dict[date, list[dict[str, Any]]]:
+    """What :func:`demand` draws, fixed: ``series`` series (four a location), launched
+    three days apart (the last on the last day, so it has no finished history), at every
+    level, with stockouts and zeros."""
+    by_day: dict[date, list[dict[str, Any]]] = {}
+    for s in range(series):
+        launch = days - 1 if s == series - 1 else 3 * s
+        for t in range(launch, days):
+            day = END - timedelta(days=days - 1 - t)
+            stock = 0 if (t + s) % 6 == 0 else 5
+            by_day.setdefault(day, []).append(
+                {
+                    "sku_id": f"SKU-{s % 4}",
+                    "location_id": f"LOC-{s // 4}",
+                    "date": day,
+                    "units_sold": int(LEVELS[s % 4] * ((t * 7 + s) % 5) / 2),
                     "units_returned": 0,
                     "end_of_day_stock": stock,
                     "stockout": stock == 0,
@@ -124,6 +162,9 @@ def _archive(s3: Any, lake: Lake) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
+SEVERAL_CHUNKS, SAMPLED = "several chunks", "sampled calibration"
+
+
 @settings(
     max_examples=2,
     deadline=None,
@@ -133,18 +174,44 @@ def _archive(s3: Any, lake: Lake) -> dict[str, list[dict[str, Any]]]:
     by_day=demand(),
     chunk=st.sampled_from([2, 3, 64]),
     calibration=st.sampled_from([2, 64]),
-    place=st.sampled_from(PLACES),
+    place=st.sampled_from(sorted(PLACES)),
+    reaches=st.just(frozenset[str]()),
 )
-def test_given_the_same_demand_when_forecast_on_spark_then_items_and_archive_are_identical(
+# Eight series with history in three zones: four chunks, two series calibrate.
+@example(
+    by_day=_pinned_demand(9),
+    chunk=2,
+    calibration=2,
+    place="LA and Tokyo, evening (30 June over only in Tokyo)",
+    reaches=frozenset({SEVERAL_CHUNKS, SAMPLED}),
+)
+# Five series with history in two zones: two chunks, two series calibrate.
+@example(
+    by_day=_pinned_demand(6),
+    chunk=3,
+    calibration=2,
+    place="LA and Tokyo, morning (30 June in progress in LA)",
+    reaches=frozenset({SEVERAL_CHUNKS, SAMPLED}),
+)
+# Four series at UTC: two chunks, every series calibrates.
+@example(
+    by_day=_pinned_demand(5),
+    chunk=3,
+    calibration=64,
+    place="UTC, evening (30 June in progress)",
+    reaches=frozenset({SEVERAL_CHUNKS}),
+)
+def test_given_the_same_demand_when_forecast_on_spark_then_items_and_archive_are_identical(  # noqa: PLR0913 - the drawn case
     stack: LocalStack,
     spark: SparkSession,
     *,
     by_day: dict[date, list[dict[str, Any]]],
     chunk: int,
     calibration: int,
-    place: tuple[dict[str, str] | None, datetime],
+    place: str,
+    reaches: frozenset[str],
 ) -> None:
-    zones, now = place
+    zones, now = PLACES[place]
     session = _SESSIONS.setdefault(stack.stack_name, stack.session())
     s3 = session.client("s3")
     config = ForecasterConfig(horizon=HORIZON, chunk_series=chunk, calibration_series=calibration)
@@ -193,6 +260,25 @@ def test_given_the_same_demand_when_forecast_on_spark_then_items_and_archive_are
         assert spark_run.forecast_bias_pct is None
     else:
         assert spark_run.forecast_bias_pct == pytest.approx(single.forecast_bias_pct, rel=1e-12)
+
+    # What the case exercised, alike on both engines: chunks of ``chunk`` series (one
+    # Spark task each) and every ``stride``-th series calibrating the intervals.
+    stride = math.ceil(single.series / calibration)
+    assert (spark_run.chunks, spark_run.calibrated_series, spark_run.global_model) == (
+        single.chunks,
+        single.calibrated_series,
+        single.global_model,
+    ) == (math.ceil(single.series / chunk), math.ceil(single.series / stride), False)
+    several, sampled = single.chunks > 1, single.calibrated_series < single.series
+    event(f"place: {place}")
+    event(f"chunks: {'several' if several else 'one'}")
+    event(f"calibration: {'sampled' if sampled else 'every series'}")
+    # A pinned example reaches what it is pinned for, in the zones it names: a series at
+    # each zoned location on the day whose end differs between them.
+    assert several or SEVERAL_CHUNKS not in reaches
+    assert sampled or SAMPLED not in reaches
+    if reaches and zones:
+        assert set(ZONES) <= {row["location_id"] for row in by_day[END]}
 
 
 #: Long enough for the global model at this horizon (it needs 204 days with the defaults).

@@ -371,9 +371,11 @@ def test_given_a_declared_closure_and_a_planned_promotion_when_job_runs_then_bot
     _run(stack)
     after = {(i["PK"], i["SK"]): i for i in _scan(stack)}
 
-    for (_, sk), item in after.items():
-        if sk.endswith("#DATE#2024-03-03"):  # the store is closed: no demand, no doubt
-            assert item["forecast_val"] == item["upper_95"] == item["lower_95"] == 0
+    # The store is closed on 3 March: no demand, no doubt, for each of its SKUs.
+    closed = [item for (_, sk), item in after.items() if sk == "LOC#STORE-1#DATE#2024-03-03"]
+    assert len(closed) == len({pk for pk, sk in after if sk.startswith("LOC#STORE-1#")}) > 0
+    for item in closed:
+        assert item["forecast_val"] == item["upper_95"] == item["lower_95"] == 0
     promo_days = ("LOC#STORE-1#DATE#2024-03-05", "LOC#STORE-1#DATE#2024-03-06")
     for sk in promo_days:
         key = ("SKU#SKU-0", sk)
