@@ -50,6 +50,12 @@ BENCHES = (
     # Quick mode is 16 MB, an hour of ~22 events/s (the job runs hourly); 4 MB runs are
     # dominated by the fixed per-run cost, which the script reports apart.
     Bench("compaction", "Compaction (raw NDJSON -> Parquet)", ("--mb", "16"), 420),
+    Bench(
+        "compaction_history",
+        "Compaction over history (after 60 days; days of hourly runs)",
+        (),
+        1500,
+    ),
     # Four 28-day windows, AutoETS on all 944 series of each as the baseline (~2.5 min a
     # window with n_jobs=2 on 2 idle cores).
     Bench("forecaster", "Forecaster vs AutoETS (M5 subset, 944 series, 4 windows)", (), 1500),

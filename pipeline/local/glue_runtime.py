@@ -205,6 +205,15 @@ def job_environment(definition: GlueJobDefinition, cache: Path = CACHE) -> Path:
         # The provided list is complete (it is what Glue has installed), and Glue installs
         # the job's modules with the job's installer options (--no-deps): no resolution.
         _pip(python, "--no-deps", "--require-hashes", "-r", str(requirements_file))
+        # Nothing was resolved, so the set must already be consistent: say so if it is not.
+        check = subprocess.run(
+            [str(python), "-m", "pip", "check"], capture_output=True, text=True, check=False
+        )
+        if check.returncode != 0:
+            raise ConfigurationError(
+                f"the Glue {definition.glue_version} environment of {definition.logical_id} "
+                f"is inconsistent (pip check):\n{check.stdout.strip()[-2000:]}"
+            )
         (env / ".complete").write_text(key)
     return python
 
