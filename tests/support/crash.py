@@ -17,14 +17,18 @@ class Crash(Exception):
 
 
 class Crasher:
-    """A progress hook that raises once ``step`` reaches ``position`` of its total."""
+    """A progress hook that raises once ``step`` reaches ``position`` of its total.
+
+    At the first report at or past it: an engine may report a step sparsely (Spark's raw
+    read reports only its start and its end), and every report ends at ``total``.
+    """
 
     def __init__(self, step: str | None, position: float) -> None:
         self.step, self.position = step, position
         self.fired: str | None = None
 
     def __call__(self, step: str, done: int, total: int) -> None:
-        if self.fired is None and step == self.step and done == round(self.position * total):
+        if self.fired is None and step == self.step and done >= round(self.position * total):
             self.fired = f"{step} {done}/{total}"
             raise Crash(self.fired)
 
