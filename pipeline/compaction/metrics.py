@@ -1,18 +1,16 @@
 """HeldAsideRecords and UnreadableRawObjects into CloudWatch with PutMetricData.
 
-A Glue job's output is not an EMF log stream, so the job puts the metric itself (as the
-forecast job puts ForecastBias). One datum per run, zero included, so the alarm on it sees
-the job alive; namespace, name and dimension are the ones infra/template.yaml's
-HeldAsideRecords alarm reads.
+A Glue job's output is not an EMF log stream, so the job puts its metrics itself
+(:mod:`pipeline.job_metrics`). One datum of each per run, zero included; namespace, names
+and dimension are the ones infra/template.yaml's HeldAside and UnreadableRawObjects alarms
+read.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from pipeline.aws_errors import translate
+from pipeline.job_metrics import put_metrics
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -23,7 +21,7 @@ NAMESPACE: Final = "FMCG/System"
 HELD_ASIDE_RECORDS: Final = "HeldAsideRecords"
 UNREADABLE_RAW_OBJECTS: Final = "UnreadableRawObjects"
 #: Powertools' ``service`` dimension, which every metric of the project carries.
-DIMENSIONS: Final = ({"Name": "service", "Value": "compaction"},)
+SERVICE: Final = "compaction"
 
 
 def publish_run_counts(
@@ -31,19 +29,10 @@ def publish_run_counts(
 ) -> None:
     """Put one HeldAsideRecords and one UnreadableRawObjects datum (counts)."""
     counts = {HELD_ASIDE_RECORDS: held_aside, UNREADABLE_RAW_OBJECTS: unreadable}
-    try:
-        cloudwatch.put_metric_data(
-            Namespace=NAMESPACE,
-            MetricData=[
-                {
-                    "MetricName": name,
-                    "Dimensions": [dict(d) for d in DIMENSIONS],  # type: ignore[misc]
-                    "Timestamp": timestamp,
-                    "Value": float(value),
-                    "Unit": "Count",
-                }
-                for name, value in counts.items()
-            ],
-        )
-    except (ClientError, BotoCoreError) as e:
-        raise translate(e, f"PutMetricData {NAMESPACE}") from e
+    put_metrics(
+        cloudwatch,
+        NAMESPACE,
+        SERVICE,
+        {name: (float(value), "Count") for name, value in counts.items()},
+        timestamp=timestamp,
+    )

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from pipeline.aws_errors import translate
+from pipeline.job_metrics import put_metrics
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -23,7 +21,7 @@ if TYPE_CHECKING:
 NAMESPACE: Final = "FMCG/Business"
 FORECAST_BIAS: Final = "ForecastBias"
 #: Powertools' ``service`` dimension, which every metric of the project carries.
-DIMENSIONS: Final = ({"Name": "service", "Value": "forecast"},)
+SERVICE: Final = "forecast"
 
 
 def publish_forecast_bias(
@@ -32,18 +30,6 @@ def publish_forecast_bias(
     """Put one ForecastBias datum (percent); nothing when there was nothing to measure."""
     if bias_pct is None:
         return
-    try:
-        cloudwatch.put_metric_data(
-            Namespace=NAMESPACE,
-            MetricData=[
-                {
-                    "MetricName": FORECAST_BIAS,
-                    "Dimensions": [dict(d) for d in DIMENSIONS],  # type: ignore[misc]
-                    "Timestamp": timestamp,
-                    "Value": bias_pct,
-                    "Unit": "Percent",
-                }
-            ],
-        )
-    except (ClientError, BotoCoreError) as e:
-        raise translate(e, f"PutMetricData {NAMESPACE}/{FORECAST_BIAS}") from e
+    put_metrics(
+        cloudwatch, NAMESPACE, SERVICE, {FORECAST_BIAS: (bias_pct, "Percent")}, timestamp=timestamp
+    )
