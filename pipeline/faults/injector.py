@@ -91,7 +91,9 @@ class FaultInjector:
         self, params: dict[str, Any], context: dict[str, Any], event_name: str, **_: Any
     ) -> None:
         operation = _operation(event_name)
-        rule = self._fires(operation, "call", frozenset({"partial"}))
+        # Its own count: the after-call hook numbers the same API calls, and one counter for
+        # both would make each call count twice when a plan has both kinds of rule.
+        rule = self._fires(operation, "build", frozenset({"partial"}))
         if rule is None:
             return
         if operation == "kinesis.PutRecords":
