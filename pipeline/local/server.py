@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import os
 import threading
 import time
@@ -53,6 +54,29 @@ def one_request_at_a_time(app: Any) -> Any:
             finally:
                 if hasattr(body, "close"):
                     body.close()
+
+    return wrapped
+
+
+def chunked_bodies_sized(app: Any) -> Any:
+    """Wrap a WSGI app so that a ``Transfer-Encoding: chunked`` request body is read.
+
+    Hypercorn passes such a body on already de-chunked, but without ``CONTENT_LENGTH``
+    or ``wsgi.input_terminated``, so werkzeug reads it as empty. The AWS SDK
+    for C++ (pyarrow's S3 filesystem, which PyIceberg writes through) sends its
+    ``UploadPart`` bodies that way: moto stored empty parts. The body is read whole and
+    its length set, as a server in front of S3 would.
+    """
+
+    def wrapped(environ: dict[str, Any], start_response: Any) -> Any:
+        chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+        if chunked and not environ.get("CONTENT_LENGTH"):
+            body = environ["wsgi.input"].read()
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
+            # werkzeug ignores CONTENT_LENGTH beside a chunked transfer encoding.
+            environ["wsgi.input_terminated"] = True
+        return app(environ, start_response)
 
     return wrapped
 
@@ -107,7 +131,8 @@ def serve(host: str, port: int) -> None:
     # Kinesis GetRecords and S3 PutObject bodies stay far below this; the default (16 MiB)
     # would reject a large multipart part.
     config.wsgi_max_body_size = 128 * 1024 * 1024
-    app = one_request_at_a_time(DomainDispatcherApplication(create_backend_app))
+    moto_app = DomainDispatcherApplication(create_backend_app)
+    app = one_request_at_a_time(chunked_bodies_sized(moto_app))
     asyncio.run(hypercorn_serve(app, config, mode="wsgi"))
 
 
