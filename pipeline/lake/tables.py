@@ -1,0 +1,196 @@
+"""The curated zone's Apache Iceberg tables in the Glue Data Catalog, through PyIceberg.
+
+``sales``, ``daily_demand`` and the ``forecasts`` archive are Iceberg format-v2 tables,
+partitioned by identity on ``year``/``month``/``day`` (zero-padded strings of the row's day:
+the event date, the location's local day, the forecast day), so data files keep the
+``<table>/data/year=YYYY/month=MM/day=DD/`` shape and SQL written against the Hive layout
+(``WHERE year = '2026'``) still prunes. The job creates a missing table on its first run
+(:func:`ensure_table`, idempotent: a racing creator's table is simply loaded).
+
+Row-level changes are copy-on-write (the table properties say so for every engine), so a
+snapshot's data files are its rows: readers (DuckDB over a scan's plan, the forecaster)
+never meet delete files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlparse
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyiceberg.catalog import Catalog
+from pyiceberg.catalog.glue import GlueCatalog
+from pyiceberg.exceptions import NoSuchTableError, TableAlreadyExistsError
+from pyiceberg.partitioning import PartitionField, PartitionSpec
+from pyiceberg.transforms import IdentityTransform
+
+from pipeline.aws_errors import translated
+from pipeline.compaction.schema import (
+    DAILY_DEMAND_SCHEMA,
+    DAILY_DEMAND_TABLE,
+    SALES_SCHEMA,
+    SALES_TABLE,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    import boto3
+    from pyiceberg.table import Table
+
+PARTITION_COLUMNS: Final = ("year", "month", "day")
+FORECASTS_TABLE: Final = "forecasts"
+
+#: The archived forecasts (one row per series and forecast day; the latest run's wins).
+FORECASTS_SCHEMA: Final = pa.schema(
+    [
+        ("sku_id", pa.string()),
+        ("location_id", pa.string()),
+        ("date", pa.date32()),
+        ("forecast_val", pa.float64()),
+        ("confidence_lower", pa.float64()),
+        ("confidence_upper", pa.float64()),
+        ("lower_95", pa.float64()),
+        ("upper_95", pa.float64()),
+        ("model", pa.string()),
+        ("generated_at", pa.timestamp("us")),
+    ]
+)
+
+#: Every table's properties. Copy-on-write: see the module docstring. Spark's MERGE,
+#: UPDATE and DELETE read the same properties.
+TABLE_PROPERTIES: Final = {
+    "format-version": "2",
+    "write.delete.mode": "copy-on-write",
+    "write.update.mode": "copy-on-write",
+    "write.merge.mode": "copy-on-write",
+    "write.parquet.compression-codec": "snappy",
+}
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One curated table: its name, its columns, and the date column it partitions by."""
+
+    name: str
+    columns: pa.Schema
+    day_column: str | None
+
+    @property
+    def schema(self) -> pa.Schema:
+        """The table's columns with the partition columns last."""
+        return pa.schema([*self.columns, *(pa.field(c, pa.string()) for c in PARTITION_COLUMNS)])
+
+
+SALES: Final = TableSpec(SALES_TABLE, SALES_SCHEMA, None)  # by event_time's UTC date
+DAILY_DEMAND: Final = TableSpec(DAILY_DEMAND_TABLE, DAILY_DEMAND_SCHEMA, "date")
+FORECASTS: Final = TableSpec(FORECASTS_TABLE, FORECASTS_SCHEMA, "date")
+TABLES: Final = (SALES, DAILY_DEMAND, FORECASTS)
+
+
+def iceberg_catalog(session: boto3.session.Session) -> Catalog:
+    """The Glue catalog with the session's Glue client; files through pyarrow's S3.
+
+    Away from AWS (an ``AWS_ENDPOINT_URL`` on the session, the local emulator) the file IO
+    gets the same endpoint and the session's credentials; on AWS it uses the default
+    credential chain, which refreshes the role's credentials during a long job.
+    """
+    glue = session.client("glue")
+    properties: dict[str, str] = {"s3.region": session.region_name or "us-east-1"}
+    endpoint = session.client("s3").meta.endpoint_url
+    host = urlparse(endpoint).hostname or ""
+    if not host.endswith("amazonaws.com"):
+        properties["s3.endpoint"] = endpoint
+        properties["s3.force-virtual-addressing"] = "false"
+        credentials = session.get_credentials()
+        if credentials is not None:
+            frozen = credentials.get_frozen_credentials()
+            properties["s3.access-key-id"] = str(frozen.access_key)
+            properties["s3.secret-access-key"] = str(frozen.secret_key)
+            if frozen.token:
+                properties["s3.session-token"] = frozen.token
+    return GlueCatalog("glue", client=glue, **properties)
+
+
+def table_location(bucket: str, name: str) -> str:
+    return f"s3://{bucket}/{name}"
+
+
+def _partition_spec(schema: Any) -> PartitionSpec:
+    fields = [
+        PartitionField(schema.find_field(c).field_id, 1000 + i, IdentityTransform(), c)
+        for i, c in enumerate(PARTITION_COLUMNS)
+    ]
+    return PartitionSpec(*fields)
+
+
+def ensure_table(catalog: Catalog, database: str, bucket: str, spec: TableSpec) -> Table:
+    """The table, created (with its partition spec and properties) when it does not exist."""
+    identifier = (database, spec.name)
+    resource = f"{database}.{spec.name}"
+    with translated(f"load table {resource}", service="glue", resource=resource):
+        try:
+            return catalog.load_table(identifier)
+        except NoSuchTableError:
+            pass
+        schema = Catalog._convert_schema_if_needed(spec.schema)
+        try:
+            return catalog.create_table(
+                identifier,
+                schema,
+                location=table_location(bucket, spec.name),
+                partition_spec=_partition_spec(schema),
+                properties=TABLE_PROPERTIES,
+            )
+        except TableAlreadyExistsError:  # another run created it first
+            return catalog.load_table(identifier)
+
+
+def day_strings(days: pa.Array | pa.ChunkedArray) -> dict[str, pa.Array]:
+    """The ``year``, ``month``, ``day`` partition values of a ``date32`` column."""
+    return {
+        "year": pc.strftime(days, format="%Y"),
+        "month": pc.strftime(days, format="%m"),
+        "day": pc.strftime(days, format="%d"),
+    }
+
+
+def with_partition_columns(rows: pa.Table, spec: TableSpec, day: date | None = None) -> pa.Table:
+    """``rows`` in the table's column order with its partition columns: from ``day`` when
+    given (all rows of one day), else from the spec's day column."""
+    rows = rows.select(spec.columns.names).cast(spec.columns)
+    if day is not None:
+        values = partition_values(day)
+        for name, value in zip(PARTITION_COLUMNS, values, strict=True):
+            rows = rows.append_column(name, pa.array([value] * rows.num_rows, pa.string()))
+        return rows
+    if spec.day_column is None:
+        raise ValueError(f"{spec.name}: rows of several days need the day given")
+    for name, column in day_strings(rows.column(spec.day_column)).items():
+        rows = rows.append_column(name, column)
+    return rows
+
+
+def partition_values(day: date) -> tuple[str, str, str]:
+    """The ``year``, ``month``, ``day`` partition values of a day, as strings."""
+    return f"{day.year:04d}", f"{day.month:02d}", f"{day.day:02d}"
+
+
+def day_filter(day: date) -> str:
+    """A row filter (PyIceberg's expression syntax) for the rows of one partition day."""
+    year, month, dd = partition_values(day)
+    return f"(year = '{year}' AND month = '{month}' AND day = '{dd}')"
+
+
+def days_filter(days: Iterable[date]) -> str:
+    """A row filter for the rows of any of ``days`` (false for none)."""
+    parts = [day_filter(day) for day in sorted(set(days))]
+    return " OR ".join(parts) if parts else "false"
+
+
+def file_day(partition: Any) -> date:
+    """The day of a data file's partition record (``year``, ``month``, ``day`` strings)."""
+    return date(int(partition[0]), int(partition[1]), int(partition[2]))
