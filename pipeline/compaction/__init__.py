@@ -35,13 +35,26 @@ Memory follows one raw object (plus a few MiB fetched ahead) and one partition's
 to local Parquet beyond it, merged partitions and the demand rebuild stream row groups.
 """
 
-from pipeline.compaction.job import CompactionReport, curated_key, run_compaction
+from typing import TYPE_CHECKING, Any
+
 from pipeline.compaction.schema import DAILY_DEMAND_SCHEMA, SALES_SCHEMA
+
+if TYPE_CHECKING:
+    from pipeline.compaction.job import CompactionReport, run_compaction
 
 __all__ = [
     "DAILY_DEMAND_SCHEMA",
     "SALES_SCHEMA",
     "CompactionReport",
-    "curated_key",
     "run_compaction",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The job is imported on first use: pipeline.lake.tables needs only the schemas, and
+    # the job imports pipeline.lake.tables.
+    if name in ("CompactionReport", "run_compaction"):
+        from pipeline.compaction import job
+
+        return getattr(job, name)
+    raise AttributeError(name)

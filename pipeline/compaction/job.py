@@ -27,33 +27,33 @@ from __future__ import annotations
 
 import json
 import tempfile
+import uuid
+import warnings
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 import boto3
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.compaction.catalog import register_partitions
 from pipeline.compaction.demand import DEMAND_INPUT, DemandBuilder, LocalDays
 from pipeline.compaction.lateness import Lateness, held_records
 from pipeline.compaction.parquet_files import (
     DaySpool,
     RowGroupWriter,
     conform,
-    merge_partition,
     read_batch_rows,
+    write_new_rows,
 )
 from pipeline.compaction.raw_objects import RawRows, fetch_raw_object, read_raw_object
 from pipeline.compaction.schema import (
     DAILY_DEMAND_SCHEMA,
     DAILY_DEMAND_TABLE,
-    PART_FILE,
     SALES_SCHEMA,
     SALES_TABLE,
 )
@@ -67,16 +67,28 @@ from pipeline.compaction.state import (
     load_manifest,
 )
 from pipeline.compaction.store import LakeStore, ObjectInfo
+from pipeline.errors import TransientError
 from pipeline.job_protocol import Progress, null_progress
-from pipeline.lake import (
-    COMPACTION_QUARANTINE_PREFIX,
-    compaction_quarantine_key,
-    curated_partition_prefix,
-)
+from pipeline.lake import COMPACTION_QUARANTINE_PREFIX, compaction_quarantine_key
 from pipeline.lake.locations import LocationDefaults, Locations, load_locations
+from pipeline.lake.tables import (
+    DAILY_DEMAND,
+    SALES,
+    TableSpec,
+    data_key,
+    day_filter,
+    days_filter,
+    ensure_table,
+    iceberg_catalog,
+    planned_files,
+    translated,
+    with_partition_columns,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
+
+    from pyiceberg.table import Table
 
 INVALID_LOCATION_ROW: Final = "invalid_location_row"
 #: S3 calls in flight at once (raw GETs ahead of the parser, partition uploads behind it).
@@ -115,9 +127,15 @@ class CompactionReport:
         return asdict(self)
 
 
-def curated_key(day: date, table: str = SALES_TABLE) -> str:
-    """The single object that holds one day partition of a curated table."""
-    return curated_partition_prefix(day, table) + PART_FILE
+def open_tables(
+    session: boto3.session.Session, database: str, curated_bucket: str
+) -> dict[str, Table]:
+    """The run's tables (``sales``, ``daily_demand``), created on the first run."""
+    catalog = iceberg_catalog(session)
+    return {
+        spec.name: ensure_table(catalog, database, curated_bucket, spec)
+        for spec in (SALES, DAILY_DEMAND)
+    }
 
 
 def run_compaction(
@@ -170,10 +188,9 @@ def run_compaction(
         # Inside the directory's block: a failure waits for uploads before files go away.
         ThreadPoolExecutor(IO_THREADS, thread_name_prefix="compaction-io") as pool,
     ):
-        # Started now, needed after the raw read. Making a Glue client loads Glue's service
-        # model into the session (~60-200 ms cold, ~15 ms warm), so awswrangler's clients for
-        # the registrations, which run after it, are cheaper.
-        glue_model = pool.submit(session.client, "glue")
+        # Started now, needed after the raw read (loading Glue's service model into the
+        # session and the tables' metadata take a few round trips).
+        tables = pool.submit(open_tables, session, database, curated_bucket)
         run = _Run(
             store,
             raw_bucket,
@@ -181,13 +198,10 @@ def run_compaction(
             Path(tmp),
             report_progress,
             pool,
-            session,
-            database,
-            glue_model,
+            tables,
             lateness=lateness or Lateness(),
             backfill=bool(backfill),
         )
-        sales_keys = pool.submit(run.keys, SALES_TABLE)
         locations = pool.submit(load_locations, store, curated_bucket, location_defaults)
         spool = DaySpool(run.work, SALES_SCHEMA)
         try:
@@ -198,16 +212,13 @@ def run_compaction(
         skipped = quarantine_skipped_locations(store, curated_bucket, locations.result())
         demand_days: list[date] = []
         if touched and backfill:
-            keys = sales_keys.result()
             for plan in backfill_plans(touched, locations.result()):
-                demand_days += run.write_days(spool, plan, keys)
+                demand_days += run.write_days(spool, plan)
         elif touched:
             plan = demand_plan(touched, manifest, locations.result())
-            demand_days = run.write_days(spool, plan, sales_keys.result())
+            demand_days = run.write_days(spool, plan)
             manifest.max_event_date = plan.end
-        report_progress("register partitions", 0, 1)
-        run.registered.result()
-        report_progress("register partitions", 1, 1)
+        run.commit_tables(demand_days)
         counts = {
             "events_in": run.counts.get("events_in", 0),
             "duplicates_dropped": run.counts.get("duplicates", 0),
@@ -361,27 +372,24 @@ class _Run:
     work: Path
     report_progress: Callable[[str, int, int], None]
     pool: ThreadPoolExecutor
-    session: boto3.session.Session
-    database: str
-    #: The last registration submitted (at first, the Glue model's warm-up).
-    registered: Future[Any]
+    #: The run's tables by name (opened while the raw objects are read).
+    tables: Future[dict[str, Table]]
     #: What a scheduled run holds aside; ``None`` in a backfill (everything is merged).
     lateness: Lateness | None = None
     #: A backfill reads held-aside events from compaction quarantine objects (curated).
     backfill: bool = False
     counts: dict[str, int] = field(default_factory=dict)
     uploads: dict[str, list[Future[None]]] = field(default_factory=dict)
+    #: The data files the run wrote, by table (``s3://`` URIs), committed at its end.
+    added: dict[str, list[str]] = field(default_factory=dict)
+    #: Names the run's data files: a crashed run's files are never a later run's.
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def count(self, name: str, n: int) -> None:
         self.counts[name] = self.counts.get(name, 0) + n
 
-    def keys(self, table: str) -> set[str]:
-        """The curated objects of ``table`` (one LIST instead of a HEAD per day).
-
-        Listed at the start of the run: the job is the only writer, and it only looks up
-        partitions it has not written in this run.
-        """
-        return {o.key for o in self.store.list(self.curated_bucket, f"{table}/")}
+    def table(self, spec: TableSpec) -> Table:
+        return self.tables.result()[spec.name]
 
     def _parsed(self, obj: ObjectInfo) -> RawRows | None:
         """GET and parse one raw object (``None``: deleted since the listing)."""
@@ -437,147 +445,159 @@ class _Run:
         for put in quarantined:
             put.result()
 
-    def _download(self, key: str, path: Path) -> Path | None:
-        return path if self.store.download(self.curated_bucket, key, path) else None
+    def _download_all(self, uris: list[str], day: date) -> list[Path]:
+        """A partition's data files as local files, in the given order."""
+        paths = []
+        for n, uri in enumerate(uris):
+            path = self.work / f"existing-{day.isoformat()}-{n}.parquet"
+            bucket, key = uri.removeprefix("s3://").split("/", 1)
+            if not self.store.download(bucket, key, path):
+                # Only maintenance removes a snapshot's files, and never a current one's.
+                raise TransientError(f"data file {uri} vanished during the run")
+            paths.append(path)
+        return paths
 
-    def _existing(self, days: list[date], keys: set[str]) -> Iterator[Path | None]:
-        """Each day's existing sales partition as a local file (``None``: there is none), in
-        order, downloads running up to ``IO_THREADS`` days ahead."""
-        pending: deque[Future[Path | None] | None] = deque()
+    def _existing(self, days: list[date], files: dict[date, list[str]]) -> Iterator[list[Path]]:
+        """Each day's current ``sales`` data files as local files, in order, downloads
+        running up to ``IO_THREADS`` days ahead."""
+        pending: deque[Future[list[Path]]] = deque()
         for day in days:
-            key = curated_key(day)
-            path = self.work / f"existing-{day.isoformat()}.parquet"
-            pending.append(self.pool.submit(self._download, key, path) if key in keys else None)
+            pending.append(self.pool.submit(self._download_all, files.get(day, []), day))
             if len(pending) > IO_THREADS:
-                head = pending.popleft()
-                yield None if head is None else head.result()
+                yield pending.popleft().result()
         while pending:
-            head = pending.popleft()
-            yield None if head is None else head.result()
+            yield pending.popleft().result()
 
-    def write_days(self, spool: DaySpool, plan: DemandPlan, keys: set[str]) -> list[date]:
-        """Write the touched ``sales`` partitions and the ``daily_demand`` the plan rebuilds.
+    def _previous_demand(self, day: date) -> pa.Table:
+        """The ``daily_demand`` rows of ``day`` (the stock carried into the rebuild)."""
+        table = self.table(DAILY_DEMAND)
+        with translated(f"read {DAILY_DEMAND_TABLE} of {day}", table.name()[-1]):
+            rows = table.scan(row_filter=day_filter(day)).to_arrow()
+        return rows
 
-        One UTC day at a time (memory follows one partition): its rows are routed to their
-        local days as the merge writes them, or read from the existing partition of a day
-        without new rows; a local day's demand is written once every UTC day it spans has
+    def write_days(self, spool: DaySpool, plan: DemandPlan) -> list[date]:
+        """Write the touched days' new ``sales`` rows and the ``daily_demand`` the plan
+        rebuilds, as new data files of the tables (committed by :meth:`commit_tables`).
+
+        One UTC day at a time (memory follows one partition): its existing rows (read from
+        the table's current data files, never rewritten) and its new rows are routed to
+        their local days; a local day's demand is written once every UTC day it spans has
         been read. Uploads overlap the next day; all of them have been submitted on return.
         """
         days = plan.read
         # A backfill writes several plans from one spool: each merges the days it reads.
         touched = set(spool.days) & set(days)
-        last_touched = max(touched)
-        # Keys sort by date: with no sales before these no pair has a stock to carry in.
-        previous: Future[Path | None] | None = None
-        if any(key < curated_key(plan.first + timedelta(days=plan.spill)) for key in keys):
-            previous = self.pool.submit(
-                self._download,
-                curated_key(plan.first - timedelta(days=1), DAILY_DEMAND_TABLE),
-                self.work / "demand-previous.parquet",
-            )
+        files = planned_files(self.table(SALES), days)
+        previous = self.pool.submit(self._previous_demand, plan.first - timedelta(days=1))
         builder: DemandBuilder | None = None
         local = LocalDays(plan.locations, plan.first)
         written: list[date] = []
         self.report_progress("write partitions", 0, len(days))
-        for i, (day, existing) in enumerate(zip(days, self._existing(days, keys), strict=True)):
-            merged = False
+        for i, (day, existing) in enumerate(zip(days, self._existing(days, files), strict=True)):
+            for path in existing:
+                for batch in sales_batches(path):
+                    local.add(batch)
             if day in touched:
-                merged = self._merge(day, spool, existing, local)
+                self._merge(day, spool, existing, local)
                 spool.discard(day)
-            if existing is not None:
-                if not merged:
-                    for batch in sales_batches(existing):
-                        local.add(batch)
-                existing.unlink()
+            for path in existing:
+                path.unlink()
             local.end_partition()
             if builder is None:
-                builder = demand_builder(None if previous is None else previous.result())
+                builder = demand_builder(previous.result())
             complete = plan.complete_through(day)
             while (next_day := plan.first + timedelta(days=len(written))) <= complete:
                 self._write_demand(next_day, builder.finish(next_day, local.take(next_day)))
                 written.append(next_day)
-            if day == last_touched:
-                self._register_when_uploaded(SALES_TABLE, sorted(touched))
             self.report_progress("write partitions", i + 1, len(days))
         assert builder is not None  # noqa: S101 - the plan reads at least one day
         for day in plan.local_days(local.last)[len(written) :]:
             self._write_demand(day, builder.finish(day, local.take(day)))
             written.append(day)
-        self._register_when_uploaded(DAILY_DEMAND_TABLE, written)
         return written
 
-    def _merge(self, day: date, spool: DaySpool, existing: Path | None, sales: LocalDays) -> bool:
-        """Merge the day's new rows into its partition; whether anything was new."""
+    def _merge(self, day: date, spool: DaySpool, existing: list[Path], sales: LocalDays) -> None:
+        """Write the day's rows that the partition lacks as a new data file."""
         out = self.work / f"sales-{day.isoformat()}.parquet"
-        result = merge_partition(
+        result = write_new_rows(
             existing,
             partial(spool.batches, day),
             out,
-            SALES_SCHEMA,
+            SALES.schema,
+            prepare=partial(with_partition_columns, spec=SALES, day=day),
             on_rows=sales.add,
-            finish=partial(self._finish, SALES_TABLE, curated_key(day)),
+            finish=partial(self._finish, SALES_TABLE, data_key(SALES_TABLE, day, self.run_id)),
         )
         self.count("duplicates", result.duplicates)
-        if not result.new_rows:
-            return False
-        self.count("rows_written", result.new_rows)
-        self.count("partitions_written", 1)
-        return True
+        if result.new_rows:
+            self.count("rows_written", result.new_rows)
+            self.count("partitions_written", 1)
 
     def _write_demand(self, day: date, rows: pa.Table) -> None:
         out = self.work / f"demand-{day.isoformat()}.parquet"
-        writer = RowGroupWriter(out, DAILY_DEMAND_SCHEMA)
-        writer.write(rows)
-        self._finish(DAILY_DEMAND_TABLE, curated_key(day, DAILY_DEMAND_TABLE), writer)
+        writer = RowGroupWriter(out, DAILY_DEMAND.schema)
+        writer.write(with_partition_columns(rows, DAILY_DEMAND, day))
+        self._finish(DAILY_DEMAND_TABLE, data_key(DAILY_DEMAND_TABLE, day, self.run_id), writer)
 
     def _finish(self, table: str, key: str, writer: RowGroupWriter) -> None:
-        """Close the file and upload it over the partition's one object, off the main thread.
+        """Close the file and upload it as a data file of ``table``, off the main thread.
 
         Closing encodes the last row group (most of a small day's work), which overlaps
-        the day's demand. One PUT per partition: readers see old or new, never none.
+        the day's demand. Readers do not see the file before the table's commit.
         """
         futures = self.uploads.setdefault(table, [])
         if len(futures) >= 2:
             # Memory: at most two of a table's last row groups wait for their close.
             futures[-2].result()
         futures.append(self.pool.submit(self._close_and_upload, writer, key))
+        self.added.setdefault(table, []).append(f"s3://{self.curated_bucket}/{key}")
 
     def _close_and_upload(self, writer: RowGroupWriter, key: str) -> None:
         writer.close()
         self.store.upload(writer.path, self.curated_bucket, key)
         writer.path.unlink()
 
-    def _register_when_uploaded(self, table: str, days: list[date]) -> None:
-        """Register ``table``'s partitions in a worker once all its files are uploaded.
+    def commit_tables(self, demand_days: list[date]) -> None:
+        """Commit each table once, after every data file is uploaded: ``sales`` appends the
+        run's files; ``daily_demand`` replaces the rebuilt days (their old files leave the
+        snapshot, the new ones enter it) in one transaction.
 
-        The registrations overlap the rest of the run, one after the other: each makes a
-        Glue client, and making clients from one session is not thread-safe (the main
-        thread makes none after the run's start). A worker only waits for tasks submitted
-        before its own, which the pool (first in, first out) has already started, so the
-        waits cannot deadlock.
+        A crash before a commit leaves that table at its last snapshot (the uploaded files
+        are orphans for maintenance); the re-run finds the same new rows and converges.
         """
-        after = [self.registered, *self.uploads.get(table, [])]
-        self.registered = self.pool.submit(self._register, table, days, after)
+        self.report_progress("commit tables", 0, 2)
+        for futures in self.uploads.values():
+            for future in futures:
+                future.result()
+        sales_files = self.added.get(SALES_TABLE, [])
+        if sales_files:
+            commit(self.table(SALES), sales_files)
+        self.report_progress("commit tables", 1, 2)
+        if demand_days:
+            commit(
+                self.table(DAILY_DEMAND), self.added[DAILY_DEMAND_TABLE], days_filter(demand_days)
+            )
+        self.report_progress("commit tables", 2, 2)
 
-    def _register(self, table: str, days: list[date], after: list[Future[Any]]) -> None:
-        for future in after:
-            future.result()
-        register_partitions(
-            database=self.database,
-            table=table,
-            bucket=self.curated_bucket,
-            days=days,
-            session=self.session,
-        )
+
+def commit(table: Table, files: list[str], replace: str | None = None) -> None:
+    """One commit of ``table``: delete the rows ``replace`` selects (whole partitions: the
+    old files leave the snapshot, nothing is rewritten) and add ``files``."""
+    with translated(f"commit {'.'.join(table.name())}", ".".join(table.name())):
+        transaction = table.transaction()
+        if replace is not None:
+            with warnings.catch_warnings():
+                # A first build of a day has nothing to replace: PyIceberg warns, it is fine.
+                warnings.filterwarnings("ignore", "Delete operation did not match any records")
+                transaction.delete(replace)
+        # Fresh names (the run id): no need to scan the table for a file added twice.
+        transaction.add_files(files, check_duplicate_files=False)
+        transaction.commit_transaction()
 
 
-def demand_builder(previous: Path | None) -> DemandBuilder:
+def demand_builder(previous: pa.Table) -> DemandBuilder:
     """A demand builder carrying the stock of the day before the first day to build."""
-    if previous is None:
-        return DemandBuilder()
-    builder = DemandBuilder.from_previous_day(conform(pq.read_table(previous), DAILY_DEMAND_SCHEMA))
-    previous.unlink()
-    return builder
+    return DemandBuilder.from_previous_day(conform(previous, DAILY_DEMAND_SCHEMA))
 
 
 def sales_batches(path: Path) -> Iterator[pa.Table]:

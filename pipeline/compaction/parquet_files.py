@@ -158,57 +158,54 @@ class DaySpool:
 
 @dataclass(frozen=True)
 class MergeResult:
-    """What merging new rows into one partition did."""
+    """What adding new rows to one partition did."""
 
     new_rows: int
     duplicates: int
-    total_rows: int
 
 
-def merge_partition(
-    existing: Path | None,
+def existing_ids(files: Iterable[Path]) -> pa.ChunkedArray:
+    """The ``event_id`` column of a partition's data files."""
+    chunks = [c for f in files for c in pq.read_table(f, columns=["event_id"]).column(0).chunks]
+    return pa.chunked_array(chunks, pa.string())
+
+
+def write_new_rows(
+    existing: Iterable[Path],
     new: Callable[[list[str] | None], Iterable[pa.Table]],
     out: Path,
     schema: pa.Schema,
     *,
+    prepare: Callable[[pa.Table], pa.Table] = lambda rows: rows,
     on_rows: Callable[[pa.Table], None] | None = None,
     finish: Callable[[RowGroupWriter], None] = RowGroupWriter.close,
 ) -> MergeResult:
-    """Write ``existing`` rows then the new rows whose ``event_id`` is not there yet to ``out``.
+    """Write the new rows whose ``event_id`` the partition's ``existing`` files lack to ``out``.
 
     ``new(columns)`` yields the new rows in order (it is read twice: ids, then rows).
     Within the new rows the first occurrence wins; against the partition the existing row
-    wins, so a re-run after a crash keeps exactly the rows the first run kept. Nothing is
-    written when no row is new (``new_rows == 0``). ``on_rows`` sees every batch written
-    (so the caller can reduce the merged partition without reading it back). ``finish``
-    completes the file (by default: closes it; the job closes it off the main thread).
+    wins, so a re-run after a crash keeps exactly the rows the first run kept. The existing
+    files are only read (their ``event_id`` column), never rewritten: the table appends
+    ``out`` beside them. Nothing is written when no row is new (``new_rows == 0``).
+    ``prepare`` completes each batch to ``schema`` (the partition columns); ``on_rows``
+    sees every new batch written, before ``prepare``; ``finish`` completes the file (by
+    default: closes it; the job closes it off the main thread).
     """
     id_tables = [t.column("event_id") for t in new(["event_id"])]
     new_ids = pa.chunked_array([c for column in id_tables for c in column.chunks], pa.string())
-    existing_ids = (
-        pq.read_table(existing, columns=["event_id"]).column(0)
-        if existing is not None
-        else pa.chunked_array([], pa.string())
-    )
-    mask = new_rows(new_ids, existing_ids, bucket_rows=ROW_GROUP_ROWS)
+    mask = new_rows(new_ids, existing_ids(existing), bucket_rows=ROW_GROUP_ROWS)
     kept = int(pc.sum(mask).as_py() or 0)
     duplicates = len(new_ids) - kept
     if kept == 0:
-        return MergeResult(0, duplicates, len(existing_ids))
+        return MergeResult(0, duplicates)
     writer = RowGroupWriter(out, schema)
-
-    def write(rows: pa.Table | pa.RecordBatch) -> None:
-        rows = conform(rows, schema)
-        writer.write(rows)
-        if on_rows is not None:
-            on_rows(rows)
-
-    if existing is not None:
-        for batch in pq.ParquetFile(existing).iter_batches(batch_size=read_batch_rows()):
-            write(batch)
     offset = 0
     for batch in new(None):
-        write(batch.filter(mask.slice(offset, batch.num_rows)))
+        rows = batch.filter(mask.slice(offset, batch.num_rows))
         offset += batch.num_rows
+        if rows.num_rows:
+            if on_rows is not None:
+                on_rows(rows)
+            writer.write(prepare(rows))
     finish(writer)
-    return MergeResult(kept, duplicates, writer.rows)
+    return MergeResult(kept, duplicates)

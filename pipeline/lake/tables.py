@@ -14,6 +14,7 @@ never meet delete files.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any, Final
@@ -21,22 +22,25 @@ from urllib.parse import urlparse
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from botocore.exceptions import BotoCoreError, ClientError
 from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.glue import GlueCatalog
-from pyiceberg.exceptions import NoSuchTableError, TableAlreadyExistsError
+from pyiceberg.exceptions import CommitFailedException, NoSuchTableError, TableAlreadyExistsError
 from pyiceberg.partitioning import PartitionField, PartitionSpec
+from pyiceberg.schema import assign_fresh_schema_ids
 from pyiceberg.transforms import IdentityTransform
 
-from pipeline.aws_errors import translated
+from pipeline.aws_errors import translate
 from pipeline.compaction.schema import (
     DAILY_DEMAND_SCHEMA,
     DAILY_DEMAND_TABLE,
     SALES_SCHEMA,
     SALES_TABLE,
 )
+from pipeline.errors import TerminalError, TransientError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
 
     import boto3
     from pyiceberg.table import Table
@@ -115,6 +119,28 @@ def iceberg_catalog(session: boto3.session.Session) -> Catalog:
     return GlueCatalog("glue", client=glue, **properties)
 
 
+#: pyarrow's S3 errors (an ``OSError`` naming the AWS error) that no retry will cure.
+_TERMINAL_S3 = ("ACCESS_DENIED", "AccessDenied", "NoSuchBucket", "NO_SUCH_BUCKET", "KMS")
+
+
+@contextmanager
+def translated(action: str, resource: str) -> Iterator[None]:
+    """Re-raise what the catalog and the file IO raise as the pipeline's errors.
+
+    A commit that lost a race (another writer committed first: Glue refused the stale
+    ``VersionId``) is transient: the re-run starts from the new snapshot and converges.
+    """
+    try:
+        yield
+    except (ClientError, BotoCoreError) as e:
+        raise translate(e, action, service="glue", resource=resource) from e
+    except CommitFailedException as e:
+        raise TransientError(f"{action}: another commit came first ({e})") from e
+    except OSError as e:
+        error = TerminalError if any(t in str(e) for t in _TERMINAL_S3) else TransientError
+        raise error(f"{action}: {e}") from e
+
+
 def table_location(bucket: str, name: str) -> str:
     return f"s3://{bucket}/{name}"
 
@@ -131,12 +157,12 @@ def ensure_table(catalog: Catalog, database: str, bucket: str, spec: TableSpec) 
     """The table, created (with its partition spec and properties) when it does not exist."""
     identifier = (database, spec.name)
     resource = f"{database}.{spec.name}"
-    with translated(f"load table {resource}", service="glue", resource=resource):
+    with translated(f"load table {resource}", resource):
         try:
             return catalog.load_table(identifier)
         except NoSuchTableError:
             pass
-        schema = Catalog._convert_schema_if_needed(spec.schema)
+        schema = assign_fresh_schema_ids(Catalog._convert_schema_if_needed(spec.schema))
         try:
             return catalog.create_table(
                 identifier,
@@ -194,3 +220,59 @@ def days_filter(days: Iterable[date]) -> str:
 def file_day(partition: Any) -> date:
     """The day of a data file's partition record (``year``, ``month``, ``day`` strings)."""
     return date(int(partition[0]), int(partition[1]), int(partition[2]))
+
+
+def load_table(catalog: Catalog, database: str, spec: TableSpec) -> Table | None:
+    """The table, or ``None`` when no run has created it yet."""
+    resource = f"{database}.{spec.name}"
+    with translated(f"load table {resource}", resource):
+        try:
+            return catalog.load_table((database, spec.name))
+        except NoSuchTableError:
+            return None
+
+
+def read_rows(
+    catalog: Catalog,
+    database: str,
+    spec: TableSpec,
+    row_filter: str = "true",
+    columns: tuple[str, ...] | None = None,
+) -> pa.Table:
+    """The current snapshot's rows matching ``row_filter``, typed as the spec says (PyIceberg
+    reads strings as ``large_string``); no rows when the table does not exist yet."""
+    names = list(columns) if columns is not None else spec.schema.names
+    schema = pa.schema([spec.schema.field(n) for n in names])
+    table = load_table(catalog, database, spec)
+    if table is None:
+        return schema.empty_table()
+    resource = f"{database}.{spec.name}"
+    with translated(f"read table {resource}", resource):
+        rows = table.scan(row_filter=row_filter, selected_fields=tuple(names)).to_arrow()
+    return rows.select(names).cast(schema)
+
+
+def data_key(table: str, day: date, run_id: str) -> str:
+    """The key of the one data file a run writes to one partition of ``table``."""
+    year, month, dd = partition_values(day)
+    return f"{table}/data/year={year}/month={month}/day={dd}/{run_id}.parquet"
+
+
+def planned_files(table: Table, days: Iterable[date]) -> dict[date, list[str]]:
+    """The current snapshot's data files of ``days``, by day (one scan planning).
+
+    A file with delete files attached would need them applied: the tables are
+    copy-on-write, so one means another writer changed the properties; refuse.
+    """
+    name = ".".join(table.name())
+    files: dict[date, list[str]] = {}
+    with translated(f"plan {name}", name):
+        tasks = list(table.scan(row_filter=days_filter(days)).plan_files())
+    for task in tasks:
+        if task.delete_files:
+            raise TerminalError(
+                f"{name}: {task.file.file_path} has delete files; the curated tables are "
+                "copy-on-write (TABLE_PROPERTIES), merge-on-read is not supported"
+            )
+        files.setdefault(file_day(task.file.partition), []).append(task.file.file_path)
+    return {day: sorted(paths) for day, paths in files.items()}

@@ -1,5 +1,5 @@
-"""A fresh, isolated lake (raw and curated buckets, a Glue database with the template's
-tables) on an already provisioned stack: much cheaper than provisioning a whole stack, so
+"""A fresh, isolated lake (raw and curated buckets, a Glue database) on an already
+provisioned stack: much cheaper than provisioning a whole stack, so
 property tests can afford one per example."""
 
 from __future__ import annotations
@@ -8,21 +8,12 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from pipeline.local.stack import LocalStack
+from pipeline.lake.tables import TABLES, iceberg_catalog, read_rows
 
-_READ_ONLY = (
-    "DatabaseName",
-    "CreateTime",
-    "UpdateTime",
-    "CreatedBy",
-    "IsRegisteredWithLakeFormation",
-    "CatalogId",
-    "VersionId",
-    "IsMultiDialectView",
-    "IsMaterializedView",
-    "Status",
-)
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from pipeline.local.stack import LocalStack
 
 
 @dataclass(frozen=True)
@@ -33,7 +24,7 @@ class Lake:
 
 
 def fresh_lake(stack: LocalStack, session: Any = None) -> Lake:
-    """New buckets and a new database holding copies of the stack's curated tables."""
+    """New buckets and a new, empty database (the jobs create their Iceberg tables)."""
     session = session or stack.session()
     s3, glue = session.client("s3"), session.client("glue")
     tag = uuid.uuid4().hex[:8]
@@ -45,16 +36,12 @@ def fresh_lake(stack: LocalStack, session: Any = None) -> Lake:
     s3.create_bucket(Bucket=lake.raw)
     s3.create_bucket(Bucket=lake.curated)
     glue.create_database(DatabaseInput={"Name": lake.database})
-    old_bucket = stack.ref("CuratedBucket")
-    for table in glue.get_tables(DatabaseName=stack.ref("LakeDatabase"))["TableList"]:
-        table_input: dict[str, Any] = {k: v for k, v in table.items() if k not in _READ_ONLY}
-        table_input["StorageDescriptor"]["Location"] = table_input["StorageDescriptor"][
-            "Location"
-        ].replace(old_bucket, lake.curated)
-        params = table_input.get("Parameters", {})
-        if "storage.location.template" in params:
-            params["storage.location.template"] = params["storage.location.template"].replace(
-                old_bucket, lake.curated
-            )
-        glue.create_table(DatabaseName=lake.database, TableInput=table_input)
     return lake
+
+
+def curated_rows(session: Any, database: str, table: str, row_filter: str = "true") -> pd.DataFrame:
+    """The current snapshot's rows of a curated table (none before its first run), without
+    the partition columns."""
+    spec = next(t for t in TABLES if t.name == table)
+    rows = read_rows(iceberg_catalog(session), database, spec, row_filter, tuple(spec.columns.names))
+    return rows.to_pandas()

@@ -6,29 +6,31 @@ curated buckets and a Glue database with the template's tables), which is much c
 
 from __future__ import annotations
 
-import io
 import json
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import awswrangler as wr
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
-from pipeline.compaction import curated_key, run_compaction
+from pipeline.compaction import run_compaction
 from pipeline.compaction.job import LOCATIONS_QUARANTINE_KEY
-from pipeline.compaction.schema import SALES_SCHEMA
 from pipeline.compaction.state import MANIFEST_KEY
 from pipeline.errors import TerminalError
-from pipeline.forecasting.job import read_dataset
 from pipeline.lake import compaction_quarantine_key
+from pipeline.lake.tables import (
+    DAILY_DEMAND,
+    ensure_table,
+    iceberg_catalog,
+    read_rows,
+    with_partition_columns,
+)
 from pipeline.local.glue_runtime import run_glue_job
 from pipeline.local.stack import LocalStack
 from tests.support.compaction_helpers import event, put_raw, raw_key
-from tests.support.compaction_lake import Lake, fresh_lake
+from tests.support.compaction_lake import Lake, curated_rows, fresh_lake
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -116,7 +118,7 @@ def test_given_duplicates_across_objects_and_runs_when_compacted_then_each_event
 
     report = _compact(lake, session)
 
-    frame = wr.s3.read_parquet(f"s3://{lake.curated}/sales/", dataset=True, boto3_session=session)
+    frame = curated_rows(session, lake.database, "sales")
     assert sorted(frame["event_id"]) == ["e1", "e2", "e3"]
     assert (report.duplicates_dropped, report.rows_written) == (1, 1)
 
@@ -177,12 +179,8 @@ def test_given_late_event_when_compacted_then_its_day_and_carried_stock_are_reco
 
     report = _compact(lake, session)
 
-    frame = wr.s3.read_parquet(
-        f"s3://{lake.curated}/daily_demand/", dataset=True, boto3_session=session
-    )
-    rows = sorted(
-        frame.drop(columns=["year", "month", "day"]).to_dict("records"), key=lambda r: r["date"]
-    )
+    frame = curated_rows(session, lake.database, "daily_demand")
+    rows = sorted(frame.to_dict("records"), key=lambda r: r["date"])
     prices = [r.pop("avg_unit_price") for r in rows]
     base = {"sku_id": "SKU-1", "location_id": "LOC-1", "units_returned": 0}
     assert prices[0] == 2.5 and pd.isna(prices[1]) and prices[2] == 2.5  # no sale on day 2
@@ -210,15 +208,20 @@ def test_given_late_event_when_compacted_then_its_day_and_carried_stock_are_reco
         },
     ]
     assert report.demand_days_written == 2
-    partitions = wr.catalog.get_partitions(lake.database, "sales", boto3_session=session)
-    assert sorted(partitions.values()) == [["2024", "03", d] for d in ("01", "02", "03")]
+    assert _partition_dirs(s3, lake.curated, "sales") == [
+        f"sales/data/year=2024/month=03/day={d}/" for d in ("01", "02", "03")
+    ]
+
+
+def _partition_dirs(s3: Any, bucket: str, table: str) -> list[str]:
+    """The partition folders of a table's data files (``year=YYYY/month=MM/day=DD/``)."""
+    keys = _objects(s3, bucket)
+    return sorted({k.rsplit("/", 1)[0] + "/" for k in keys if k.startswith(f"{table}/data/")})
 
 
 def _demand_rows(lake: Lake, session: boto3.session.Session) -> list[dict[str, Any]]:
-    frame = wr.s3.read_parquet(
-        f"s3://{lake.curated}/daily_demand/", dataset=True, boto3_session=session
-    )
-    rows = frame.drop(columns=["year", "month", "day"]).to_dict("records")
+    frame = curated_rows(session, lake.database, "daily_demand")
+    rows = frame.to_dict("records")
     return sorted(rows, key=lambda r: (r["location_id"], r["date"]))
 
 
@@ -313,12 +316,11 @@ def test_given_an_unknown_time_zone_when_compacting_then_the_row_is_quarantined_
     assert [r["date"] for r in _demand_rows(lake, session)] == [T0.date()]
 
 
-def test_given_daily_demand_written_before_the_price_column_when_read_then_price_is_null(
+def test_given_the_day_before_in_daily_demand_when_compacted_then_its_stock_carries_in(
     lake: Lake, session: boto3.session.Session, s3: Any
 ) -> None:
-    # GIVEN a daily_demand partition of an older release (no avg_unit_price column) for the
-    # day before the first compacted one
-    old = pa.table(
+    # GIVEN the table already holds the day before the first compacted one (no price)
+    previous = pa.table(
         {
             "sku_id": ["SKU-1"],
             "location_id": ["LOC-1"],
@@ -327,22 +329,18 @@ def test_given_daily_demand_written_before_the_price_column_when_read_then_price
             "units_returned": pa.array([0], pa.int64()),
             "end_of_day_stock": pa.array([7], pa.int64()),
             "stockout": [False],
+            "avg_unit_price": pa.array([None], pa.float64()),
         }
     )
-    for key, table in (
-        (curated_key(date(2024, 2, 29), "daily_demand"), old),
-        (curated_key(date(2024, 2, 29)), SALES_SCHEMA.empty_table()),
-    ):
-        sink = io.BytesIO()
-        pq.write_table(table, sink)
-        s3.put_object(Bucket=lake.curated, Key=key, Body=sink.getvalue())
+    table = ensure_table(iceberg_catalog(session), lake.database, lake.curated, DAILY_DEMAND)
+    table.append(with_partition_columns(previous, DAILY_DEMAND))
     put_raw(s3, lake.raw, raw_key(T0, SHARD, 1, 1), [event("e1", T0)])
 
     # WHEN compacted and read as the forecaster reads the table
     _compact(lake, session)
-    frame = read_dataset(f"s3://{lake.curated}/daily_demand/", session)
+    frame = curated_rows(session, lake.database, "daily_demand")
 
-    # THEN the old day reads with a null price and the new day carries its stock in
+    # THEN the old day is kept as it was and the new day carries its stock in
     rows = sorted(frame.to_dict("records"), key=lambda r: r["date"])
     assert [(r["date"], r["end_of_day_stock"]) for r in rows] == [
         (date(2024, 2, 29), 7),
@@ -357,23 +355,10 @@ def test_given_daily_demand_when_read_by_forecaster_then_schema_matches_contract
     put_raw(s3, lake.raw, raw_key(T0, SHARD, 1, 1), [event("e1", T0)])
     _compact(lake, session)
 
-    frame = wr.s3.read_parquet(
-        f"s3://{lake.curated}/daily_demand/", dataset=True, boto3_session=session
-    )
+    rows = read_rows(iceberg_catalog(session), lake.database, DAILY_DEMAND)
 
-    assert {c: str(t) for c, t in frame.dtypes.items()} == {
-        "sku_id": "string",
-        "location_id": "string",
-        "date": "object",
-        "units_sold": "Int64",
-        "units_returned": "Int64",
-        "end_of_day_stock": "Int64",
-        "stockout": "boolean",
-        "avg_unit_price": "float64",
-        "year": "category",
-        "month": "category",
-        "day": "category",
-    }
+    assert rows.schema == DAILY_DEMAND.schema
+    assert rows.num_rows == 1
 
 
 def test_given_stack_when_job_runs_as_glue_process_then_progress_and_report_arrive(
@@ -393,7 +378,8 @@ def test_given_stack_when_job_runs_as_glue_process_then_progress_and_report_arri
     assert ("read raw", 1, 1) in steps
     assert steps[-1] == ("commit", 1, 1)
     curated = _objects(s3, shared_stack.ref("CuratedBucket"))
-    assert {MANIFEST_KEY, curated_key(T0.date())} <= set(curated)
+    assert MANIFEST_KEY in curated
+    assert any(k.startswith("sales/data/year=2024/month=03/day=01/") for k in curated)
 
 
 def test_given_missing_raw_bucket_when_compacting_then_terminal_error_names_it(
@@ -450,7 +436,7 @@ def test_given_a_three_day_outage_when_bounded_runs_drain_it_then_every_event_la
     while (report := _compact_bounded(lake, session, max_objects=50)).raw_objects:
         reports.append(report)
 
-    frame = wr.s3.read_parquet(f"s3://{lake.curated}/sales/", dataset=True, boto3_session=session)
+    frame = curated_rows(session, lake.database, "sales")
     assert [r.raw_objects for r in reports] == [50, 50, 44]
     assert [r.raw_objects_waiting for r in reports] == [94, 44, 0]
     assert len(frame) == len(expected) == 288
@@ -543,12 +529,12 @@ def test_given_a_reset_clock_and_a_clock_a_year_ahead_when_compacted_then_both_w
     assert backfilled.demand_days_written == 2
     assert (again.rows_written, again.duplicates_dropped) == (0, 2)
     assert _sales_ids(lake, session) == ["ahead", "n1", "n2", "old"]
-    assert curated_key(reset.date()) in _objects(s3, lake.curated)
+    assert _partition_dirs(s3, lake.curated, "sales")[0] == "sales/data/year=2000/month=01/day=02/"
     assert _compact(lake, session).raw_objects == 0
 
 
 def _sales_ids(lake: Lake, session: boto3.session.Session) -> list[str]:
-    frame = wr.s3.read_parquet(f"s3://{lake.curated}/sales/", dataset=True, boto3_session=session)
+    frame = curated_rows(session, lake.database, "sales")
     return sorted(frame["event_id"])
 
 
