@@ -1,12 +1,18 @@
-"""The local engine: the Athena SQL through DuckDB over the curated Parquet.
+"""The local engine: the Athena SQL through DuckDB over the curated zone.
 
-Each Glue table becomes a DuckDB view over a pyarrow dataset at the table's S3 location,
-read through pyarrow's own S3 client (DuckDB's ``httpfs`` extension would have to be
-downloaded, and the emulator setup promises no internet). The dataset gets the catalog's
-schema, so column types match Athena's, Hive partition keys become columns like Athena's
-(strings), files missing a newer column read it as null (additive schema drift), and
-``_``/``.``-prefixed objects are skipped like Athena skips them. DuckDB pushes filters and
-projections into the dataset scan, so only the needed row groups and columns are fetched.
+Each Glue table becomes a DuckDB view over a pyarrow dataset, read through pyarrow's own S3
+client (DuckDB's ``httpfs`` and ``iceberg`` extensions would have to be downloaded, and the
+emulator setup promises no internet):
+
+- an **Apache Iceberg** table's dataset is exactly its current snapshot's data files as
+  PyIceberg plans them, with the Iceberg schema (:mod:`pipeline.query.iceberg`);
+- a **Hive-style** table's dataset is every Parquet object under the table's S3 location,
+  with the catalog's schema: Hive partition keys become columns like Athena's (strings),
+  files missing a newer column read it as null (additive schema drift), and
+  ``_``/``.``-prefixed objects are skipped like Athena skips them.
+
+Either way column types match Athena's, and DuckDB pushes filters and projections into the
+dataset scan, so only the needed files, row groups and columns are fetched.
 
 No extension is fetched or loaded behind the SQL's back: DuckDB would otherwise download
 and load one (code from the network) as soon as a query names a function or a URL scheme
@@ -24,13 +30,18 @@ from urllib.parse import urlparse
 import duckdb
 import pyarrow as pa
 import pyarrow.dataset as ds
+from botocore.exceptions import BotoCoreError, ClientError
 from pyarrow import fs
+from pyiceberg.exceptions import NoSuchTableError
 
-from pipeline.errors import InvalidInputError, TerminalError
+from pipeline.aws_errors import translate
+from pipeline.errors import InvalidInputError, NotFoundError, TerminalError, TransientError
+from pipeline.query.iceberg import snapshot_dataset
 
 if TYPE_CHECKING:
     import boto3
     import pandas as pd
+    from pyiceberg.catalog import Catalog
 
     from pipeline.query.catalog import TableInfo
 
@@ -81,24 +92,61 @@ def table_dataset(table: TableInfo, filesystem: fs.FileSystem) -> ds.Dataset | p
     return dataset
 
 
+def iceberg_dataset(
+    table: TableInfo, database: str, catalog: Catalog, filesystem: fs.FileSystem
+) -> ds.Dataset | pa.Table:
+    """The current snapshot of the Iceberg table ``database.<table>`` as a dataset."""
+    resource = f"{database}.{table.name}"
+    try:
+        loaded = catalog.load_table((database, table.name))
+        return snapshot_dataset(loaded, resource, filesystem)
+    except NoSuchTableError as e:  # dropped since the listing
+        raise NotFoundError(f"table {resource} no longer exists") from e
+    except (ClientError, BotoCoreError) as e:
+        raise translate(e, f"read table {resource}", service="glue", resource=resource) from e
+    except OSError as e:  # pyarrow's S3 reading the metadata or a manifest
+        raise TransientError(f"read table {resource}: {e}") from e
+
+
 def run_duckdb(
-    sql: str, *, tables: list[TableInfo], session: boto3.session.Session, database: str
+    sql: str,
+    *,
+    tables: list[TableInfo],
+    session: boto3.session.Session,
+    database: str,
+    iceberg: Catalog | None = None,
 ) -> pd.DataFrame:
-    """Run ``sql`` with every catalog table as a view; names resolve bare or as ``db.table``."""
+    """Run ``sql`` with every catalog table as a view; names resolve bare or as ``db.table``.
+
+    Iceberg tables are loaded through ``iceberg`` (by default PyIceberg's Glue catalog of
+    ``session``, :func:`pipeline.lake.tables.iceberg_catalog`). Dates come back as
+    ``datetime.date`` objects, as awswrangler returns Athena's.
+    """
     filesystem = s3_filesystem(session)
+    if iceberg is None and any(t.iceberg for t in tables):
+        from pipeline.lake.tables import iceberg_catalog
+
+        iceberg = iceberg_catalog(session)
+    sources: dict[str, ds.Dataset | pa.Table] = {}
+    for table in tables:
+        if table.iceberg:
+            assert iceberg is not None  # noqa: S101 - built above
+            sources[table.name] = iceberg_dataset(table, database, iceberg, filesystem)
+        else:
+            sources[table.name] = table_dataset(table, filesystem)
     con = duckdb.connect(":memory:", config=CONNECTION_CONFIG)
     try:
         # Athena's clock is UTC: current_date must mean the same day here.
         con.execute("SET TimeZone = 'UTC'")
         con.execute("SET lock_configuration = true")
         con.execute(f'CREATE SCHEMA IF NOT EXISTS "{database}"')
-        for table in tables:
-            source = f"__source_{table.name}"
-            con.register(source, table_dataset(table, filesystem))
-            con.execute(f'CREATE VIEW "{table.name}" AS SELECT * FROM "{source}"')
-            con.execute(f'CREATE VIEW "{database}"."{table.name}" AS SELECT * FROM "{source}"')
+        for name, dataset in sources.items():
+            source = f"__source_{name}"
+            con.register(source, dataset)
+            con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM "{source}"')
+            con.execute(f'CREATE VIEW "{database}"."{name}" AS SELECT * FROM "{source}"')
         try:
-            return con.execute(sql).df()
+            return con.execute(sql).df(date_as_object=True)
         except (duckdb.ProgrammingError, duckdb.DataError, duckdb.NotImplementedException) as e:
             # Parser, binder, catalog and conversion errors: the SQL is at fault.
             raise InvalidInputError(f"query: {error_summary(e)}") from e

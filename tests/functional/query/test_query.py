@@ -1,4 +1,5 @@
-"""Every named query of the template runs unmodified on the local engine (DuckDB)."""
+"""Every named query of the template runs unmodified on the local engine (DuckDB) against
+the curated Iceberg tables."""
 
 from __future__ import annotations
 
@@ -6,72 +7,84 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
-from pipeline.compaction import run_compaction
 from pipeline.errors import NotFoundError
-from pipeline.lake import curated_partition_prefix
+from pipeline.lake.tables import DAILY_DEMAND, FORECASTS, SALES
+from pipeline.local.template import load_template
 from pipeline.query import named_queries, named_query, run_query
-from tests.support.compaction_helpers import event, put_raw, raw_key
 
 if TYPE_CHECKING:
-    from pipeline.local.stack import LocalStack
+    from tests.functional.query.conftest import IcebergLake
 
 
-def test_given_curated_data_when_each_named_query_runs_locally_then_expected_rows(
-    stack: LocalStack,
+def sales_rows(*events: tuple[str, str, str, int, int | None, float | None, datetime]) -> pa.Table:
+    """Curated sales rows: (event_id, event_type, location_id, quantity, stock, price, time)."""
+    names = ("event_id", "event_type", "location_id", "quantity", "stock_on_hand", "unit_price")
+    columns = {name: [e[i] for e in events] for i, name in enumerate(names)}
+    columns["event_time"] = [e[6].replace(tzinfo=None) for e in events]
+    columns["sku_id"] = ["SKU-1"] * len(events)
+    return pa.table(columns).select(SALES.columns.names).cast(SALES.columns)
+
+
+def test_given_curated_iceberg_tables_when_each_named_query_runs_locally_then_expected_rows(
+    lake: IcebergLake,
 ) -> None:
-    session = stack.session()
-    s3 = session.client("s3")
-    curated, database = stack.ref("CuratedBucket"), stack.ref("LakeDatabase")
     yesterday = datetime.now(UTC).replace(hour=8, minute=0, second=0, microsecond=0) - (
         timedelta(days=1)
     )
     before = yesterday - timedelta(days=1)
-    put_raw(
-        s3,
-        stack.ref("RawBucket"),
-        raw_key(yesterday, "shardId-000000000000", 1, 5),
-        [
-            event("a1", before, quantity=3, stock=4, price=2.0),
-            event("a2", yesterday, quantity=4, stock=0, price=2.0),
-            event("b1", yesterday, location="LOC-2", quantity=1, stock=7, price=10.0),
-            event("b2", yesterday, location="LOC-2", event_type="return", quantity=1, price=None),
-        ],
+    lake.append(SALES, sales_rows(("a1", "sale", "LOC-1", 3, 4, 2.0, before)), before.date())
+    lake.append(
+        SALES,
+        sales_rows(
+            ("a2", "sale", "LOC-1", 4, 0, 2.0, yesterday),
+            ("b1", "sale", "LOC-2", 1, 7, 10.0, yesterday),
+            ("b2", "return", "LOC-2", 1, None, None, yesterday),
+        ),
+        yesterday.date(),
     )
-    run_compaction(
-        raw_bucket=stack.ref("RawBucket"),
-        curated_bucket=stack.ref("CuratedBucket"),
-        database=stack.ref("LakeDatabase"),
-        session=stack.session(),
+    lake.append(
+        DAILY_DEMAND,
+        pa.table(
+            {
+                "sku_id": ["SKU-1"] * 3,
+                "location_id": ["LOC-1", "LOC-1", "LOC-2"],
+                "date": [before.date(), yesterday.date(), yesterday.date()],
+                "units_sold": [3, 4, 1],
+                "units_returned": [0, 0, 1],
+                "end_of_day_stock": [4, 0, 7],
+                "stockout": [False, True, False],
+                "avg_unit_price": [2.0, 2.0, 10.0],
+            }
+        ),
     )
-    forecasts = pa.table(
-        {
-            "sku_id": ["SKU-1", "SKU-1"],
-            "location_id": ["LOC-1", "LOC-1"],
-            "date": pa.array([yesterday.date()] * 2, pa.date32()),
-            "forecast_val": [2.0, 5.0],
-            "confidence_lower": [1.0, 3.5],
-            "confidence_upper": [3.0, 6.0],
-            "model": ["old", "seasonal_naive"],
-            "generated_at": pa.array(
-                [before.replace(tzinfo=None), before.replace(tzinfo=None) + timedelta(hours=1)],
-                pa.timestamp("us"),
-            ),
-        }
+    lake.append(
+        FORECASTS,
+        pa.table(
+            {
+                "sku_id": ["SKU-1", "SKU-1"],
+                "location_id": ["LOC-1", "LOC-1"],
+                "date": [yesterday.date()] * 2,
+                "forecast_val": [2.0, 5.0],
+                "confidence_lower": [1.0, 3.5],
+                "confidence_upper": [3.0, 6.0],
+                "lower_95": [0.5, 3.0],
+                "upper_95": [3.5, 7.0],
+                "model": ["old", "seasonal_naive"],
+                "generated_at": [
+                    before.replace(tzinfo=None),
+                    before.replace(tzinfo=None) + timedelta(hours=1),
+                ],
+            }
+        ),
     )
-    sink = pa.BufferOutputStream()
-    pq.write_table(forecasts, sink)
-    s3.put_object(
-        Bucket=curated,
-        Key=curated_partition_prefix(yesterday.date(), "forecasts") + "part-00000.parquet",
-        Body=sink.getvalue().to_pybytes(),
-    )
-    queries = named_queries(stack.template)
+    queries = named_queries(load_template())
 
     results = {
-        name: run_query(sql, curated_bucket=curated, database=database, session=session)
+        name: run_query(
+            sql, curated_bucket=lake.bucket, database=lake.database, session=lake.session
+        )
         for name, sql in queries.items()
     }
 
@@ -82,17 +95,16 @@ def test_given_curated_data_when_each_named_query_runs_locally_then_expected_row
     ]
     sales = results["daily-sales-by-sku-location"]
     assert [
-        (r.sku_id, r.location_id, str(r.sales_date)[:10], r.units_sold, r.revenue)
-        for r in sales.itertuples()
+        (r.sku_id, r.location_id, r.sales_date, r.units_sold, r.revenue) for r in sales.itertuples()
     ] == [
-        ("SKU-1", "LOC-1", before.date().isoformat(), 3, 6.0),
-        ("SKU-1", "LOC-1", yesterday.date().isoformat(), 4, 8.0),
-        ("SKU-1", "LOC-2", yesterday.date().isoformat(), 1, 10.0),
+        ("SKU-1", "LOC-1", before.date(), 3, 6.0),
+        ("SKU-1", "LOC-1", yesterday.date(), 4, 8.0),
+        ("SKU-1", "LOC-2", yesterday.date(), 1, 10.0),
     ]
     stockouts = results["yesterdays-stockouts"]
-    assert [(r.sku_id, r.location_id, r.end_of_day_stock) for r in stockouts.itertuples()] == [
-        ("SKU-1", "LOC-1", 0)
-    ]
+    assert [
+        (r.sku_id, r.location_id, r.date, r.end_of_day_stock) for r in stockouts.itertuples()
+    ] == [("SKU-1", "LOC-1", yesterday.date(), 0)]
     versus = results["forecast-vs-actual"]
     assert [
         (r.model, r.forecast_val, r.actual_units, r.error, r.within_interval)
@@ -100,11 +112,9 @@ def test_given_curated_data_when_each_named_query_runs_locally_then_expected_row
     ] == [("seasonal_naive", 5.0, 4, 1.0, True)]
 
 
-def test_given_unknown_name_when_looking_up_named_query_then_not_found_lists_known(
-    stack: LocalStack,
-) -> None:
+def test_given_unknown_name_when_looking_up_named_query_then_not_found_lists_known() -> None:
     with pytest.raises(NotFoundError) as error:
-        named_query(stack.template, "no-such-query")
+        named_query(load_template(), "no-such-query")
     assert str(error.value) == (
         "no named query 'no-such-query' in the template (known: daily-sales-by-sku-location,"
         " forecast-vs-actual, yesterdays-stockouts)"
