@@ -24,6 +24,7 @@ autoloading back on.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Final
 from urllib.parse import urlparse
 
@@ -147,6 +148,14 @@ def run_duckdb(
             con.execute(f'CREATE VIEW "{database}"."{name}" AS SELECT * FROM "{source}"')
         try:
             return con.execute(sql).df(date_as_object=True)
+        except duckdb.InvalidInputException as e:
+            failed = _SOURCE_FAILED.search(str(e))
+            if failed is None:
+                raise InvalidInputError(f"query: {error_summary(e)}") from e
+            # pyarrow failed reading a table's files (a corrupt or missing object): not the
+            # SQL's fault.
+            detail = " ".join(str(e)[failed.end() :].split("\n\n", 1)[0].split())
+            raise TerminalError(f"query failed: reading table {failed.group(1)}: {detail}") from e
         except (duckdb.ProgrammingError, duckdb.DataError, duckdb.NotImplementedException) as e:
             # Parser, binder, catalog and conversion errors: the SQL is at fault.
             raise InvalidInputError(f"query: {error_summary(e)}") from e
@@ -154,6 +163,10 @@ def run_duckdb(
             raise TerminalError(f"query failed: {error_summary(e)}") from e
     finally:
         con.close()
+
+
+#: How DuckDB reports an error raised by a registered dataset's scan.
+_SOURCE_FAILED: Final = re.compile(r"reading the stream registered as '__source_(.+?)' failed: ")
 
 
 def error_summary(error: Exception) -> str:

@@ -98,7 +98,7 @@ def athena_schema(schema: Schema) -> pa.Schema:
     """The Arrow schema of an Iceberg schema, with the types Athena shows: ``string`` and
     ``binary`` rather than PyIceberg's large variants, no field id metadata."""
     arrow = schema_to_pyarrow(schema, include_field_ids=False)
-    return pa.schema([field.with_type(_small(field.type)) for field in arrow])
+    return pa.schema([field.with_type(_small(field.type)).remove_metadata() for field in arrow])
 
 
 def _small(dtype: pa.DataType) -> pa.DataType:
