@@ -10,6 +10,7 @@ import typer
 from pipeline.cli.console import console, err_console
 from pipeline.cli.jobs import Engine, run_job
 from pipeline.errors import ConfigurationError
+from pipeline.query.formats import FORMATS
 from pipeline.settings import ATHENA_WORKGROUP, CURATED_BUCKET, GLUE_DATABASE
 
 
@@ -56,6 +57,14 @@ def _names(
     return database, curated_bucket, workgroup, session
 
 
+def _check_format(value: str) -> str:
+    if value not in FORMATS:
+        raise typer.BadParameter(
+            f"{value!r} is not one of {', '.join(FORMATS)}", param_hint="--format"
+        )
+    return value
+
+
 def query(
     sql: Annotated[str | None, typer.Argument(help="SQL (Athena dialect).")] = None,
     *,
@@ -66,11 +75,27 @@ def query(
     database: Annotated[str | None, typer.Option(help="Glue database.")] = None,
     curated_bucket: Annotated[str | None, typer.Option(help="Curated bucket.")] = None,
     workgroup: Annotated[str | None, typer.Option(help="Athena workgroup.")] = None,
-    limit: Annotated[int, typer.Option(help="Rows to print.", min=0)] = 50,
+    limit: Annotated[
+        int, typer.Option(help="Rows to print in the table format (csv and json print all).", min=0)
+    ] = 50,
+    output_format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            metavar="|".join(FORMATS),
+            callback=_check_format,
+            help="table (for people, up to --limit rows), csv or json (every row, for"
+            " scripts: json is one array of objects, a row per line).",
+        ),
+    ] = "table",
 ) -> None:
-    """Run SQL over the curated zone (DuckDB by default, or Athena) and print the rows."""
+    """Run SQL over the curated zone (DuckDB by default, or Athena) and print the rows.
+
+    The row count goes to stderr, the rows to stdout.
+    """
     from pipeline.local.template import load_template
     from pipeline.query import ENGINES, named_query, run_query
+    from pipeline.query.formats import to_csv, to_json
 
     if engine not in ENGINES:
         raise ConfigurationError(f"unknown engine {engine!r} (use one of {', '.join(ENGINES)})")
@@ -95,6 +120,10 @@ def query(
         workgroup=workgroup,
     )
     err_console.print(f"{len(frame)} rows", highlight=False)
+    if output_format != "table":
+        # Verbatim for scripts: rich would wrap, highlight or read markup.
+        typer.echo(to_csv(frame) if output_format == "csv" else to_json(frame), nl=False)
+        return
     # The rows are data: never markup or emoji codes.
     console.print(
         frame.head(limit).to_string(index=False),
