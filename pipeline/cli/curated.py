@@ -71,7 +71,9 @@ def query(
     named: Annotated[
         str | None, typer.Option(help="Run this named query from the template instead.")
     ] = None,
-    engine: Annotated[str, typer.Option(help="duckdb (local Parquet) or athena.")] = "duckdb",
+    engine: Annotated[
+        str, typer.Option(help="duckdb (reads the tables' files locally) or athena.")
+    ] = "duckdb",
     database: Annotated[str | None, typer.Option(help="Glue database.")] = None,
     curated_bucket: Annotated[str | None, typer.Option(help="Curated bucket.")] = None,
     workgroup: Annotated[str | None, typer.Option(help="Athena workgroup.")] = None,
