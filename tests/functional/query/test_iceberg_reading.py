@@ -10,10 +10,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from pyiceberg.types import StringType
 
 from pipeline.errors import TerminalError
 from pipeline.lake.tables import DAILY_DEMAND, SALES, with_partition_columns
 from pipeline.query import run_query
+from pipeline.query.formats import plain
 
 if TYPE_CHECKING:
     from tests.functional.query.conftest import IcebergLake
@@ -182,3 +184,26 @@ def test_given_rows_with_a_timestamp_when_querying_then_it_reads_as_written(
     assert [(r[0], str(r[1]), r[2] is pd.NA, r[3]) for r in result] == [
         ("e1", "2026-01-02 08:30:01.250000", True, "02")
     ]
+
+
+def test_given_a_column_added_by_schema_evolution_when_querying_then_old_rows_read_null(
+    lake: IcebergLake,
+) -> None:
+    table = lake.append(DAILY_DEMAND, demand(DAYS[:1]))
+    with table.update_schema() as update:
+        update.add_column("promotion_id", StringType())
+    newer = with_partition_columns(demand(DAYS[1:2]), DAILY_DEMAND)
+    table.append(
+        newer.append_column("promotion_id", pa.array(["PROMO-1"])).select(
+            table.schema().column_names
+        )
+    )
+
+    result = rows(lake, "SELECT date, promotion_id, day FROM daily_demand ORDER BY date")
+    described = rows(lake, "DESCRIBE daily_demand")
+
+    assert [[plain(v) for v in row] for row in result] == [
+        ["2026-01-01", None, "01"],
+        ["2026-01-02", "PROMO-1", "02"],
+    ]
+    assert [name for name, *_ in described][-4:] == ["year", "month", "day", "promotion_id"]
