@@ -105,6 +105,8 @@ def iceberg_dataset(
         raise NotFoundError(f"table {resource} no longer exists") from e
     except (ClientError, BotoCoreError) as e:
         raise translate(e, f"read table {resource}", service="glue", resource=resource) from e
+    except FileNotFoundError as e:  # a metadata file or manifest the catalog points at
+        raise TerminalError(f"read table {resource}: {e}") from e
     except OSError as e:  # pyarrow's S3 reading the metadata or a manifest
         raise TransientError(f"read table {resource}: {e}") from e
 
@@ -117,35 +119,35 @@ def run_duckdb(
     database: str,
     iceberg: Catalog | None = None,
 ) -> pd.DataFrame:
-    """Run ``sql`` with every catalog table as a view; names resolve bare or as ``db.table``.
+    """Run ``sql`` with the catalog tables it names as views (see :func:`referenced_tables`);
+    names resolve bare or as ``db.table``.
 
     Iceberg tables are loaded through ``iceberg`` (by default PyIceberg's Glue catalog of
     ``session``, :func:`pipeline.lake.tables.iceberg_catalog`). Dates come back as
     ``datetime.date`` objects, as awswrangler returns Athena's.
     """
     filesystem = s3_filesystem(session)
-    if iceberg is None and any(t.iceberg for t in tables):
-        from pipeline.lake.tables import iceberg_catalog
-
-        iceberg = iceberg_catalog(session)
-    sources: dict[str, ds.Dataset | pa.Table] = {}
-    for table in tables:
-        if table.iceberg:
-            assert iceberg is not None  # noqa: S101 - built above
-            sources[table.name] = iceberg_dataset(table, database, iceberg, filesystem)
-        else:
-            sources[table.name] = table_dataset(table, filesystem)
     con = duckdb.connect(":memory:", config=CONNECTION_CONFIG)
     try:
         # Athena's clock is UTC: current_date must mean the same day here.
         con.execute("SET TimeZone = 'UTC'")
         con.execute("SET lock_configuration = true")
         con.execute(f'CREATE SCHEMA IF NOT EXISTS "{database}"')
-        for name, dataset in sources.items():
-            source = f"__source_{name}"
+        needed = referenced_tables(con, sql, tables)
+        if iceberg is None and any(t.iceberg for t in needed):
+            from pipeline.lake.tables import iceberg_catalog
+
+            iceberg = iceberg_catalog(session)
+        for table in needed:
+            if table.iceberg:
+                assert iceberg is not None  # noqa: S101 - built above
+                dataset = iceberg_dataset(table, database, iceberg, filesystem)
+            else:
+                dataset = table_dataset(table, filesystem)
+            source = f"__source_{table.name}"
             con.register(source, dataset)
-            con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM "{source}"')
-            con.execute(f'CREATE VIEW "{database}"."{name}" AS SELECT * FROM "{source}"')
+            con.execute(f'CREATE VIEW "{table.name}" AS SELECT * FROM "{source}"')
+            con.execute(f'CREATE VIEW "{database}"."{table.name}" AS SELECT * FROM "{source}"')
         try:
             return con.execute(sql).df(date_as_object=True)
         except duckdb.InvalidInputException as e:
@@ -163,6 +165,20 @@ def run_duckdb(
             raise TerminalError(f"query failed: {error_summary(e)}") from e
     finally:
         con.close()
+
+
+def referenced_tables(
+    con: duckdb.DuckDBPyConnection, sql: str, tables: list[TableInfo]
+) -> list[TableInfo]:
+    """The tables ``sql`` names, so that only those are planned or listed; every table when
+    DuckDB cannot tell (SQL that does not parse or bind without them) or when the SQL names
+    none (``SHOW TABLES``, ``information_schema``). ``con`` must be the locked connection:
+    binding may resolve a replacement scan, which would otherwise autoload an extension."""
+    try:
+        names = {name.lower() for name in con.get_table_names(sql)}
+    except duckdb.Error:
+        return tables
+    return [t for t in tables if t.name.lower() in names] or tables
 
 
 #: How DuckDB reports an error raised by a registered dataset's scan.

@@ -207,3 +207,21 @@ def test_given_a_column_added_by_schema_evolution_when_querying_then_old_rows_re
         ["2026-01-02", "PROMO-1", "02"],
     ]
     assert [name for name, *_ in described][-4:] == ["year", "month", "day", "promotion_id"]
+
+
+def test_given_a_table_the_query_does_not_name_when_querying_then_it_is_not_read(
+    lake: IcebergLake,
+) -> None:
+    lake.append(DAILY_DEMAND, demand(DAYS[:1]))
+    sales = lake.table(SALES)
+    # The sales table's metadata file is gone: loading it would fail the query.
+    metadata = sales.metadata_location.removeprefix(f"s3://{lake.bucket}/")
+    lake.session.client("s3").delete_object(Bucket=lake.bucket, Key=metadata)
+
+    assert rows(lake, "SELECT units_sold FROM daily_demand") == [(1,)]
+    with pytest.raises(TerminalError) as error:
+        rows(lake, "SELECT count(*) FROM sales")
+    assert str(error.value) == (
+        f"read table {lake.database}.sales: [Errno 2] Path does not exist '{lake.bucket}/"
+        f"{metadata}'. Detail: [errno 2] No such file or directory"
+    )
