@@ -35,7 +35,8 @@ def run_query(
 ) -> pd.DataFrame:
     """Run ``sql`` against the tables of ``database`` and return the result as a DataFrame.
 
-    ``duckdb`` reads the curated Parquet directly (see :mod:`pipeline.query.duckdb_engine`);
+    ``duckdb`` reads the tables' files directly, an Iceberg table's current snapshot as
+    PyIceberg plans it (see :mod:`pipeline.query.duckdb_engine`);
     ``athena`` submits the same SQL through awswrangler in ``workgroup``.
     """
     session = session or boto3.session.Session()
