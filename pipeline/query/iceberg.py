@@ -9,7 +9,8 @@ manifest of the snapshot: its cost follows the number of manifests, which grows 
 commits until maintenance rewrites them (the table optimizers on AWS, the maintenance step
 locally).
 
-What the dataset cannot do, it refuses rather than return other rows than the table holds:
+What the dataset cannot do, it refuses rather than return other rows than the table holds
+(and a data file in another format than Parquet):
 
 - **Delete files** (merge-on-read row deletes or updates): the dataset would show the
   deleted rows. The curated tables are copy-on-write (:mod:`pipeline.lake.tables`), so a
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING, Final
 import pyarrow as pa
 import pyarrow.dataset as ds
 from pyiceberg.io.pyarrow import schema_to_pyarrow
+from pyiceberg.manifest import FileFormat
 from pyiceberg.schema import index_name_by_id
 from pyiceberg.transforms import IdentityTransform
 
@@ -67,7 +69,7 @@ def planned_dataset(
 ) -> ds.Dataset | pa.Table:
     """The data files of planned scan ``tasks`` as one dataset with the Athena types of
     ``schema`` (see the module docstring); :class:`TerminalError` when a task carries
-    delete files."""
+    delete files or a file is not Parquet."""
     arrow = athena_schema(schema)
     paths: list[str] = []
     partitions: list[ds.Expression] = []
@@ -78,6 +80,11 @@ def planned_dataset(
                 f"table {name}: data file {task.file.file_path} has delete files ({deletes});"
                 " the local engine reads copy-on-write tables only (their data files are"
                 " their rows)"
+            )
+        if task.file.file_format != FileFormat.PARQUET:
+            raise TerminalError(
+                f"table {name}: data file {task.file.file_path} is"
+                f" {task.file.file_format.value}; the local engine reads Parquet only"
             )
         paths.append(object_path(task.file.file_path))
         partitions.append(

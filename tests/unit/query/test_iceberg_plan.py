@@ -56,12 +56,16 @@ SPEC = PartitionSpec(
 
 
 def data_file(
-    path: str, year: str, day: str, content: DataFileContent = DataFileContent.DATA
+    path: str,
+    year: str,
+    day: str,
+    content: DataFileContent = DataFileContent.DATA,
+    file_format: FileFormat = FileFormat.PARQUET,
 ) -> DataFile:
     file = DataFile.from_args(
         content=content,
         file_path=path,
-        file_format=FileFormat.PARQUET,
+        file_format=file_format,
         partition=Record(year, day),
         record_count=1,
         file_size_in_bytes=1,
@@ -142,6 +146,20 @@ def test_given_a_task_with_delete_files_then_the_table_is_refused() -> None:
         "table lake.t: data file s3://cur/t/data/year=2026/day=01/a.parquet has delete files"
         " (s3://cur/t/data/year=2026/day=01/deletes.parquet); the local engine reads"
         " copy-on-write tables only (their data files are their rows)"
+    )
+
+
+def test_given_a_data_file_not_in_parquet_then_the_table_is_refused() -> None:
+    file = data_file(
+        "s3://cur/t/data/year=2026/day=01/a.orc", "2026", "01", file_format=FileFormat.ORC
+    )
+
+    with pytest.raises(TerminalError) as error:
+        _dataset([FileScanTask(file)])
+
+    assert str(error.value) == (
+        "table lake.t: data file s3://cur/t/data/year=2026/day=01/a.orc is ORC; the local"
+        " engine reads Parquet only"
     )
 
 
