@@ -25,7 +25,13 @@ import pyarrow.compute as pc
 from botocore.exceptions import BotoCoreError, ClientError
 from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.glue import GlueCatalog
-from pyiceberg.exceptions import CommitFailedException, NoSuchTableError, TableAlreadyExistsError
+from pyiceberg.exceptions import (
+    CommitFailedException,
+    NoSuchIcebergTableError,
+    NoSuchPropertyException,
+    NoSuchTableError,
+    TableAlreadyExistsError,
+)
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import assign_fresh_schema_ids
 from pyiceberg.transforms import IdentityTransform
@@ -46,6 +52,8 @@ if TYPE_CHECKING:
     from pyiceberg.table import Table
 
 PARTITION_COLUMNS: Final = ("year", "month", "day")
+#: The command that adopts a Hive-layout curated zone (:mod:`pipeline.lake.adopt`).
+ADOPT_COMMAND: Final = "fmcg adopt-hive"
 FORECASTS_TABLE: Final = "forecasts"
 
 #: The archived forecasts (one row per series and forecast day; the latest run's wins).
@@ -160,6 +168,13 @@ def ensure_table(catalog: Catalog, database: str, bucket: str, spec: TableSpec) 
     with translated(f"load table {resource}", resource):
         try:
             return catalog.load_table(identifier)
+        except (NoSuchIcebergTableError, NoSuchPropertyException, ValueError) as e:
+            # PyIceberg's ways of saying the Glue table is no Iceberg table (a ValueError
+            # when it has no parameters at all).
+            raise TerminalError(
+                f"{resource} is not an Iceberg table (a Hive table of an earlier release?): "
+                f"run `{ADOPT_COMMAND}` once ({e})"
+            ) from e
         except NoSuchTableError:
             pass
         schema = assign_fresh_schema_ids(Catalog._convert_schema_if_needed(spec.schema))
