@@ -70,6 +70,7 @@ from pipeline.compaction.store import LakeStore, ObjectInfo
 from pipeline.errors import TransientError
 from pipeline.job_protocol import Progress, null_progress
 from pipeline.lake import COMPACTION_QUARANTINE_PREFIX, compaction_quarantine_key
+from pipeline.lake.adopt import refuse_unadopted
 from pipeline.lake.locations import LocationDefaults, Locations, load_locations
 from pipeline.lake.tables import (
     DAILY_DEMAND,
@@ -128,14 +129,17 @@ class CompactionReport:
 
 
 def open_tables(
-    session: boto3.session.Session, database: str, curated_bucket: str
+    session: boto3.session.Session, store: LakeStore, database: str, curated_bucket: str
 ) -> dict[str, Table]:
-    """The run's tables (``sales``, ``daily_demand``), created on the first run."""
+    """The run's tables (``sales``, ``daily_demand``), created on the first run; a lake
+    with Hive-layout history not adopted yet is refused (:mod:`pipeline.lake.adopt`)."""
     catalog = iceberg_catalog(session)
-    return {
-        spec.name: ensure_table(catalog, database, curated_bucket, spec)
-        for spec in (SALES, DAILY_DEMAND)
-    }
+    tables = {}
+    for spec in (SALES, DAILY_DEMAND):
+        table = ensure_table(catalog, database, curated_bucket, spec)
+        refuse_unadopted(store, curated_bucket, table, spec)
+        tables[spec.name] = table
+    return tables
 
 
 def run_compaction(
@@ -190,7 +194,7 @@ def run_compaction(
     ):
         # Started now, needed after the raw read (loading Glue's service model into the
         # session and the tables' metadata take a few round trips).
-        tables = pool.submit(open_tables, session, database, curated_bucket)
+        tables = pool.submit(open_tables, session, store, database, curated_bucket)
         run = _Run(
             store,
             raw_bucket,

@@ -66,6 +66,16 @@ class LakeStore:
             ) from e
         return sorted(out, key=lambda o: o.key)
 
+    def any_under(self, bucket: str, prefix: str) -> bool:
+        """Whether any object's key starts with ``prefix`` (one LIST of at most one key)."""
+        try:
+            page = self._s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
+        except (ClientError, BotoCoreError) as e:
+            raise translate(
+                e, f"list s3://{bucket}/{prefix}", service="s3", resource=f"s3://{bucket}/{prefix}"
+            ) from e
+        return bool(page.get("Contents"))
+
     def head(self, bucket: str, key: str) -> ObjectInfo:
         """One object's listing entry (a missing object is a terminal error naming it)."""
         try:

@@ -10,6 +10,7 @@ days, including the day in progress, and a day counts once it has ended at its l
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -18,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import pyarrow as pa
 
-from pipeline.compaction.schema import DAILY_DEMAND_TABLE
 from pipeline.compaction.store import LakeStore
-from pipeline.errors import ConfigurationError, TerminalError, TransientError
+from pipeline.errors import ConfigurationError, TerminalError
 from pipeline.forecasting.calendar import CalendarSpec, DayRule, Place
 from pipeline.forecasting.dynamo import ForecastRow, new_run_id, utc_timestamp, write_forecasts
 from pipeline.forecasting.forecaster import Covariates, ForecasterConfig, forecast
@@ -36,6 +37,18 @@ from pipeline.forecasting.series import SeriesMatrix, to_matrix
 from pipeline.job_protocol import Progress, null_progress
 from pipeline.lake.locations import LocationDefaults, Locations, load_locations
 from pipeline.lake.reference import reference_objects
+from pipeline.lake.tables import (
+    DAILY_DEMAND,
+    FORECASTS,
+    FORECASTS_TABLE,
+    TableSpec,
+    days_filter,
+    ensure_table,
+    iceberg_catalog,
+    read_rows,
+    translated,
+    with_partition_columns,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -45,7 +58,6 @@ if TYPE_CHECKING:
     from pipeline.forecasting.forecaster import Forecast
 
 Matrix = npt.NDArray[np.float64]
-FORECASTS_TABLE = "forecasts"
 #: Declared events and closures (see :mod:`pipeline.forecasting.calendar`).
 CALENDAR_PREFIX = "reference/calendar/"
 INTERVAL_LEVEL = 0.8
@@ -132,17 +144,26 @@ def _session(session: boto3.session.Session | None) -> boto3.session.Session:
     return boto3.session.Session()
 
 
-def read_dataset(path: str, session: boto3.session.Session) -> pd.DataFrame:
-    """A Hive-partitioned Parquet dataset, or an empty frame when nothing is there yet."""
-    import awswrangler as wr
+#: pandas types of the table columns, as the forecaster has always read them (nullable).
+PANDAS_TYPES: dict[pa.DataType, Any] = {
+    pa.string(): pd.StringDtype(),
+    pa.int64(): pd.Int64Dtype(),
+    pa.bool_(): pd.BooleanDtype(),
+}
 
-    try:
-        if not wr.s3.list_objects(path, boto3_session=session):
-            return pd.DataFrame()
-        frame = wr.s3.read_parquet(path, dataset=True, boto3_session=session)
-    except Exception as e:  # awswrangler wraps botocore errors in several types
-        raise TransientError(f"cannot read {path}: {e}") from e
-    return frame.drop(columns=[c for c in ("year", "month", "day") if c in frame.columns])
+
+def read_table(
+    session: boto3.session.Session, database: str, spec: TableSpec, since: date | None = None
+) -> pd.DataFrame:
+    """A curated table's rows (from ``since`` on, by its day column; file statistics prune
+    the older days), without the partition columns; an empty frame before its first run."""
+    row_filter = f"{spec.day_column} >= '{since.isoformat()}'" if since is not None else "true"
+    columns = tuple(spec.columns.names)
+    rows = read_rows(iceberg_catalog(session), database, spec, row_filter, columns)
+    if rows.num_rows == 0:
+        return pd.DataFrame()
+    frame: pd.DataFrame = rows.to_pandas(types_mapper=PANDAS_TYPES.get)
+    return frame
 
 
 def bias_sums(archive: pd.DataFrame, demand: pd.DataFrame) -> tuple[float, float]:
@@ -198,30 +219,27 @@ def archive_forecasts(
     frame: pd.DataFrame,
     *,
     curated_bucket: str,
-    database: str | None,
+    database: str,
     session: boto3.session.Session,
 ) -> None:
-    """Write forecasts to ``forecasts/year=/month=/day=`` (by forecast day) and, given a
-    ``database``, its catalog.
-
-    Partitions are overwritten, so a re-run replaces its own rows instead of adding more, and
-    each day keeps the latest forecast made for it."""
-    import awswrangler as wr
-
-    days = pd.to_datetime(frame["date"])
-    table = frame.assign(
-        year=days.dt.strftime("%Y"), month=days.dt.strftime("%m"), day=days.dt.strftime("%d")
-    )
-    wr.s3.to_parquet(
-        table,
-        path=f"s3://{curated_bucket}/{FORECASTS_TABLE}/",
-        dataset=True,
-        partition_cols=["year", "month", "day"],
-        mode="overwrite_partitions",
-        database=database,
-        table=FORECASTS_TABLE if database else None,
-        boto3_session=session,
-    )
+    """Write forecasts to the ``forecasts`` table (partitioned by forecast day), replacing
+    the rows of the days they cover in one commit: a re-run replaces its own rows instead
+    of adding more, and each day keeps the latest forecast made for it."""
+    if frame.empty:
+        return
+    catalog = iceberg_catalog(session)
+    table = ensure_table(catalog, database, curated_bucket, FORECASTS)
+    rows = pa.Table.from_pandas(frame, preserve_index=False)
+    days = sorted(set(frame["date"]))
+    name = f"{database}.{FORECASTS_TABLE}"
+    with translated(f"archive forecasts to {name}", name):
+        transaction = table.transaction()
+        with warnings.catch_warnings():
+            # The first forecast of a day has nothing to replace: PyIceberg warns, it is fine.
+            warnings.filterwarnings("ignore", "Delete operation did not match any records")
+            transaction.delete(days_filter(days))
+        transaction.append(with_partition_columns(rows, FORECASTS))
+        transaction.commit_transaction()
 
 
 def forecast_rows(frame: pd.DataFrame) -> list[ForecastRow]:
@@ -347,8 +365,11 @@ def run_forecast(
     store = LakeStore.from_session(session)
     locations = load_locations(store, curated_bucket, location_defaults)
     finished = FinishedDays(locations, now, as_of)
-    demand = read_dataset(f"s3://{curated_bucket}/{DAILY_DEMAND_TABLE}/", session)
-    archive = read_dataset(f"s3://{curated_bucket}/{FORECASTS_TABLE}/", session)
+    # The fit window and the day or two in progress: no older day is read.
+    fit_days = (config or ForecasterConfig(horizon=horizon_days)).fit_days
+    since = (now - timedelta(days=fit_days + 2)).date()
+    demand = read_table(session, database, DAILY_DEMAND, since)
+    archive = read_table(session, database, FORECASTS, since)
     actual_days = pd.to_datetime(demand["date"]) if not demand.empty else pd.Series()
     demand = finished.actuals(demand)
     report_progress("read", 1, 1)

@@ -76,6 +76,7 @@ def plot_forecast(
 def read_series(
     *,
     curated_bucket: str,
+    database: str,
     forecast_table: str,
     sku_id: str,
     location_id: str,
@@ -88,21 +89,24 @@ def read_series(
 
     The history holds the days that have ended at the location at ``now`` (default: the
     current time), as the forecaster sees them: the day in progress is no actual."""
-    from datetime import UTC
+    from datetime import UTC, timedelta
     from datetime import datetime as clock
 
     import pandas as pd
     from boto3.dynamodb.conditions import Key
 
-    from pipeline.compaction.schema import DAILY_DEMAND_TABLE
     from pipeline.compaction.store import LakeStore
-    from pipeline.forecasting.job import FinishedDays, read_dataset
+    from pipeline.forecasting.job import FinishedDays, read_table
     from pipeline.lake import forecast_keys
     from pipeline.lake.locations import load_locations
+    from pipeline.lake.tables import DAILY_DEMAND
 
-    demand = read_dataset(f"s3://{curated_bucket}/{DAILY_DEMAND_TABLE}/", session)
+    moment = now or clock.now(UTC)
+    # A day or two more than asked for: the days still in progress are dropped below.
+    since = (moment - timedelta(days=history_days + 2)).date()
+    demand = read_table(session, database, DAILY_DEMAND, since)
     locations = load_locations(LakeStore.from_session(session), curated_bucket)
-    demand = FinishedDays(locations, now or clock.now(UTC)).actuals(demand)
+    demand = FinishedDays(locations, moment).actuals(demand)
     if demand.empty:
         history = pd.DataFrame({"date": [], "units_sold": []})
     else:

@@ -25,7 +25,14 @@ import pyarrow.compute as pc
 from botocore.exceptions import BotoCoreError, ClientError
 from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.glue import GlueCatalog
-from pyiceberg.exceptions import CommitFailedException, NoSuchTableError, TableAlreadyExistsError
+from pyiceberg.exceptions import (
+    CommitFailedException,
+    NoSuchIcebergTableError,
+    NoSuchPropertyException,
+    NoSuchTableError,
+    TableAlreadyExistsError,
+    ValidationException,
+)
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import assign_fresh_schema_ids
 from pyiceberg.transforms import IdentityTransform
@@ -46,6 +53,8 @@ if TYPE_CHECKING:
     from pyiceberg.table import Table
 
 PARTITION_COLUMNS: Final = ("year", "month", "day")
+#: The command that adopts a Hive-layout curated zone (:mod:`pipeline.lake.adopt`).
+ADOPT_COMMAND: Final = "fmcg adopt-hive"
 FORECASTS_TABLE: Final = "forecasts"
 
 #: The archived forecasts (one row per series and forecast day; the latest run's wins).
@@ -65,9 +74,14 @@ FORECASTS_SCHEMA: Final = pa.schema(
 )
 
 #: Every table's properties. Copy-on-write: see the module docstring. Spark's MERGE,
-#: UPDATE and DELETE read the same properties.
+#: UPDATE and DELETE read the same properties. Manifests merge as appends accumulate and
+#: old metadata files are deleted, so planning a scan reads state that follows the table's
+#: live data, not the number of runs ever committed.
 TABLE_PROPERTIES: Final = {
     "format-version": "2",
+    "commit.manifest-merge.enabled": "true",
+    "write.metadata.delete-after-commit.enabled": "true",
+    "write.metadata.previous-versions-max": "50",
     "write.delete.mode": "copy-on-write",
     "write.update.mode": "copy-on-write",
     "write.merge.mode": "copy-on-write",
@@ -128,13 +142,16 @@ def translated(action: str, resource: str) -> Iterator[None]:
     """Re-raise what the catalog and the file IO raise as the pipeline's errors.
 
     A commit that lost a race (another writer committed first: Glue refused the stale
-    ``VersionId``) is transient: the re-run starts from the new snapshot and converges.
+    ``VersionId``; PyIceberg retries that itself, on the new snapshot, unless the other
+    commit changed what this one read: a ``ValidationException`` under the tables'
+    serializable isolation) is transient: the re-run starts from the new snapshot and
+    converges.
     """
     try:
         yield
     except (ClientError, BotoCoreError) as e:
         raise translate(e, action, service="glue", resource=resource) from e
-    except CommitFailedException as e:
+    except (CommitFailedException, ValidationException) as e:
         raise TransientError(f"{action}: another commit came first ({e})") from e
     except OSError as e:
         error = TerminalError if any(t in str(e) for t in _TERMINAL_S3) else TransientError
@@ -160,6 +177,13 @@ def ensure_table(catalog: Catalog, database: str, bucket: str, spec: TableSpec) 
     with translated(f"load table {resource}", resource):
         try:
             return catalog.load_table(identifier)
+        except (NoSuchIcebergTableError, NoSuchPropertyException, ValueError) as e:
+            # PyIceberg's ways of saying the Glue table is no Iceberg table (a ValueError
+            # when it has no parameters at all).
+            raise TerminalError(
+                f"{resource} is not an Iceberg table (a Hive table of an earlier release?): "
+                f"run `{ADOPT_COMMAND}` once ({e})"
+            ) from e
         except NoSuchTableError:
             pass
         schema = assign_fresh_schema_ids(Catalog._convert_schema_if_needed(spec.schema))

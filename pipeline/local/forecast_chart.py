@@ -22,6 +22,7 @@ def plot_from_stack(stack: LocalStack, sku_id: str, location_id: str, path: Path
     curated, table = stack.ref("CuratedBucket"), stack.ref("ForecastTable")
     history, forecast = read_series(
         curated_bucket=curated,
+        database=stack.ref("LakeDatabase"),
         forecast_table=table,
         sku_id=sku_id,
         location_id=location_id,

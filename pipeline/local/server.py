@@ -110,7 +110,7 @@ def serve(host: str, port: int) -> None:
     from hypercorn.config import Config
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    from pipeline.local import cognito_patches, emulator_patches
+    from pipeline.local import cognito_patches, emulator_patches, glue_patches
 
     # moto keeps and copies more than a long soak can afford (see the module).
     emulator_patches.apply()
@@ -118,6 +118,8 @@ def serve(host: str, port: int) -> None:
     emulator_patches.route_athena_rest_json()
     # The user pool enforces what the template declares (auth flows, SRP, MFA, lifetimes).
     cognito_patches.apply()
+    # Iceberg's optimistic locking: a Glue UpdateTable at a stale VersionId is refused.
+    glue_patches.apply()
     # moto builds absolute URLs (queue URLs and the like) from this port.
     os.environ.setdefault("MOTO_PORT", str(port))
     if os.environ.get(TRACEMALLOC_DIR_ENV):

@@ -17,7 +17,6 @@ a reason; StockoutCount equals the ground truth; forecasts are complete.
 from __future__ import annotations
 
 import base64
-import io
 import json
 import os
 import random
@@ -29,7 +28,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import botocore.endpoint
-import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -43,6 +41,7 @@ from pipeline.ingest import DynamoInventory
 from pipeline.ingest.decode import user_records
 from pipeline.local.event_source import LocalPoller
 from pipeline.produce import Producer
+from tests.support.compaction_lake import table_rows
 from tests.support.crash import CRASH_STEPS, Crash, Crasher
 from tests.support.reliability_world import World
 
@@ -432,11 +431,7 @@ def test_given_events_and_faults_when_the_whole_pipeline_runs_then_curated_is_ex
         event(f"compaction crash at {scenario['compaction_crash_step']}")
     _assert_faults_fired(world)
     # Curated = the de-duplicated valid events, each exactly once, unchanged.
-    rows = [
-        row
-        for body in _objects(world, lake.curated, "sales/")
-        for row in pq.read_table(io.BytesIO(body)).to_pylist()
-    ]
+    rows = table_rows(world.batch_session, lake.database, "sales")
     ids = [r["event_id"] for r in rows]
     events = _delivered(world, res, scenario)
     assert sorted(ids) == sorted(e["event_id"] for e in events)

@@ -8,7 +8,8 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pipeline.lake.tables import TABLES, iceberg_catalog, read_rows
+from pipeline.forecasting.job import PANDAS_TYPES
+from pipeline.lake.tables import TABLES, iceberg_catalog, load_table, read_rows
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -43,5 +44,25 @@ def curated_rows(session: Any, database: str, table: str, row_filter: str = "tru
     """The current snapshot's rows of a curated table (none before its first run), without
     the partition columns."""
     spec = next(t for t in TABLES if t.name == table)
-    rows = read_rows(iceberg_catalog(session), database, spec, row_filter, tuple(spec.columns.names))
-    return rows.to_pandas()
+    columns = tuple(spec.columns.names)
+    rows = read_rows(iceberg_catalog(session), database, spec, row_filter, columns)
+    frame: pd.DataFrame = rows.to_pandas(types_mapper=PANDAS_TYPES.get)
+    return frame
+
+
+def table_rows(session: Any, database: str, table: str) -> list[dict[str, Any]]:
+    """The current snapshot's rows of a curated table as dicts, partition columns included."""
+    spec = next(t for t in TABLES if t.name == table)
+    rows: list[dict[str, Any]] = read_rows(iceberg_catalog(session), database, spec).to_pylist()
+    return rows
+
+
+def snapshot_files(session: Any, database: str, table: str) -> list[tuple[str, tuple[str, ...]]]:
+    """The current snapshot's data files of a curated table: (path, partition values)."""
+    spec = next(t for t in TABLES if t.name == table)
+    loaded = load_table(iceberg_catalog(session), database, spec)
+    if loaded is None:
+        return []
+    return sorted(
+        (task.file.file_path, tuple(task.file.partition)) for task in loaded.scan().plan_files()
+    )

@@ -8,8 +8,9 @@ if TYPE_CHECKING:
     from hypothesis import strategies as st
 
 #: The steps every compaction run with at least one raw object reports (either engine), in
-#: order; "commit" at 0 is after every file and registration and before the manifest PUT.
-CRASH_STEPS = ("read raw", "write partitions", "register partitions", "commit")
+#: order; "commit tables" at 1 is between the ``sales`` and the ``daily_demand`` commit,
+#: "commit" at 0 after both tables' commits and before the manifest PUT.
+CRASH_STEPS = ("read raw", "write partitions", "commit tables", "commit")
 
 
 class Crash(Exception):

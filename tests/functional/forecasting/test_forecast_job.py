@@ -6,14 +6,16 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-import awswrangler as wr
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from botocore.exceptions import ClientError
 
 from pipeline.forecasting.dynamo import BatchWriter, ForecastRow, forecast_item, write_forecasts
 from pipeline.forecasting.job import run_forecast
+from pipeline.lake.tables import DAILY_DEMAND, ensure_table, iceberg_catalog, with_partition_columns
+from tests.support.compaction_lake import curated_rows
 
 if TYPE_CHECKING:
     from pipeline.local.stack import LocalStack
@@ -49,17 +51,23 @@ def _series(sku: str, dates: pd.DatetimeIndex, sold: Any, *, stock: int) -> pd.D
 
 
 def _write_demand(stack: LocalStack, frame: pd.DataFrame) -> None:
-    days = pd.to_datetime(frame["date"])
-    wr.s3.to_parquet(
-        frame.assign(
-            year=days.dt.strftime("%Y"), month=days.dt.strftime("%m"), day=days.dt.strftime("%d")
-        ),
-        path=f"s3://{stack.ref('CuratedBucket')}/daily_demand/",
-        dataset=True,
-        partition_cols=["year", "month", "day"],
-        mode="overwrite_partitions",
-        boto3_session=stack.session(),
+    """Append daily demand rows to the stack's ``daily_demand`` table."""
+    session = stack.session()
+    table = ensure_table(
+        iceberg_catalog(session),
+        stack.ref("LakeDatabase"),
+        stack.ref("CuratedBucket"),
+        DAILY_DEMAND,
     )
+    rows = pa.Table.from_pandas(frame, preserve_index=False)
+    missing = [f for f in DAILY_DEMAND.columns if f.name not in rows.column_names]
+    for f in missing:
+        rows = rows.append_column(f.name, pa.nulls(rows.num_rows, f.type))
+    table.append(with_partition_columns(rows, DAILY_DEMAND))
+
+
+def _archive(stack: LocalStack) -> pd.DataFrame:
+    return curated_rows(stack.session(), stack.ref("LakeDatabase"), "forecasts")
 
 
 def _scan(stack: LocalStack) -> list[dict[str, Any]]:
@@ -142,11 +150,7 @@ def test_given_archived_forecasts_when_actuals_arrive_then_bias_is_emitted_as_em
     demand = _demand()
     _write_demand(stack, demand)
     _run(stack)
-    archive = wr.s3.read_parquet(
-        f"s3://{stack.ref('CuratedBucket')}/forecasts/",
-        dataset=True,
-        boto3_session=stack.session(),
-    )
+    archive = _archive(stack)
     assert set(archive.columns) >= {
         "sku_id",
         "location_id",
@@ -224,9 +228,7 @@ def test_given_a_store_whose_day_is_in_progress_when_job_runs_then_that_day_is_n
     report = _run(stack)
 
     # THEN the history ends on 28 Feb, and 29 Feb is forecast, not taken as an actual
-    archive = wr.s3.read_parquet(
-        f"s3://{bucket}/forecasts/", dataset=True, boto3_session=stack.session()
-    )
+    archive = _archive(stack)
     assert report.last_actual_date == "2024-02-28"
     assert pd.to_datetime(archive["date"]).min() == pd.Timestamp("2024-02-29")
 
@@ -252,9 +254,7 @@ def test_given_a_backfill_as_of_a_past_day_when_today_runs_then_bias_compares_it
     assert backfill.forecast_bias_pct is None
     assert backfill.items_written == 0 and _scan(stack) == []  # DynamoDB serves today's only
 
-    archive = wr.s3.read_parquet(
-        f"s3://{stack.ref('CuratedBucket')}/forecasts/", dataset=True, boto3_session=stack.session()
-    )
+    archive = _archive(stack)
     actual = demand.loc[pd.to_datetime(demand["date"]) >= pd.Timestamp(as_of)]
     actual = actual.loc[pd.to_datetime(actual["date"]) < pd.Timestamp(date(2024, 3, 1))]
     expected = 100 * (archive["forecast_val"].sum() - actual["units_sold"].sum())

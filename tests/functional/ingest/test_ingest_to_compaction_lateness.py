@@ -10,11 +10,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import awswrangler as wr
-
 from pipeline.compaction import run_compaction
 from pipeline.ingest import from_lambda_event
 from pipeline.lake import compaction_quarantine_key, raw_key
+from tests.support.compaction_lake import curated_rows
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -106,8 +105,6 @@ def test_given_a_reset_clock_and_a_clock_ahead_through_ingest_then_compaction_co
         backfill=[compaction_quarantine_key(key)],
     )
 
-    frame = wr.s3.read_parquet(
-        f"s3://{curated}/sales/", dataset=True, boto3_session=stack.session()
-    )
+    frame = curated_rows(stack.session(), stack.ref("LakeDatabase"), "sales")
     assert (backfilled.rows_written, backfilled.demand_days_written) == (1, 1)
     assert sorted(frame["event_id"]) == sorted(["old", *(e["event_id"] for e in normal)])

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import re
+import subprocess
 import uuid
 from typing import TYPE_CHECKING
 
 import pytest
 
 from pipeline.errors import ConfigurationError
-from pipeline.local.glue_runtime import GlueJobDefinition, JobImportError, run_glue_job
+from pipeline.local.glue_runtime import (
+    GlueJobDefinition,
+    JobImportError,
+    job_environment,
+    run_glue_job,
+)
 from pipeline.local.stack import LocalStack
 from pipeline.local.template import DEFAULT_TEMPLATE, load_template
 from pipeline.packaging.glue_artifacts import wheel_name
@@ -79,3 +85,26 @@ def test_given_the_template_then_each_job_ships_the_built_wheel_and_pins_every_m
         assert definition.script_location.startswith(f"s3://{bucket}/glue/")
         spec = load_template()["Resources"][job]["Properties"]
         assert (spec["GlueVersion"], spec["Command"]["Name"]) == ("5.1", "glueetl")
+
+
+#: What the jobs use of PyIceberg: the Glue catalog, Arrow file IO, expressions and commits.
+PYICEBERG_IMPORTS = (
+    "import pyiceberg.catalog.glue, pyiceberg.io.pyarrow, pyiceberg.expressions, "
+    "pyiceberg.table; import importlib.metadata as m; print(m.version('pyiceberg'))"
+)
+
+
+@pytest.mark.parametrize("job", JOBS)
+def test_given_a_jobs_declared_modules_when_its_environment_is_built_then_pyiceberg_imports(
+    emulator_url: str, job: str
+) -> None:
+    # job_environment runs pip check on the --no-deps install: a dependency of PyIceberg
+    # that neither Glue 5.1 nor the job provides fails the build, naming it.
+    stack = LocalStack.create(emulator_url, stack_name=f"g{uuid.uuid4().hex[:8]}")
+    python = job_environment(GlueJobDefinition.from_stack(stack, job))
+
+    done = subprocess.run(
+        [str(python), "-c", PYICEBERG_IMPORTS], capture_output=True, text=True, check=False
+    )
+
+    assert (done.returncode, done.stdout.strip()) == (0, "0.12.0"), done.stderr[-2000:]

@@ -33,9 +33,9 @@ def test_given_template_when_provisioned_then_every_declared_resource_exists(sta
     assert ttl["TimeToLiveDescription"]["AttributeName"] == "ttl"
     glue = session.client("glue")
     assert glue.get_database(Name=stack.ref("LakeDatabase"))["Database"]["Name"]
-    sales = glue.get_table(DatabaseName=stack.ref("LakeDatabase"), Name="sales")["Table"]
-    assert [k["Name"] for k in sales["PartitionKeys"]] == ["year", "month", "day"]
-    assert sales["Parameters"]["projection.enabled"] == "true"
+    for job in ("CompactSalesJob", "ForecastDemandJob"):
+        spec = glue.get_job(JobName=stack.ref(job))["Job"]
+        assert spec["ExecutionProperty"] == {"MaxConcurrentRuns": 1}, job
     groups = session.client("cognito-idp").list_groups(UserPoolId=stack.ref("UserPool"))
     assert {g["GroupName"] for g in groups["Groups"]} >= {
         "AdminGroup", "PlannerGroup", "ViewerGroup"
@@ -195,3 +195,20 @@ def test_given_the_provisioned_lease_table_when_seeded_twice_then_one_lease_per_
     shards = int(stack.parameters["ShardCount"])
     assert (first, again) == (shards, 0)
     assert [lease.owner for lease in leases(session, table).values()] == [None] * shards
+
+
+def test_given_template_when_provisioned_then_the_curated_tables_are_left_to_the_jobs(
+    stack: LocalStack,
+) -> None:
+    # The jobs create the Iceberg tables on their first run; optimizers have no local twin.
+    glue = stack.session().client("glue")
+    tables = glue.get_tables(DatabaseName=stack.ref("LakeDatabase"))["TableList"]
+    optimizers = {
+        lid: r.emulated
+        for lid, r in stack.resources.items()
+        if r.type == "AWS::Glue::TableOptimizer"
+    }
+
+    assert tables == []
+    assert len(optimizers) == 9
+    assert set(optimizers.values()) == {False}

@@ -9,7 +9,6 @@ replay -> ingest -> compaction -> curated.
 
 from __future__ import annotations
 
-import io
 import json
 import time
 import types
@@ -17,7 +16,6 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import botocore.endpoint
-import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
@@ -38,6 +36,7 @@ from pipeline.produce.failed_batches import (
     FailedBatchBucket,
     replay_failed_batches,
 )
+from tests.support.compaction_lake import table_rows
 from tests.support.reliability_world import FUNCTION, World
 
 if TYPE_CHECKING:
@@ -66,15 +65,8 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(botocore.endpoint, "time", shim)
 
 
-def curated_event_ids(world: World, bucket: str) -> list[str]:
-    listing = world.s3.list_objects_v2(Bucket=bucket, Prefix="sales/").get("Contents", [])
-    return sorted(
-        row["event_id"]
-        for o in listing
-        for row in pq.read_table(
-            io.BytesIO(world.s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read())
-        ).to_pylist()
-    )
+def curated_event_ids(world: World, lake: Any) -> list[str]:
+    return sorted(r["event_id"] for r in table_rows(world.admin, lake.database, "sales"))
 
 
 def compact(world: World, lake: Any) -> None:
@@ -132,7 +124,7 @@ def test_given_raw_writes_failing_on_every_try_when_the_fault_clears_and_the_bat
     poller.drain(timeout_s=60)
     compact(world, res.lake)
     expected = sorted(e["event_id"] for e in EVENTS)
-    assert curated_event_ids(world, res.lake.curated) == expected
+    assert curated_event_ids(world, res.lake) == expected
     assert REPLAYED_TAG in bucket.tags(obj["Key"])
 
     # A second replay puts nothing; even a second put (a crash before the tag) is harmless.
@@ -141,7 +133,7 @@ def test_given_raw_writes_failing_on_every_try_when_the_fault_clears_and_the_bat
     producer.put_records(bucket.read(obj["Key"]).records)
     poller.drain(timeout_s=60)
     compact(world, res.lake)
-    assert curated_event_ids(world, res.lake.curated) == expected
+    assert curated_event_ids(world, res.lake) == expected
 
 
 def test_given_a_failed_batch_of_the_stack_when_fmcg_replay_failed_runs_twice_then_its_records_are_on_the_stream_once(  # noqa: E501

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 
 from pipeline.compaction import parquet_files
 from pipeline.compaction.demand import DemandBuilder
-from pipeline.compaction.parquet_files import DaySpool, merge_partition
+from pipeline.compaction.parquet_files import DaySpool, write_new_rows
 from pipeline.compaction.schema import SALES_SCHEMA
 
 if TYPE_CHECKING:
@@ -56,30 +56,53 @@ def test_given_a_day_beyond_one_row_group_when_spooled_then_rows_come_back_in_or
     assert spool.days == [DAY]
 
 
-def test_given_spooled_and_existing_rows_when_merged_then_first_and_existing_win(
+def test_given_spooled_and_existing_rows_when_written_then_only_new_rows_first_wins(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(parquet_files, "ROW_GROUP_ROWS", 2)
-    existing = tmp_path / "existing.parquet"
-    pq.write_table(_rows(["x"], quantity=9), existing)
+    existing = [tmp_path / "existing-0.parquet", tmp_path / "existing-1.parquet"]
+    pq.write_table(_rows(["x"], quantity=9), existing[0])
+    pq.write_table(_rows(["y"], quantity=8), existing[1])
     spool = DaySpool(tmp_path, SALES_SCHEMA)
     spool.append(DAY, _rows(["a", "x", "b"], quantity=1))
-    spool.append(DAY, _rows(["a", "c"], quantity=2))
+    spool.append(DAY, _rows(["a", "c", "y"], quantity=2))
     spool.close()
     out = tmp_path / "out.parquet"
+    seen: list[str] = []
 
-    result = merge_partition(
-        existing, lambda columns: spool.batches(DAY, columns), out, SALES_SCHEMA
+    result = write_new_rows(
+        existing,
+        lambda columns: spool.batches(DAY, columns),
+        out,
+        SALES_SCHEMA,
+        on_rows=lambda rows: seen.extend(rows.column("event_id").to_pylist()),
     )
 
-    merged = pq.read_table(out).select(["event_id", "quantity"]).to_pylist()
-    assert merged == [
-        {"event_id": "x", "quantity": 9},
+    # The existing files' rows stay where they are: the new file holds only what they lack.
+    written = pq.read_table(out).select(["event_id", "quantity"]).to_pylist()
+    assert written == [
         {"event_id": "a", "quantity": 1},
         {"event_id": "b", "quantity": 1},
         {"event_id": "c", "quantity": 2},
     ]
-    assert (result.new_rows, result.duplicates, result.total_rows) == (3, 2, 4)
+    assert seen == ["a", "b", "c"]
+    assert (result.new_rows, result.duplicates) == (3, 3)
+
+
+def test_given_only_known_ids_when_written_then_no_file(tmp_path: Path) -> None:
+    existing = tmp_path / "existing.parquet"
+    pq.write_table(_rows(["x"], quantity=9), existing)
+    spool = DaySpool(tmp_path, SALES_SCHEMA)
+    spool.append(DAY, _rows(["x", "x"], quantity=1))
+    spool.close()
+    out = tmp_path / "out.parquet"
+
+    result = write_new_rows(
+        [existing], lambda columns: spool.batches(DAY, columns), out, SALES_SCHEMA
+    )
+
+    assert (result.new_rows, result.duplicates) == (0, 2)
+    assert not out.exists()
 
 
 def test_given_a_day_in_batches_when_demand_built_then_same_as_whole_day() -> None:

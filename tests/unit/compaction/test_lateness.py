@@ -56,11 +56,7 @@ def test_given_a_reset_clock_and_a_clock_ahead_when_read_then_both_are_held_with
     assert sorted(read.days) == [ARRIVAL]
     assert (read.rows, read.held, read.quarantined) == (1, 2, 1)
     assert [r.reason for r in read.rejected if r.line] == ["wrong_type"]
-    held = {
-        r.reason: json.loads(r.record)["event_id"]
-        for r in read.rejected
-        if r.line == 0
-    }
+    held = {r.reason: json.loads(r.record)["event_id"] for r in read.rejected if r.line == 0}
     assert held == {TOO_LATE: "reset", FUTURE: "ahead"}
     detail = next(r.detail for r in read.rejected if r.reason == TOO_LATE)
     assert detail == (

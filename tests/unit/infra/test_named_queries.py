@@ -1,10 +1,12 @@
-"""The named queries are Athena engine v3 (Trino) SQL that prunes partitions.
+"""The named queries are Athena engine v3 (Trino) SQL that prunes the curated tables.
 
-Athena bills by bytes scanned and the tables' partition projection spans a century of days,
-so a query without a predicate on the partition columns reads the whole history. Each
-query must parse as Trino SQL, and every read of a partitioned table must be bounded by
-a comparison of ``year`` with a constant and by a predicate on the partition columns
-alone. (That the same SQL gives the expected rows on DuckDB: tests/functional/test_query.py.)
+Athena bills by bytes scanned and the curated tables hold every day of history, so a query
+without bounds reads all of it. Athena plans a read of an Iceberg table from its manifests,
+pruning by comparisons of one column with a constant: each query must parse as Trino SQL,
+and every read of a curated table must compare ``year`` (an identity partition column) with
+a constant, and bound the table's day column with a constant (data files are skipped by
+their column bounds) or pin year, month and day each to a constant (one partition). (That
+the same SQL gives the expected rows on DuckDB: tests/functional/query/test_query.py.)
 """
 
 from __future__ import annotations
@@ -16,34 +18,37 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel
 
+from pipeline.lake.tables import PARTITION_COLUMNS, TABLES
 from pipeline.local.template import load_template
 from pipeline.query import named_queries
 
-PARTITION_COLUMNS = frozenset({"year", "month", "day"})
-
 QUERIES = named_queries(load_template())
 
+#: The column each curated table's day partition is taken from (sales: event_time's UTC day).
+DAY_COLUMNS = {"sales": "event_time", "daily_demand": "date", "forecasts": "date"}
 
-def _partitioned_tables() -> frozenset[str]:
-    return frozenset(
-        spec["Properties"]["TableInput"]["Name"]
-        for spec in load_template()["Resources"].values()
-        if spec["Type"] == "AWS::Glue::Table"
-        and spec["Properties"]["TableInput"].get("PartitionKeys")
-    )
+_BOUNDS = (exp.EQ, exp.GTE, exp.GT)
 
 
 def _columns(node: Any) -> set[str]:
     return {c.name for c in node.find_all(exp.Column)}
 
 
+def _constant_bounds(predicates: list[exp.Expression], kinds: tuple[type, ...]) -> set[str]:
+    """The columns compared alone (``column op constant``) by one of ``kinds``."""
+    return {
+        p.left.name
+        for p in predicates
+        if isinstance(p, kinds) and isinstance(p.left, exp.Column) and not _columns(p.right)
+    }
+
+
 def unbounded_reads(sql: str) -> list[str]:
-    """Why each read of a partitioned table in ``sql`` would not prune (empty: all prune)."""
+    """Why each read of a curated table in ``sql`` would not prune (empty: all prune)."""
     tree = sqlglot.parse_one(sql, read="trino", error_level=ErrorLevel.RAISE)
-    partitioned = _partitioned_tables()
-    reads = [t for t in tree.find_all(exp.Table) if t.name in partitioned]
+    reads = [t for t in tree.find_all(exp.Table) if t.name in DAY_COLUMNS]
     if not reads:
-        return ["reads no partitioned table"]
+        return ["reads no curated table"]
     problems = []
     for table in reads:
         select = table.find_ancestor(exp.Select)
@@ -52,22 +57,21 @@ def unbounded_reads(sql: str) -> list[str]:
             problems.append(f"{table.name} is read without a WHERE")
             continue
         predicates = list(where.find_all(exp.Predicate))
-        if not any(
-            isinstance(p, (exp.EQ, exp.GTE, exp.GT))
-            and _columns(p.left) == {"year"}
-            and not _columns(p.right)
-            for p in predicates
-        ):
+        bounded = _constant_bounds(predicates, _BOUNDS)
+        if "year" not in bounded:
             problems.append(f"{table.name} has no year = / >= constant")
-        on_partitions = {
-            c
-            for p in predicates
-            if isinstance(p, exp.Binary) and _columns(p) and _columns(p) <= PARTITION_COLUMNS
-            for c in _columns(p)
-        }
-        if on_partitions != PARTITION_COLUMNS:
-            problems.append(f"{table.name} is not bounded on year, month and day")
+        one_day = set(PARTITION_COLUMNS) <= _constant_bounds(predicates, (exp.EQ,))
+        if DAY_COLUMNS[table.name] not in bounded and not one_day:
+            problems.append(
+                f"{table.name} bounds neither {DAY_COLUMNS[table.name]} nor year, month and day"
+            )
     return problems
+
+
+def test_given_the_curated_tables_then_each_has_its_day_column() -> None:
+    assert set(DAY_COLUMNS) == {spec.name for spec in TABLES}
+    for spec in TABLES:
+        assert DAY_COLUMNS[spec.name] in spec.columns.names
 
 
 @pytest.mark.parametrize("name", sorted(QUERIES))
@@ -77,12 +81,22 @@ def test_given_a_named_query_then_it_parses_as_trino_and_bounds_every_partitione
     assert unbounded_reads(QUERIES[name]) == []
 
 
-def test_given_a_query_bounded_only_by_a_data_column_then_it_is_reported() -> None:
+def test_given_a_query_bounded_only_by_its_day_column_then_the_missing_year_is_reported() -> None:
     sql = "SELECT sku_id FROM daily_demand WHERE stockout AND date = current_date"
-    assert unbounded_reads(sql) == [
-        "daily_demand has no year = / >= constant",
-        "daily_demand is not bounded on year, month and day",
-    ]
+    assert unbounded_reads(sql) == ["daily_demand has no year = / >= constant"]
+
+
+def test_given_a_query_bounded_by_a_computed_day_then_the_unbounded_day_is_reported() -> None:
+    sql = (
+        "SELECT sku_id FROM sales WHERE year >= '2026'"
+        " AND concat(year, '-', month, '-', day) >= '2026-11-01'"
+    )
+    assert unbounded_reads(sql) == ["sales bounds neither event_time nor year, month and day"]
+
+
+def test_given_a_query_of_one_partition_day_then_it_prunes() -> None:
+    sql = "SELECT * FROM forecasts WHERE year = '2026' AND month = '12' AND day = '07'"
+    assert unbounded_reads(sql) == []
 
 
 def test_given_a_query_that_is_not_sql_then_parsing_fails() -> None:
