@@ -22,15 +22,22 @@ from pipeline.compaction.metrics import publish_run_counts
 from pipeline.errors import ConfigurationError
 from pipeline.job_protocol import Progress, engine, run_job
 from pipeline.lake.locations import LOCATION_ARGUMENTS, LocationDefaults
+from pipeline.lake.maintenance import RETENTION_DAYS, maintain
 
 REQUIRED = ("raw_bucket", "curated_bucket", "database")
+MAINTENANCE = ("off", "after", "only")
 #: ``--max_raw_objects`` bounds one run (a backlog drains over runs); ``--raw_open_days``
 #: is how long an arrival day may still receive raw objects (the stream's retention + 1);
 #: ``--lateness_horizon_days`` / ``--future_days`` bound how far an event may be from its
 #: arrival; ``--backfill`` (comma-separated compaction quarantine keys) merges their
-#: held-aside events instead of compacting new raw objects.
+#: held-aside events instead of compacting new raw objects; ``--maintenance`` ``after``
+#: packs small files and expires snapshots after the run, ``only`` instead of it
+#: (:mod:`pipeline.lake.maintenance`; ``--snapshot_retention_days``), for accounts without
+#: Glue's table optimizers.
 OPTIONAL = (
     "engine",
+    "maintenance",
+    "snapshot_retention_days",
     "max_raw_objects",
     "raw_open_days",
     "lateness_horizon_days",
@@ -41,7 +48,27 @@ OPTIONAL = (
 
 
 def compact(options: dict[str, str], progress: Progress) -> dict[str, Any]:
-    """One compaction run, on the ``--engine`` it names; its report."""
+    """One compaction run, on the ``--engine`` it names, and the ``--maintenance`` asked for;
+    its report."""
+    maintenance = options.get("maintenance") or "off"
+    if maintenance not in MAINTENANCE:
+        raise ConfigurationError(
+            f"--maintenance must be one of {', '.join(MAINTENANCE)}, not {maintenance!r}"
+        )
+    report = {} if maintenance == "only" else _compact(options, progress)
+    if maintenance != "off":
+        retention = _whole_number(options, "snapshot_retention_days") or RETENTION_DAYS
+        done = maintain(
+            boto3.session.Session(),
+            database=options["database"],
+            retention_days=retention,
+            progress=progress,
+        )
+        report.update({f"maintenance_{k}": v for k, v in done.as_dict().items()})
+    return report
+
+
+def _compact(options: dict[str, str], progress: Progress) -> dict[str, Any]:
     session = boto3.session.Session()
     bounds = _bounds(options)
     lateness = Lateness(
@@ -87,12 +114,20 @@ def _bounds(options: dict[str, str]) -> dict[str, int]:
     }
     bounds = {}
     for argument, parameter in names.items():
-        if options.get(argument):
-            value = options[argument]
-            if not value.isdigit() or int(value) < 1:
-                raise ConfigurationError(f"--{argument} must be a whole number >= 1, not {value!r}")
-            bounds[parameter] = int(value)
+        value = _whole_number(options, argument)
+        if value is not None:
+            bounds[parameter] = value
     return bounds
+
+
+def _whole_number(options: dict[str, str], argument: str) -> int | None:
+    """A job argument that must be a whole number >= 1 (``None`` when not given)."""
+    value = options.get(argument)
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigurationError(f"--{argument} must be a whole number >= 1, not {value!r}")
+    return int(value)
 
 
 def main(argv: list[str]) -> int:

@@ -26,12 +26,20 @@ def compact(
     max_raw_objects: Annotated[
         int | None, typer.Option(min=1, help="At most this many raw objects in this run.")
     ] = None,
+    maintenance: Annotated[
+        str | None,
+        typer.Option(
+            help="off, after (pack small files and expire old snapshots after the run) or "
+            "only (that instead of the run)."
+        ),
+    ] = None,
 ) -> None:
     """Run the compaction Glue job locally as Glue would: from its artifacts, in its runtime."""
     arguments = {
         "--engine": engine,
         "--backfill": ",".join(backfill) if backfill else None,
         "--max_raw_objects": None if max_raw_objects is None else str(max_raw_objects),
+        "--maintenance": maintenance,
     }
     report = run_job("CompactSalesJob", arguments)
     for name, value in report.items():

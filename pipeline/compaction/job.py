@@ -1,6 +1,6 @@
-"""The compaction run: raw NDJSON (arrival date) to curated Parquet (event date).
+"""The compaction run: raw NDJSON (arrival date) to the curated Iceberg tables (event date).
 
-Steps, in this order (each one safe to repeat; the manifest PUT at the end commits):
+Steps, in this order (each one safe to repeat; the manifest PUT at the end commits the run):
 
 1. load the manifest and list the raw keys after its watermark (the open arrival days,
    :mod:`pipeline.compaction.state`); the new objects are those not in it, at most
@@ -8,19 +8,20 @@ Steps, in this order (each one safe to repeat; the manifest PUT at the end commi
 2. per raw object: parse, enforce types, quarantine bad lines (a deterministic key per raw
    object, so a re-run overwrites the same quarantine object), spool rows per event date;
 3. one pass over the days from the first touched day (or the day after the last known
-   event date) through the last event date: a touched ``sales`` partition is merged (the
-   existing file plus the new rows, de-duplicated by ``event_id``) into a local file that
-   replaces the partition's single object; the ``daily_demand`` day is reduced from the
-   same rows as they are written (other days from their existing partition);
-4. once every object of a table is uploaded, register its partitions in the Glue catalog;
+   event date) through the last event date, planned once against the ``sales`` table: a
+   touched day's rows that its current data files lack (by ``event_id``) become one new
+   data file; the ``daily_demand`` day is reduced from the day's existing and new rows as
+   they stream by and written as a new data file of its own;
+4. once every file is uploaded, commit ``sales`` (the new files appended) and then
+   ``daily_demand`` (the rebuilt days' old files replaced by the new ones), one commit each;
 5. commit the manifest.
 
 Worker threads overlap S3 round trips and the GIL-free Arrow work with the main thread
 without changing that order where it matters: raw objects are fetched and parsed a few MiB
-ahead of the spool, existing partitions downloaded a few days ahead of the merge, and each
+ahead of the spool, a day's data files downloaded a few days ahead of the merge, and each
 written file is closed (its last row group encoded) and uploaded behind it while the main
 thread goes on to the day's demand. Every one of them has finished (or raised) before the
-catalog registration and the manifest commit.
+table commits and the manifest commit.
 """
 
 from __future__ import annotations

@@ -1,10 +1,12 @@
 """The typed columns of the curated tables, in one place.
 
-Adding a typed field to the contract is additive: append it to :data:`SALES_COLUMNS` (and
-to the Glue table). Old partitions simply lack the column; Parquet readers resolve columns
-by name (Athena, DuckDB with ``union_by_name``, pyarrow datasets with an explicit schema)
-and read it as null there, so no history is rewritten. Unknown fields never reach curated:
-the reader ignores them and they stay in the raw zone.
+Adding a typed field to the contract (say ``promotion_id``) is additive and rewrites no
+data: add it to the JSON Schema (optional), to :data:`RAW_SCHEMA` (and so
+:data:`SALES_SCHEMA`) here. The next run of either engine finds the Iceberg table without
+the column and adds it through Iceberg schema evolution (``ensure_table`` in
+:mod:`pipeline.lake.tables`, one commit): the data files written before read it as null,
+the new ones carry it. Unknown fields never reach curated: the reader ignores them and they
+stay in the raw zone (so a field sent before it was added can be backfilled from there).
 """
 
 from __future__ import annotations

@@ -176,7 +176,7 @@ def ensure_table(catalog: Catalog, database: str, bucket: str, spec: TableSpec) 
     resource = f"{database}.{spec.name}"
     with translated(f"load table {resource}", resource):
         try:
-            return catalog.load_table(identifier)
+            return _evolved(catalog.load_table(identifier), spec)
         except (NoSuchIcebergTableError, NoSuchPropertyException, ValueError) as e:
             # PyIceberg's ways of saying the Glue table is no Iceberg table (a ValueError
             # when it has no parameters at all).
@@ -197,6 +197,18 @@ def ensure_table(catalog: Catalog, database: str, bucket: str, spec: TableSpec) 
             )
         except TableAlreadyExistsError:  # another run created it first
             return catalog.load_table(identifier)
+
+
+def _evolved(table: Table, spec: TableSpec) -> Table:
+    """The table with every column of ``spec`` (schema evolution, one commit, only when a
+    column is missing): a field added to the contract becomes a nullable column; the data
+    files written before it are not rewritten, their rows read it as null."""
+    present = {field.name for field in table.schema().fields}
+    if all(name in present for name in spec.schema.names):
+        return table
+    with table.update_schema() as update:
+        update.union_by_name(spec.schema)
+    return table
 
 
 def day_strings(days: pa.Array | pa.ChunkedArray) -> dict[str, pa.Array]:

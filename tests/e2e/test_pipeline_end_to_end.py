@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import urllib.error
 import urllib.request
@@ -10,13 +12,16 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from typer.testing import CliRunner
 
+from pipeline.cli.main import app
 from pipeline.contracts import validate_event
 from pipeline.demo import run_demo
 from pipeline.errors import RejectedRecord
 from pipeline.local.gateway import LocalGateway
+from pipeline.local.glue_runtime import run_glue_job
 from pipeline.local.invoke import load_handler
-from pipeline.local.stack import LocalStack
+from pipeline.local.stack import STATE_DIR_VARIABLE, LocalStack
 from pipeline.local.users import create_user, id_token
 from pipeline.query import run_query
 from pipeline.synth import SynthConfig, generate_events
@@ -117,3 +122,40 @@ def test_given_forecasts_when_called_through_the_gateway_then_viewer_reads_and_a
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(url, timeout=30)
         assert refused.value.code == 401
+
+
+def test_given_the_demo_then_its_curated_tables_are_iceberg_and_each_event_is_in_its_day_once(
+    demo_run, tmp_path
+):
+    stack, report = demo_run
+    glue = stack.session().client("glue")
+    curated = stack.ref("CuratedBucket")
+    for name in ("sales", "daily_demand", "forecasts"):
+        parameters = glue.get_table(DatabaseName=stack.ref("LakeDatabase"), Name=name)["Table"][
+            "Parameters"
+        ]
+        assert parameters["table_type"] == "ICEBERG"
+        assert parameters["metadata_location"].startswith(f"s3://{curated}/{name}/metadata/")
+
+    # A re-run of the compaction job changes nothing.
+    again = run_glue_job(stack, "CompactSalesJob")
+    stack.save(tmp_path / "local.json")
+    result = CliRunner().invoke(
+        app,
+        ["query", "--format", "csv",
+         "SELECT event_id, event_time, year, month, day FROM sales ORDER BY event_id"],
+        env={STATE_DIR_VARIABLE: str(tmp_path)},
+        prog_name="fmcg",
+    )  # fmt: skip
+
+    assert again["rows_written"] == 0
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    ids = [r["event_id"] for r in rows]
+    assert len(ids) == len(set(ids)) == report.curated_rows
+    assert _expected_valid_ids(11) <= set(ids)
+    for row in rows:
+        day = datetime.fromisoformat(row["event_time"]).date()
+        assert (row["year"], row["month"], row["day"]) == (
+            f"{day:%Y}", f"{day:%m}", f"{day:%d}"
+        ), row
