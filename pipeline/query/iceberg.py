@@ -5,9 +5,15 @@ partition of each); the dataset is exactly those files, read through pyarrow's S
 each with its partition as an expression. DuckDB's filters reach the dataset, and pyarrow
 skips a file whose partition contradicts them without fetching it, so a query bounded by
 ``year``/``month``/``day`` reads only its days' data files. Planning itself reads every
-manifest of the snapshot: its cost follows the number of manifests, which grows with
-commits until maintenance rewrites them (the table optimizers on AWS, the maintenance step
-locally).
+manifest of the snapshot, whatever the query: their number follows the table's live data,
+not the runs ever committed, because appends merge manifests
+(``commit.manifest-merge.enabled`` in :mod:`pipeline.lake.tables`): after 250 one-day
+commits, 52 manifests and a one-day query in 0.8 s on the emulator, against 250 manifests
+and 2.4 s without merging (``benchmarks/query_planning.py``; the manifests' entries follow
+the live data files, which maintenance packs). Pruning by partition happens after planning
+(pyarrow skips the files), not in it: DuckDB does not say which table a pushed-down filter
+belongs to. Only the tables a query names are planned
+(:func:`pipeline.query.duckdb_engine.referenced_tables`).
 
 What the dataset cannot do, it refuses rather than return other rows than the table holds
 (and a data file in another format than Parquet):
