@@ -2,19 +2,26 @@
 
 What Glue does with a job definition, done here against the emulator:
 
-1. it fetches ``Command.ScriptLocation`` from S3 (the artifacts bucket; ``fmcg`` uploads
-   the built artifacts there first, as the deploy commands do on AWS);
+1. it fetches ``Command.ScriptLocation`` from S3 (the artifacts bucket; ``fmcg`` publishes
+   the built artifacts there first, as the deploy step does on AWS, and resolves the job
+   with the parameters the deploy passes: the project wheel's digest);
 2. it starts the ``GlueVersion``'s Python with the modules that version provides
    (infra/glue/python-modules-<version>.txt, copied from the Glue documentation) and
-   pip-installs ``--additional-python-modules`` with ``--python-modules-installer-option``;
+   pip-installs the S3 wheels of ``--additional-python-modules`` with
+   ``--python-modules-installer-option`` (``--no-deps --no-index``);
 3. it runs the script with ``--JOB_NAME``, ``--JOB_RUN_ID``, its own run arguments and the
    job's arguments.
 
-The environment of step 2 is a virtualenv cached under build/local/glue by a digest of
-what makes it; S3 wheels (the project's own) are installed into a directory of their own
-per content digest, so a code change costs one small install, not a new environment. The
-process sees nothing of the working tree: a module the definition does not provide fails
-here with :class:`JobImportError`, naming the module and the job, as it would on AWS.
+The job's modules come from the wheelhouse objects in the emulator's artifacts bucket only,
+installed with ``--no-index`` and each wheel's hash (the digest in its key, which must be
+one of the Glue lock's): a wheel missing there fails with :class:`WheelMissing`, naming it,
+before anything runs. The Glue version's own modules (what Glue's image has installed) come
+from the lock with ``--require-hashes``, once. The environment of step 2 is a virtualenv
+cached under build/local/glue by a digest of what makes it; the project's wheel is
+installed into a directory of its own per content digest, so a code change costs one small
+install, not a new environment. The process sees nothing of the working tree: a module the
+definition does not provide fails here with :class:`JobImportError`, naming the module and
+the job, as it would on AWS.
 """
 
 from __future__ import annotations
@@ -36,9 +43,10 @@ from typing import TYPE_CHECKING, Any, Final
 
 from pipeline.errors import ConfigurationError, PipelineError
 from pipeline.job_protocol import Progress, null_progress, parse_line
-from pipeline.packaging.glue_artifacts import ROOT, build_glue_artifacts
+from pipeline.packaging.glue_artifacts import ROOT, build_glue_artifacts, publish_glue_artifacts
 from pipeline.packaging.locks import SPARK_OF_GLUE, glue_lock, normalise, read_pins
 from pipeline.packaging.requirements import pip_install
+from pipeline.packaging.wheelhouse import INSTALLER_OPTIONS, LockedWheel, unlocked
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -54,6 +62,8 @@ GLUE_RUN_ARGUMENTS: Final = ("--job-bookmark-option", "job-bookmark-disable")
 MODULES_ARGUMENT: Final = "--additional-python-modules"
 INSTALLER_ARGUMENT: Final = "--python-modules-installer-option"
 _MISSING_MODULE = re.compile(r"ModuleNotFoundError: No module named '([^']+)'")
+#: The digest segment of a content-addressed key (``glue/wheels/<sha256>/<file>``).
+_DIGEST_IN_KEY = re.compile(r"/([0-9a-f]{64})/[^/]+$")
 
 
 class JobFailed(PipelineError):
@@ -78,6 +88,17 @@ class JobImportError(JobFailed):
         self.job, self.returncode, self.output, self.module = job, returncode, output, module
 
 
+class WheelMissing(ConfigurationError):
+    """A wheel the job's definition names is not in the artifacts bucket."""
+
+    def __init__(self, job: str, url: str) -> None:
+        super().__init__(
+            f"{job}: {url.rpartition('/')[2]} is missing from the artifacts bucket ({url}); "
+            "Glue would fail installing it: publish the Glue artifacts (infra/README.md)"
+        )
+        self.job, self.url = job, url
+
+
 @dataclass(frozen=True)
 class GlueJobDefinition:
     """The parts of an ``AWS::Glue::Job`` that decide how it runs, resolved to local names."""
@@ -89,13 +110,18 @@ class GlueJobDefinition:
     arguments: dict[str, str]
 
     @classmethod
-    def from_stack(cls, stack: LocalStack, logical_id: str) -> GlueJobDefinition:
+    def from_stack(
+        cls, stack: LocalStack, logical_id: str, parameters: Mapping[str, str] | None = None
+    ) -> GlueJobDefinition:
+        """The job as deployed with ``parameters`` (the deploy step's) over the stack's."""
         from pipeline.local.template import resolve
 
         spec = stack.template["Resources"].get(logical_id)
         if spec is None or spec["Type"] != "AWS::Glue::Job":
             raise ConfigurationError(f"{logical_id} is not a Glue job in {stack.template_path}")
-        props = resolve(spec["Properties"], stack.context())
+        context = stack.context()
+        context.parameters.update(parameters or {})
+        props = resolve(spec["Properties"], context)
         return cls(
             logical_id=logical_id,
             name=str(props["Name"]),
@@ -106,7 +132,7 @@ class GlueJobDefinition:
 
     @property
     def modules(self) -> list[str]:
-        """``--additional-python-modules``: requirement specifiers and ``s3://`` wheels."""
+        """``--additional-python-modules``: ``s3://`` wheels (or requirement specifiers)."""
         value = self.arguments.get(MODULES_ARGUMENT, "")
         return [m.strip() for m in value.split(",") if m.strip()]
 
@@ -114,15 +140,37 @@ class GlueJobDefinition:
     def installer_options(self) -> list[str]:
         return self.arguments.get(INSTALLER_ARGUMENT, "").split()
 
+    @property
+    def wheelhouse(self) -> list[tuple[str, LockedWheel]]:
+        """The third-party wheels (URL, wheel) at wheelhouse keys."""
+        found = ((m, LockedWheel.from_module(m)) for m in self.modules)
+        return [(url, wheel) for url, wheel in found if wheel is not None]
+
+    @property
+    def own_wheels(self) -> list[str]:
+        """The other S3 wheels: the project's own."""
+        return [m for m in self.modules if LockedWheel.from_module(m) is None]
+
     def check(self) -> None:
         """Refuse a definition Glue would run differently from what it says."""
-        if any(m.startswith("s3://") for m in self.modules) and (
-            "--no-deps" not in self.installer_options
-        ):
+        from_index = [m for m in self.modules if not m.startswith("s3://")]
+        if from_index:
             raise ConfigurationError(
-                f"{self.logical_id}: an S3 wheel in {MODULES_ARGUMENT} without "
-                f"{INSTALLER_ARGUMENT} --no-deps would also install every dependency the "
-                "wheel declares (the whole development tree) on Glue"
+                f"{self.logical_id}: {', '.join(from_index)} in {MODULES_ARGUMENT} would be "
+                "installed from the package index at every start; name its wheelhouse key "
+                "(`make lock` writes it)"
+            )
+        absent = [o for o in INSTALLER_OPTIONS if o not in self.installer_options]
+        if absent:
+            raise ConfigurationError(
+                f"{self.logical_id}: {INSTALLER_ARGUMENT} lacks {' '.join(absent)}: pip on Glue "
+                "would install the S3 wheels' dependencies from the package index"
+            )
+        unnamed = [m for m in self.own_wheels if not _DIGEST_IN_KEY.search(m)]
+        if unnamed:
+            raise ConfigurationError(
+                f"{self.logical_id}: {', '.join(unnamed)} is not at a content-addressed key "
+                "(glue/wheels/<sha256>/<file>)"
             )
 
     def provided_modules(self) -> Path:
@@ -179,18 +227,34 @@ def _base_python(version: tuple[int, int]) -> str:
     return found
 
 
-def job_environment(definition: GlueJobDefinition, cache: Path = CACHE) -> Path:
-    """The Python of the job's runtime: its Glue version's modules plus its PyPI modules.
+def job_environment(definition: GlueJobDefinition, s3: Any, cache: Path = CACHE) -> Path:
+    """The Python of the job's runtime: its Glue version's modules plus its wheelhouse.
 
-    Every package comes from the Glue version's hash lock (``make lock``), installed with
-    ``--require-hashes``; a module the job declares that the lock does not hold fails here,
-    naming it. Built once per digest of (Glue version, locked lines, installer options).
+    Glue's own modules come from the Glue version's hash lock (``make lock``) with
+    ``--require-hashes``; the job's modules only from the wheelhouse objects in the artifacts
+    bucket, each hash-checked against the digest in its key, which must be one of the lock's,
+    and installed with ``--no-index``. Every wheel is looked up in the bucket at each run, so a
+    missing one fails (:class:`WheelMissing`) even when the environment is cached. Built once
+    per digest of (Glue version, locked lines, wheel digests, installer options).
     """
-    provided = definition.provided_modules()
-    requirements = [m for m in definition.modules if not m.startswith("s3://")]
-    locked = _locked_lines(definition, [*_requirement_lines(provided), *requirements])
+    provided = _locked_lines(definition, _requirement_lines(definition.provided_modules()))
+    wheels = definition.wheelhouse
+    problems = unlocked([w for _, w in wheels], glue_lock(definition.glue_version))
+    if problems:
+        raise ConfigurationError(f"{definition.logical_id}: " + "; ".join(problems))
+    for url, _ in wheels:
+        _require(s3, definition, url)
     key = hashlib.sha256(
-        "\n".join([definition.glue_version, *locked, "--", *definition.installer_options]).encode()
+        "\n".join(
+            [
+                definition.glue_version,
+                *provided,
+                "--",
+                *(w.key for _, w in wheels),
+                "--",
+                *definition.installer_options,
+            ]
+        ).encode()
     ).hexdigest()[:16]
     env = cache / f"env-{definition.glue_version}-{key}"
     python = env / "bin" / "python"
@@ -200,11 +264,25 @@ def job_environment(definition: GlueJobDefinition, cache: Path = CACHE) -> Path:
         shutil.rmtree(env, ignore_errors=True)
         base = _base_python(PYTHON_OF_GLUE[definition.glue_version])
         subprocess.run([base, "-m", "venv", str(env)], check=True, capture_output=True)
-        requirements_file = env / "requirements.txt"
-        requirements_file.write_text("".join(f"{line}\n" for line in locked))
-        # The provided list is complete (it is what Glue has installed), and Glue installs
-        # the job's modules with the job's installer options (--no-deps): no resolution.
+        # What Glue's image has installed: the provided list is complete, no resolution.
+        requirements_file = env / "provided.txt"
+        requirements_file.write_text("".join(f"{line}\n" for line in provided))
         _pip(python, "--no-deps", "--require-hashes", "-r", str(requirements_file))
+        # The job's modules, as Glue installs them: the fetched files, no index.
+        downloads = env / "wheelhouse"
+        lines = [
+            f"{_fetch(s3, url, downloads / wheel.sha256)} --hash=sha256:{wheel.sha256}"
+            for url, wheel in wheels
+        ]
+        (env / "wheelhouse.txt").write_text("".join(f"{line}\n" for line in lines))
+        _pip(
+            python,
+            *definition.installer_options,
+            "--require-hashes",
+            "-r",
+            str(env / "wheelhouse.txt"),
+        )
+        shutil.rmtree(downloads, ignore_errors=True)
         # Nothing was resolved, so the set must already be consistent: say so if it is not.
         check = subprocess.run(
             [str(python), "-m", "pip", "check"], capture_output=True, text=True, check=False
@@ -216,6 +294,19 @@ def job_environment(definition: GlueJobDefinition, cache: Path = CACHE) -> Path:
             )
         (env / ".complete").write_text(key)
     return python
+
+
+def _require(s3: Any, definition: GlueJobDefinition, url: str) -> None:
+    """:class:`WheelMissing` unless the object at ``url`` exists."""
+    from botocore.exceptions import ClientError
+
+    bucket, key = _split_s3(url)
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as e:
+        if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            raise WheelMissing(definition.logical_id, url) from None
+        raise
 
 
 def _requirement_lines(path: Path) -> list[str]:
@@ -251,36 +342,54 @@ def _fetch(s3: Any, url: str, into: Path) -> Path:
     return path
 
 
-def install_s3_wheels(
+def install_own_wheels(
     definition: GlueJobDefinition, python: Path, s3: Any, cache: Path = CACHE
 ) -> list[Path]:
-    """Each ``s3://`` wheel of the job installed into a directory of its own (by digest)."""
+    """The project's wheel, each into a directory of its own (by digest), hash-checked.
+
+    The digest is the one in its key (``glue/wheels/<sha256>/``), checked by pip
+    (``--require-hashes``) with the job's installer options (``--no-index``).
+    """
     targets = []
-    for url in (m for m in definition.modules if m.startswith("s3://")):
-        download = cache / "downloads" / uuid.uuid4().hex
-        wheel = _fetch(s3, url, download)
-        digest = hashlib.sha256(wheel.read_bytes()).hexdigest()[:16]
-        target = cache / "wheels" / f"{wheel.stem}-{digest}"
+    for url in definition.own_wheels:
+        _require(s3, definition, url)
+        found = _DIGEST_IN_KEY.search(url)
+        if found is None:
+            raise ConfigurationError(f"{definition.logical_id}: {url} has no digest in its key")
+        digest = found[1]
+        target = cache / "wheels" / f"{Path(url).stem}-{digest[:16]}"
         with _locked(cache / "wheels" / f"{target.name}.lock"):
             if not (target / ".complete").is_file():
                 shutil.rmtree(target, ignore_errors=True)
-                _pip(python, "--no-deps", "--target", str(target), str(wheel))
+                download = cache / "downloads" / uuid.uuid4().hex
+                wheel = _fetch(s3, url, download)
+                requirements = download / "requirements.txt"
+                requirements.write_text(f"{wheel} --hash=sha256:{digest}\n")
+                try:
+                    _pip(
+                        python,
+                        *definition.installer_options,
+                        "--require-hashes",
+                        "--target",
+                        str(target),
+                        "-r",
+                        str(requirements),
+                    )
+                finally:
+                    shutil.rmtree(download, ignore_errors=True)
                 (target / ".complete").write_text(digest)
-        shutil.rmtree(download, ignore_errors=True)
         targets.append(target)
     return targets
 
 
-def publish_artifacts(stack: LocalStack, definition: GlueJobDefinition) -> None:
-    """Build the Glue artifacts and upload them where the job definition looks for them,
-    as the deploy commands do on AWS (infra/README.md)."""
-    bucket, key = _split_s3(definition.script_location)
-    prefix = key.rpartition("/")[0]
+def publish_artifacts(stack: LocalStack) -> dict[str, str]:
+    """Build the Glue artifacts for the stack's template and publish them to its artifacts
+    bucket, as the deploy step does on AWS (infra/README.md); the parameters it passes."""
     s3 = stack.session().client("s3")
     with _locked(CACHE / "build.lock"):
-        artifacts = build_glue_artifacts(ROOT / "build")
-    for path in artifacts:
-        s3.upload_file(str(path), bucket, f"{prefix}/{path.name}" if prefix else path.name)
+        artifacts = build_glue_artifacts(ROOT / "build", template=stack.template)
+        publish_glue_artifacts(artifacts, s3, stack.ref("ArtifactsBucket"))
+    return artifacts.parameters()
 
 
 def _job_process_env(stack: LocalStack, paths: list[Path]) -> dict[str, str]:
@@ -309,12 +418,12 @@ def run_glue_job(
 
     ``arguments`` override the job's ``DefaultArguments``, as job-run arguments do.
     """
-    definition = GlueJobDefinition.from_stack(stack, logical_id)
+    deployed = publish_artifacts(stack)
+    definition = GlueJobDefinition.from_stack(stack, logical_id, deployed)
     definition.check()
-    publish_artifacts(stack, definition)
-    python = job_environment(definition)
     s3 = stack.session().client("s3")
-    paths = install_s3_wheels(definition, python, s3)
+    python = job_environment(definition, s3)
+    paths = install_own_wheels(definition, python, s3)
     run_dir = CACHE / "runs" / uuid.uuid4().hex
     script = _fetch(s3, definition.script_location, run_dir)
     merged = {**definition.arguments, **(arguments or {})}
