@@ -11,11 +11,10 @@ from typing import TYPE_CHECKING
 import pytest
 
 from pipeline.errors import ConfigurationError
+from pipeline.local.glue_environment import WheelMissing, job_environment
 from pipeline.local.glue_runtime import (
     GlueJobDefinition,
     JobImportError,
-    WheelMissing,
-    job_environment,
     publish_artifacts,
     run_glue_job,
 )
