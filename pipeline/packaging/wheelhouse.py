@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import re
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,8 +175,6 @@ def _pip_download(lines: list[str], dest: Path, target: tuple[str, ...]) -> None
 
 
 def _pip(command: str) -> list[str]:
-    import sys
-
     return [sys.executable, "-m", "pip", command, "--quiet", "--disable-pip-version-check"]
 
 
