@@ -2,53 +2,57 @@
 
 What Glue does with a job definition, done here against the emulator:
 
-1. it fetches ``Command.ScriptLocation`` from S3 (the artifacts bucket; ``fmcg`` uploads
-   the built artifacts there first, as the deploy commands do on AWS);
+1. it fetches ``Command.ScriptLocation`` from S3 (the artifacts bucket; ``fmcg`` publishes
+   the built artifacts there first, as the deploy step does on AWS, and resolves the job
+   with the parameters the deploy passes: the project wheel's digest);
 2. it starts the ``GlueVersion``'s Python with the modules that version provides
    (infra/glue/python-modules-<version>.txt, copied from the Glue documentation) and
-   pip-installs ``--additional-python-modules`` with ``--python-modules-installer-option``;
+   pip-installs the S3 wheels of ``--additional-python-modules`` with
+   ``--python-modules-installer-option`` (``--no-deps --no-index``);
 3. it runs the script with ``--JOB_NAME``, ``--JOB_RUN_ID``, its own run arguments and the
    job's arguments.
 
-The environment of step 2 is a virtualenv cached under build/local/glue by a digest of
-what makes it; S3 wheels (the project's own) are installed into a directory of their own
-per content digest, so a code change costs one small install, not a new environment. The
-process sees nothing of the working tree: a module the definition does not provide fails
-here with :class:`JobImportError`, naming the module and the job, as it would on AWS.
+Step 2 is :mod:`pipeline.local.glue_environment`: the job's modules come from the
+wheelhouse objects in the emulator's artifacts bucket only, installed with ``--no-index`` and
+each wheel's hash (the digest in its key, which must be one of the Glue lock's); a wheel
+missing there fails with ``WheelMissing``, naming it, before anything runs. The process sees
+nothing of the working tree: a module the definition does not provide fails here with
+:class:`JobImportError`, naming the module and the job, as it would on AWS.
 """
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import os
 import re
 import secrets
 import shutil
 import subprocess
-import sys
 import uuid
 from collections import deque
-from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from pipeline.errors import ConfigurationError, PipelineError
 from pipeline.job_protocol import Progress, null_progress, parse_line
-from pipeline.packaging.glue_artifacts import ROOT, build_glue_artifacts
-from pipeline.packaging.locks import SPARK_OF_GLUE, glue_lock, normalise, read_pins
-from pipeline.packaging.requirements import pip_install
+from pipeline.local.glue_environment import (
+    CACHE,
+    DIGEST_IN_KEY,
+    MODULE_LISTS,
+    PYTHON_OF_GLUE,
+    fetch_object,
+    file_lock,
+    install_own_wheels,
+    job_environment,
+)
+from pipeline.packaging.glue_artifacts import ROOT, build_glue_artifacts, publish_glue_artifacts
+from pipeline.packaging.wheelhouse import INSTALLER_OPTIONS, LockedWheel
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Mapping
+    from pathlib import Path
 
     from pipeline.local.stack import LocalStack
 
-CACHE: Final = ROOT / "build" / "local" / "glue"
-MODULE_LISTS: Final = ROOT / "infra" / "glue"
-#: The Python each Glue version runs (AWS Glue release notes).
-PYTHON_OF_GLUE: Final = {"5.0": (3, 11), "5.1": (3, 11)}
 #: What Glue adds to every run of a job without bookmarks.
 GLUE_RUN_ARGUMENTS: Final = ("--job-bookmark-option", "job-bookmark-disable")
 MODULES_ARGUMENT: Final = "--additional-python-modules"
@@ -89,13 +93,18 @@ class GlueJobDefinition:
     arguments: dict[str, str]
 
     @classmethod
-    def from_stack(cls, stack: LocalStack, logical_id: str) -> GlueJobDefinition:
+    def from_stack(
+        cls, stack: LocalStack, logical_id: str, parameters: Mapping[str, str] | None = None
+    ) -> GlueJobDefinition:
+        """The job as deployed with ``parameters`` (the deploy step's) over the stack's."""
         from pipeline.local.template import resolve
 
         spec = stack.template["Resources"].get(logical_id)
         if spec is None or spec["Type"] != "AWS::Glue::Job":
             raise ConfigurationError(f"{logical_id} is not a Glue job in {stack.template_path}")
-        props = resolve(spec["Properties"], stack.context())
+        context = stack.context()
+        context.parameters.update(parameters or {})
+        props = resolve(spec["Properties"], context)
         return cls(
             logical_id=logical_id,
             name=str(props["Name"]),
@@ -106,7 +115,7 @@ class GlueJobDefinition:
 
     @property
     def modules(self) -> list[str]:
-        """``--additional-python-modules``: requirement specifiers and ``s3://`` wheels."""
+        """``--additional-python-modules``: ``s3://`` wheels (or requirement specifiers)."""
         value = self.arguments.get(MODULES_ARGUMENT, "")
         return [m.strip() for m in value.split(",") if m.strip()]
 
@@ -114,15 +123,37 @@ class GlueJobDefinition:
     def installer_options(self) -> list[str]:
         return self.arguments.get(INSTALLER_ARGUMENT, "").split()
 
+    @property
+    def wheelhouse(self) -> list[tuple[str, LockedWheel]]:
+        """The third-party wheels (URL, wheel) at wheelhouse keys."""
+        found = ((m, LockedWheel.from_module(m)) for m in self.modules)
+        return [(url, wheel) for url, wheel in found if wheel is not None]
+
+    @property
+    def own_wheels(self) -> list[str]:
+        """The other S3 wheels: the project's own."""
+        return [m for m in self.modules if LockedWheel.from_module(m) is None]
+
     def check(self) -> None:
         """Refuse a definition Glue would run differently from what it says."""
-        if any(m.startswith("s3://") for m in self.modules) and (
-            "--no-deps" not in self.installer_options
-        ):
+        from_index = [m for m in self.modules if not m.startswith("s3://")]
+        if from_index:
             raise ConfigurationError(
-                f"{self.logical_id}: an S3 wheel in {MODULES_ARGUMENT} without "
-                f"{INSTALLER_ARGUMENT} --no-deps would also install every dependency the "
-                "wheel declares (the whole development tree) on Glue"
+                f"{self.logical_id}: {', '.join(from_index)} in {MODULES_ARGUMENT} would be "
+                "installed from the package index at every start; name its wheelhouse key "
+                "(`make lock` writes it)"
+            )
+        absent = [o for o in INSTALLER_OPTIONS if o not in self.installer_options]
+        if absent:
+            raise ConfigurationError(
+                f"{self.logical_id}: {INSTALLER_ARGUMENT} lacks {' '.join(absent)}: pip on Glue "
+                "would install the S3 wheels' dependencies from the package index"
+            )
+        unnamed = [m for m in self.own_wheels if not DIGEST_IN_KEY.search(m)]
+        if unnamed:
+            raise ConfigurationError(
+                f"{self.logical_id}: {', '.join(unnamed)} is not at a content-addressed key "
+                "(glue/wheels/<sha256>/<file>)"
             )
 
     def provided_modules(self) -> Path:
@@ -136,151 +167,14 @@ class GlueJobDefinition:
         return path
 
 
-def _split_s3(url: str) -> tuple[str, str]:
-    if not url.startswith("s3://") or "/" not in url[5:]:
-        raise ConfigurationError(f"not an S3 object URL: {url!r}")
-    bucket, _, key = url[5:].partition("/")
-    return bucket, key
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive lock between processes (pytest workers build the same environment)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _pip(python: Path, *args: str) -> None:
-    done = subprocess.run(
-        [*pip_install(python), *args],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise ConfigurationError(f"pip install {' '.join(args)} failed:\n{done.stderr[-3000:]}")
-
-
-def _base_python(version: tuple[int, int]) -> str:
-    """A Python of the version the job's Glue version runs."""
-    if sys.version_info[:2] == version:
-        return getattr(sys, "_base_executable", sys.executable)
-    found = shutil.which(f"python{version[0]}.{version[1]}")
-    if found is None:
-        raise ConfigurationError(
-            f"the job's Glue version runs Python {version[0]}.{version[1]}, "
-            f"which this machine does not have"
-        )
-    return found
-
-
-def job_environment(definition: GlueJobDefinition, cache: Path = CACHE) -> Path:
-    """The Python of the job's runtime: its Glue version's modules plus its PyPI modules.
-
-    Every package comes from the Glue version's hash lock (``make lock``), installed with
-    ``--require-hashes``; a module the job declares that the lock does not hold fails here,
-    naming it. Built once per digest of (Glue version, locked lines, installer options).
-    """
-    provided = definition.provided_modules()
-    requirements = [m for m in definition.modules if not m.startswith("s3://")]
-    locked = _locked_lines(definition, [*_requirement_lines(provided), *requirements])
-    key = hashlib.sha256(
-        "\n".join([definition.glue_version, *locked, "--", *definition.installer_options]).encode()
-    ).hexdigest()[:16]
-    env = cache / f"env-{definition.glue_version}-{key}"
-    python = env / "bin" / "python"
-    with _locked(cache / f"{env.name}.lock"):
-        if (env / ".complete").is_file():
-            return python
-        shutil.rmtree(env, ignore_errors=True)
-        base = _base_python(PYTHON_OF_GLUE[definition.glue_version])
-        subprocess.run([base, "-m", "venv", str(env)], check=True, capture_output=True)
-        requirements_file = env / "requirements.txt"
-        requirements_file.write_text("".join(f"{line}\n" for line in locked))
-        # The provided list is complete (it is what Glue has installed), and Glue installs
-        # the job's modules with the job's installer options (--no-deps): no resolution.
-        _pip(python, "--no-deps", "--require-hashes", "-r", str(requirements_file))
-        # Nothing was resolved, so the set must already be consistent: say so if it is not.
-        check = subprocess.run(
-            [str(python), "-m", "pip", "check"], capture_output=True, text=True, check=False
-        )
-        if check.returncode != 0:
-            raise ConfigurationError(
-                f"the Glue {definition.glue_version} environment of {definition.logical_id} "
-                f"is inconsistent (pip check):\n{check.stdout.strip()[-2000:]}"
-            )
-        (env / ".complete").write_text(key)
-    return python
-
-
-def _requirement_lines(path: Path) -> list[str]:
-    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
-    return [line for line in lines if line]
-
-
-def _locked_lines(definition: GlueJobDefinition, requirements: list[str]) -> list[str]:
-    """The lock's hashed line for each exact requirement (``name==version``) and for Spark."""
-    lock = glue_lock(definition.glue_version)
-    pins = {(p.name, p.version): p for p in read_pins(lock)}
-    lines = []
-    for requirement in [*requirements, *SPARK_OF_GLUE[definition.glue_version]]:
-        name, _, version = requirement.partition("==")
-        pin = pins.get((normalise(name), version.strip()))
-        if pin is None:
-            raise ConfigurationError(
-                f"{definition.logical_id}: {requirement} is not in {lock.name} "
-                "(declare modules as name==version and run `make lock`)"
-            )
-        lines.append(" ".join([pin.line, *(f"--hash={h}" for h in pin.hashes)]))
-    return sorted(set(lines))
-
-
-def _fetch(s3: Any, url: str, into: Path) -> Path:
-    bucket, key = _split_s3(url)
-    into.mkdir(parents=True, exist_ok=True)
-    path = into / Path(key).name
-    try:
-        s3.download_file(bucket, key, str(path))
-    except Exception as e:  # noqa: BLE001 - any failure to fetch means the artifact is absent
-        raise ConfigurationError(f"cannot fetch {url}: {e}") from e
-    return path
-
-
-def install_s3_wheels(
-    definition: GlueJobDefinition, python: Path, s3: Any, cache: Path = CACHE
-) -> list[Path]:
-    """Each ``s3://`` wheel of the job installed into a directory of its own (by digest)."""
-    targets = []
-    for url in (m for m in definition.modules if m.startswith("s3://")):
-        download = cache / "downloads" / uuid.uuid4().hex
-        wheel = _fetch(s3, url, download)
-        digest = hashlib.sha256(wheel.read_bytes()).hexdigest()[:16]
-        target = cache / "wheels" / f"{wheel.stem}-{digest}"
-        with _locked(cache / "wheels" / f"{target.name}.lock"):
-            if not (target / ".complete").is_file():
-                shutil.rmtree(target, ignore_errors=True)
-                _pip(python, "--no-deps", "--target", str(target), str(wheel))
-                (target / ".complete").write_text(digest)
-        shutil.rmtree(download, ignore_errors=True)
-        targets.append(target)
-    return targets
-
-
-def publish_artifacts(stack: LocalStack, definition: GlueJobDefinition) -> None:
-    """Build the Glue artifacts and upload them where the job definition looks for them,
-    as the deploy commands do on AWS (infra/README.md)."""
-    bucket, key = _split_s3(definition.script_location)
-    prefix = key.rpartition("/")[0]
+def publish_artifacts(stack: LocalStack) -> dict[str, str]:
+    """Build the Glue artifacts for the stack's template and publish them to its artifacts
+    bucket, as the deploy step does on AWS (infra/README.md); the parameters it passes."""
     s3 = stack.session().client("s3")
-    with _locked(CACHE / "build.lock"):
-        artifacts = build_glue_artifacts(ROOT / "build")
-    for path in artifacts:
-        s3.upload_file(str(path), bucket, f"{prefix}/{path.name}" if prefix else path.name)
+    with file_lock(CACHE / "build.lock"):
+        artifacts = build_glue_artifacts(ROOT / "build", template=stack.template)
+        publish_glue_artifacts(artifacts, s3, stack.ref("ArtifactsBucket"))
+    return artifacts.parameters()
 
 
 def _job_process_env(stack: LocalStack, paths: list[Path]) -> dict[str, str]:
@@ -309,14 +203,14 @@ def run_glue_job(
 
     ``arguments`` override the job's ``DefaultArguments``, as job-run arguments do.
     """
-    definition = GlueJobDefinition.from_stack(stack, logical_id)
+    deployed = publish_artifacts(stack)
+    definition = GlueJobDefinition.from_stack(stack, logical_id, deployed)
     definition.check()
-    publish_artifacts(stack, definition)
-    python = job_environment(definition)
     s3 = stack.session().client("s3")
-    paths = install_s3_wheels(definition, python, s3)
+    python = job_environment(definition, s3)
+    paths = install_own_wheels(definition, python, s3)
     run_dir = CACHE / "runs" / uuid.uuid4().hex
-    script = _fetch(s3, definition.script_location, run_dir)
+    script = fetch_object(s3, definition.script_location, run_dir)
     merged = {**definition.arguments, **(arguments or {})}
     command = [
         str(python),

@@ -33,6 +33,12 @@ from pipeline.local.template import (
 if TYPE_CHECKING:
     from pathlib import Path
 
+#: Parameters the deploy step passes from the build (they have no default). Resources are
+#: created before anything is built, so they start from these stand-ins; the local Glue
+#: runtime resolves each job with the values of the artifacts it publishes before a run
+#: (pipeline/local/glue_runtime.py), as a deploy after the build would.
+DEPLOY_STAND_INS: dict[str, str] = {"PipelineWheelSha256": "0" * 64}
+
 Provisioned = tuple[str, dict[str, str]]
 Creator = Callable[[boto3.session.Session, str, dict[str, Any], "ResolveContext"], Provisioned]
 
@@ -287,7 +293,7 @@ def provision(
     template = load_template(template_path)
     ctx = ResolveContext(
         stack_name=stack_name,
-        parameters={**parameter_defaults(template), **(parameters or {})},
+        parameters={**DEPLOY_STAND_INS, **parameter_defaults(template), **(parameters or {})},
         region=session.region_name or "us-east-1",
     )
     pending = dict(template["Resources"])

@@ -152,22 +152,28 @@ def _pyproject_requirements(path: Path, extras: tuple[str, ...]) -> list[str]:
 
 
 def glue_declared_modules(glue_version: str) -> tuple[str, ...]:
-    """The template's ``--additional-python-modules`` (not ``s3://`` wheels) of that version."""
+    """Each ``name==version`` the template's Glue jobs of that version install.
+
+    A job's ``--additional-python-modules`` names wheelhouse wheels (their file names carry
+    name and version) and, until ``make lock`` pins it, a plain ``name==version``; the
+    project's own wheel is not locked here.
+    """
     from pipeline.local.template import load_template
+    from pipeline.packaging.wheelhouse import LockedWheel, job_modules
 
     template = load_template(ROOT / "infra" / "template.yaml")
     modules: set[str] = set()
-    for resource in template.get("Resources", {}).values():
-        props = resource.get("Properties", {})
-        if resource.get("Type") != "AWS::Glue::Job" or str(props.get("GlueVersion")) != (
-            glue_version
-        ):
+    for logical_id, entries in job_modules(template).items():
+        props = template["Resources"][logical_id].get("Properties", {})
+        if str(props.get("GlueVersion")) != glue_version:
             continue
-        value = props.get("DefaultArguments", {}).get("--additional-python-modules", "")
-        if isinstance(value, dict):  # !Sub "..." with the artifacts bucket
-            value = value.get("Fn::Sub", "")
-        modules.update(m.strip() for m in str(value).split(",") if m.strip())
-    return tuple(sorted(m for m in modules if not m.startswith("s3://")))
+        for entry in entries:
+            wheel = LockedWheel.from_module(entry)
+            if wheel is not None:
+                modules.add(wheel.requirement)
+            elif not entry.startswith("s3://"):
+                modules.add(entry)
+    return tuple(sorted(modules))
 
 
 def layer_target() -> tuple[str, ...]:
@@ -316,6 +322,12 @@ def main(argv: list[str] | None = None) -> int:
         status |= bool(problems)
         if not problems:
             print(f"{lock.name}: {lock.path.relative_to(ROOT)}: {len(lock.pins())} pins")  # noqa: T201
+        if not problems and lock.name.startswith("glue-") and not args.check:
+            # A module written as name==version in a job's list becomes its wheelhouse key.
+            from pipeline.packaging.wheelhouse import pin_template
+
+            pinned = pin_template(ROOT / "infra" / "template.yaml", lock.path)
+            print(f"{lock.name}: {pinned} modules pinned to wheelhouse keys")  # noqa: T201
     if not args.check and not args.names:
         # The jars amazon-kclpy fetches follow its version in the dev lock.
         from pipeline.kcl.jars import JARS_LOCK, relock
