@@ -12,7 +12,6 @@ import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
-import awswrangler as wr
 import numpy as np
 import pandas as pd
 import pytest
@@ -22,6 +21,7 @@ from pipeline.forecasting.job import run_forecast
 from pipeline.local.glue_runtime import run_glue_job
 from pipeline.local.stack import LocalStack
 from tests.support.compaction_helpers import event, put_raw, raw_key
+from tests.support.compaction_lake import curated_rows
 
 if TYPE_CHECKING:
     import boto3
@@ -67,9 +67,7 @@ def _raw_events(today: date) -> list[tuple[str, list[dict[str, Any]]]]:
 
 
 def _curated(stack: LocalStack, table: str) -> pd.DataFrame:
-    frame = wr.s3.read_parquet(
-        f"s3://{stack.ref('CuratedBucket')}/{table}/", dataset=True, boto3_session=stack.session()
-    )
+    frame = curated_rows(stack.session(), stack.ref("LakeDatabase"), table)
     frame = frame.drop(columns=[c for c in ("ingested_at",) if c in frame.columns])
     keys = [c for c in ("event_id", "sku_id", "location_id", "date") if c in frame.columns]
     return frame.sort_values(keys).reset_index(drop=True)

@@ -34,8 +34,15 @@ def demo_run(emulator_url, tmp_path_factory):
     """One demo run on its own stack, shared by the assertions below (it is the slow part)."""
     stack = LocalStack.create(emulator_url, stack_name=f"e2e{uuid.uuid4().hex[:8]}")
     started = datetime.now(UTC)
-    report = run_demo(stack, out_dir=tmp_path_factory.mktemp("demo"), weeks=4, n_skus=4,
-                      n_locations=2, live_events=300, seed=11)
+    report = run_demo(
+        stack,
+        out_dir=tmp_path_factory.mktemp("demo"),
+        weeks=4,
+        n_skus=4,
+        n_locations=2,
+        live_events=300,
+        seed=11,
+    )
     RUN_WINDOW[stack.stack_name] = (started, datetime.now(UTC))
     return stack, report
 
@@ -48,10 +55,17 @@ def _expected_valid_ids(seed: int) -> set[str]:
     """The demo's own events regenerated (the generator is deterministic for a seed)."""
     today = datetime.now(UTC).date()
     ids = set()
-    for event in generate_events(SynthConfig(
-        seed=seed, n_skus=4, n_locations=2, start=today - timedelta(days=28), days=28,
-        duplicate_rate=0.01, late_rate=0.01,
-    )):
+    for event in generate_events(
+        SynthConfig(
+            seed=seed,
+            n_skus=4,
+            n_locations=2,
+            start=today - timedelta(days=28),
+            days=28,
+            duplicate_rate=0.01,
+            late_rate=0.01,
+        )
+    ):
         try:
             validate_event(event)
         except RejectedRecord:
@@ -65,7 +79,8 @@ def test_given_the_demo_when_run_then_every_valid_event_is_curated_exactly_once(
     history_ids = _expected_valid_ids(11)
     curated = run_query(
         "SELECT event_id, count(*) AS n FROM sales GROUP BY event_id",
-        curated_bucket=stack.ref("CuratedBucket"), database=stack.ref("LakeDatabase"),
+        curated_bucket=stack.ref("CuratedBucket"),
+        database=stack.ref("LakeDatabase"),
         session=stack.session(),
     )
     counts = dict(zip(curated["event_id"], curated["n"], strict=True))
@@ -83,7 +98,7 @@ def test_given_the_demo_when_run_then_forecasts_have_contract_keys_numbers_and_t
     items = table.scan()["Items"]
     assert len(items) == report.forecast_items == 4 * 2 * 28
     # One forecast run wrote them all; its time, within the demo's, dates their expiry.
-    (run_id, generated_at), = {(i["run_id"], i["generated_at"]) for i in items}
+    ((run_id, generated_at),) = {(i["run_id"], i["generated_at"]) for i in items}
     run_at = datetime.fromisoformat(generated_at)
     started, finished = RUN_WINDOW[stack.stack_name]
     assert run_id and started <= run_at <= finished
@@ -101,9 +116,12 @@ def test_given_forecasts_when_called_through_the_gateway_then_viewer_reads_and_a
     demo_run,
 ):
     stack, _ = demo_run
-    item = stack.session().resource("dynamodb").Table(stack.ref("ForecastTable")).scan(
-        Limit=1
-    )["Items"][0]
+    item = (
+        stack.session()
+        .resource("dynamodb")
+        .Table(stack.ref("ForecastTable"))
+        .scan(Limit=1)["Items"][0]
+    )
     sku = item["PK"].removeprefix("SKU#")
     location, _, day = item["SK"].removeprefix("LOC#").partition("#DATE#")
     create_user(stack, "e2e-viewer", groups=["ViewerGroup"])
@@ -156,6 +174,6 @@ def test_given_the_demo_then_its_curated_tables_are_iceberg_and_each_event_is_in
     assert _expected_valid_ids(11) <= set(ids)
     for row in rows:
         day = datetime.fromisoformat(row["event_time"]).date()
-        assert (row["year"], row["month"], row["day"]) == (
-            f"{day:%Y}", f"{day:%m}", f"{day:%d}"
-        ), row
+        assert (row["year"], row["month"], row["day"]) == (f"{day:%Y}", f"{day:%m}", f"{day:%d}"), (
+            row
+        )
