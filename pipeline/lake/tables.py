@@ -25,6 +25,7 @@ from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.glue import GlueCatalog
 from pyiceberg.exceptions import NoSuchTableError, TableAlreadyExistsError
 from pyiceberg.partitioning import PartitionField, PartitionSpec
+from pyiceberg.schema import assign_fresh_schema_ids
 from pyiceberg.transforms import IdentityTransform
 
 from pipeline.aws_errors import translated
@@ -136,7 +137,9 @@ def ensure_table(catalog: Catalog, database: str, bucket: str, spec: TableSpec) 
             return catalog.load_table(identifier)
         except NoSuchTableError:
             pass
-        schema = Catalog._convert_schema_if_needed(spec.schema)
+        # Field ids first: the partition spec names its source columns by id (a converted
+        # Arrow schema has none, -1 everywhere, until ids are assigned).
+        schema = assign_fresh_schema_ids(Catalog._convert_schema_if_needed(spec.schema))
         try:
             return catalog.create_table(
                 identifier,
