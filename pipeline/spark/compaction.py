@@ -34,6 +34,8 @@ De-duplication, the anti-join and every table write stay in the JVM.
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final
@@ -74,12 +76,18 @@ from pipeline.spark.session import executor_store, slices, table_name
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from pyiceberg.catalog import Catalog
     from pyspark.sql import DataFrame, SparkSession
 
 #: A parsed row's listing index and its position among its object's rows of that day.
 OBJECT, LINE = "_object", "_line"
 #: Per raw object, one row with no event: its counts (events, quarantined, held, unreadable).
 COUNTS: Final = ("_events", "_quarantined", "_held", "_unreadable")
+#: Step 4's output: per UTC day one row with its latest local day, then one per local day
+#: with that day's sales reduced (Arrow IPC).
+REDUCED: Final = "utc_day date, last date, local_day date, data binary"
+#: The snapshot property that tags a run's append to ``sales``.
+RUN_PROPERTY: Final = "fmcg.compaction-run"
 #: The partition columns of a row, as a filter matches them.
 DAY_KEY: Final = list(PARTITION_COLUMNS)
 
@@ -116,12 +124,18 @@ def run_compaction_spark(
     sales_schema = spark.table(sales_table).schema
 
     progress("read raw", 0, len(listing))
-    parsed = _parsed(spark, sales_schema, raw_bucket, curated_bucket, lateness, listing).cache()
+    parsed = _parsed(
+        spark,
+        sales_schema,
+        raw_bucket=raw_bucket,
+        curated_bucket=curated_bucket,
+        lateness=lateness,
+        listing=listing,
+    ).cache()
     try:
-        counts = _counts(parsed)
+        counts, touched = _counts_and_days(parsed)
         progress("read raw", len(listing), len(listing))
         rows = parsed.where(parsed[OBJECT].isNotNull() & parsed["event_id"].isNotNull())
-        touched = sorted(_days(rows))
         locations = load_locations(store, curated_bucket, location_defaults)
         skipped = quarantine_skipped_locations(store, curated_bucket, locations)
         written = {"rows_written": 0, "duplicates_dropped": 0, "partitions_written": 0}
@@ -129,7 +143,12 @@ def run_compaction_spark(
         if touched:
             plan = demand_plan(touched, manifest, locations)
             progress("write partitions", 0, 2)
-            written = _append_sales(spark, sales_table, rows, touched, counts["_events"])
+            added = _append_sales(spark, sales_table, rows, touched, catalog=catalog)
+            written = {
+                "rows_written": added.rows,
+                "duplicates_dropped": counts["_events"] - added.rows,
+                "partitions_written": added.partitions,
+            }
             progress("write partitions", 1, 2)
             demand_days = _replace_demand(spark, database, plan)
             progress("write partitions", 2, 2)
@@ -157,6 +176,7 @@ def run_compaction_spark(
 def _parsed(
     spark: SparkSession,
     sales_schema: Any,
+    *,
     raw_bucket: str,
     curated_bucket: str,
     lateness: Lateness | None,
@@ -222,24 +242,30 @@ def parse_objects(
                 yield from table.cast(schema).to_batches()
 
 
-def _counts(parsed: DataFrame) -> dict[str, int]:
+def _counts_and_days(parsed: DataFrame) -> tuple[dict[str, int], list[date]]:
+    """The objects' counts added up, and the UTC event days of their rows (one small job)."""
     from pyspark.sql import functions as F  # noqa: N812 - Spark's convention
 
-    totals = parsed.agg(*(F.sum(name).alias(name) for name in COUNTS)).collect()[0]
-    return {name: int(totals[name] or 0) for name in COUNTS}
+    found = parsed.groupBy(*DAY_KEY).agg(*(F.sum(name).alias(name) for name in COUNTS)).collect()
+    counts = {name: sum(int(r[name] or 0) for r in found) for name in COUNTS}
+    days = [date(int(r["year"]), int(r["month"]), int(r["day"])) for r in found if r["year"]]
+    return counts, sorted(days)
 
 
-def _days(rows: DataFrame) -> list[date]:
-    """The UTC event days of ``rows``."""
-    found = rows.select(*DAY_KEY).distinct().collect()
-    return [date(int(r["year"]), int(r["month"]), int(r["day"])) for r in found]
+@dataclass(frozen=True)
+class Added:
+    """What an append committed (from its snapshot's summary)."""
+
+    rows: int
+    partitions: int
 
 
 def _append_sales(
-    spark: SparkSession, table: str, rows: DataFrame, touched: list[date], events: int
-) -> dict[str, int]:
+    spark: SparkSession, table: str, rows: DataFrame, touched: list[date], *, catalog: Catalog
+) -> Added:
     """Step 3: the new rows, first occurrence per day and ``event_id``, that the touched days
-    of ``table`` do not hold yet, appended in one commit; what was written and dropped."""
+    of ``table`` do not hold yet, appended in one commit (tagged with a run id, whose
+    snapshot summary says what it added: no count before the write)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F  # noqa: N812 - Spark's convention
 
@@ -247,20 +273,18 @@ def _append_sales(
     candidates = rows.withColumn("_rank", F.row_number().over(first)).where(F.col("_rank") == 1)
     existing = spark.table(table).where(days_filter(touched)).select(*DAY_KEY, "event_id")
     fresh = candidates.join(existing, [*DAY_KEY, "event_id"], "left_anti")
-    columns = spark.table(table).columns
-    fresh = fresh.select(*columns).cache()
-    try:
-        summary = fresh.groupBy(*DAY_KEY).count().collect()
-        new_rows = sum(int(r["count"]) for r in summary)
-        if new_rows:
-            fresh.writeTo(table).append()
-    finally:
-        fresh.unpersist()
-    return {
-        "rows_written": new_rows,
-        "duplicates_dropped": events - new_rows,
-        "partitions_written": len(summary),
-    }
+    run_id = uuid.uuid4().hex
+    writer = fresh.select(*spark.table(table).columns).writeTo(table)
+    writer.option(f"snapshot-property.{RUN_PROPERTY}", run_id).append()
+    _, database, name = table.split(".")
+    for snapshot in catalog.load_table((database, name)).snapshots()[::-1]:
+        summary = snapshot.summary
+        if summary is not None and summary.get(RUN_PROPERTY) == run_id:
+            return Added(
+                int(summary.get("added-records", "0")),
+                int(summary.get("changed-partition-count", "0")),
+            )
+    return Added(0, 0)  # Spark commits nothing when there is nothing to append
 
 
 def _replace_demand(spark: SparkSession, database: str, plan: DemandPlan) -> list[date]:

@@ -41,6 +41,9 @@ SETTINGS: Final = {
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
     "spark.sql.shuffle.partitions": "8",
+    # Dates and times are UTC (the curated tables' timestamps have no zone), whatever the
+    # machine's zone.
+    "spark.sql.session.timeZone": "UTC",
 }
 
 
@@ -62,6 +65,9 @@ def iceberg_settings(environ: Mapping[str, str], warehouse: str | None = None) -
         prefix: "org.apache.iceberg.spark.SparkCatalog",
         f"{prefix}.catalog-impl": "org.apache.iceberg.aws.glue.GlueCatalog",
         f"{prefix}.io-impl": "org.apache.iceberg.aws.s3.S3FileIO",
+        # Every read sees the table's latest commit, whoever made it (the other engine,
+        # maintenance): a cached table would serve its snapshot for 30 s.
+        f"{prefix}.cache-enabled": "false",
     }
     if warehouse:
         settings[f"{prefix}.warehouse"] = warehouse

@@ -10,6 +10,7 @@ ON_AWS = {
     CATALOG: "org.apache.iceberg.spark.SparkCatalog",
     f"{CATALOG}.catalog-impl": "org.apache.iceberg.aws.glue.GlueCatalog",
     f"{CATALOG}.io-impl": "org.apache.iceberg.aws.s3.S3FileIO",
+    f"{CATALOG}.cache-enabled": "false",
 }
 
 
