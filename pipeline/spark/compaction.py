@@ -67,11 +67,11 @@ from pipeline.lake.tables import (
     days_filter,
     ensure_table,
     iceberg_catalog,
-    partition_values,
     with_partition_columns,
 )
 from pipeline.spark.arrow import collect_arrow, from_bytes, to_bytes
 from pipeline.spark.session import executor_store, slices, table_name
+from pipeline.spark.tables import days_condition, ipc_frame
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -86,6 +86,8 @@ COUNTS: Final = ("_events", "_quarantined", "_held", "_unreadable")
 #: Step 4's output: per UTC day one row with its latest local day, then one per local day
 #: with that day's sales reduced (Arrow IPC).
 REDUCED: Final = "utc_day date, last date, local_day date, data binary"
+#: Rows per Arrow IPC value sent from the driver to the tasks that write them.
+BATCH_ROWS: Final = 65536
 #: The snapshot property that tags a run's append to ``sales``.
 RUN_PROPERTY: Final = "fmcg.compaction-run"
 #: The partition columns of a row, as a filter matches them.
@@ -317,8 +319,11 @@ def _replace_demand(spark: SparkSession, database: str, plan: DemandPlan) -> lis
         rows = builder.finish(day, DaySales(parts=pieces))
         built.append(with_partition_columns(rows, DAILY_DEMAND, day))
     if built:
-        frame = _frame(spark, pa.concat_tables(built), spark.table(demand).schema)
-        frame.writeTo(demand).overwrite(_days_condition(days))
+        rows = pa.concat_tables(built)
+        pieces = [to_bytes(pa.Table.from_batches([b])) for b in rows.to_batches(BATCH_ROWS)]
+        sc = spark.sparkContext
+        frame = ipc_frame(spark, sc.parallelize(pieces, slices(sc, len(pieces))), demand)
+        frame.writeTo(demand).overwrite(days_condition(days))
     return days
 
 
@@ -355,35 +360,3 @@ def reduce_days(plan: DemandPlan, batches: Iterator[pa.RecordBatch]) -> Iterator
                 ]
             ),
         )
-
-
-def _frame(spark: SparkSession, rows: pa.Table, schema: Any) -> DataFrame:
-    """``rows`` (built on the driver) as a DataFrame of ``schema``, through Arrow batches."""
-    sc = spark.sparkContext
-    pieces = [to_bytes(pa.Table.from_batches([b])) for b in rows.to_batches(max_chunksize=65536)]
-    data = spark.createDataFrame(
-        sc.parallelize([(p,) for p in pieces], slices(sc, len(pieces))), "data binary"
-    )
-    return data.mapInArrow(partial(_decode, schema), schema)
-
-
-def _decode(schema: Any, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    from pyspark.sql.pandas.types import to_arrow_schema
-
-    arrow = to_arrow_schema(schema)
-    for batch in batches:
-        for data in batch.column(0).to_pylist():
-            yield from from_bytes(data).cast(arrow).to_batches()
-
-
-def _days_condition(days: list[date]) -> Any:
-    """The rows of ``days``, as a condition Iceberg maps onto the partitions."""
-    from pyspark.sql import functions as F  # noqa: N812 - Spark's convention
-
-    condition = F.lit(False)
-    for day in days:
-        year, month, dd = partition_values(day)
-        condition = condition | (
-            (F.col("year") == year) & (F.col("month") == month) & (F.col("day") == dd)
-        )
-    return condition

@@ -1,0 +1,52 @@
+"""The curated Iceberg tables from Spark: rows into a table's columns, and day conditions."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from pipeline.lake.tables import partition_values
+from pipeline.spark.arrow import from_bytes
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from datetime import date
+
+    import pyarrow as pa
+    from pyspark import RDD
+    from pyspark.sql import Column, DataFrame, SparkSession
+
+
+def ipc_frame(spark: SparkSession, pieces: RDD[bytes], table: str) -> DataFrame:
+    """Arrow IPC values (each a table with ``table``'s columns) as a DataFrame of its schema.
+
+    The values stay where they are (executors, or the driver's list parallelized); each
+    task decodes its own and hands Spark Arrow batches, so no row is converted one by one.
+    """
+    schema = spark.table(table).schema
+    data = spark.createDataFrame(pieces.map(lambda value: (value,)), "data binary")
+    return data.mapInArrow(partial(decode_ipc, schema), schema)
+
+
+def decode_ipc(schema: Any, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """A task of :func:`ipc_frame`: each value's rows, cast to the table's Arrow schema."""
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    arrow = to_arrow_schema(schema)
+    for batch in batches:
+        for value in batch.column(0).to_pylist():
+            yield from from_bytes(value).select(arrow.names).cast(arrow).to_batches()
+
+
+def days_condition(days: list[date]) -> Column:
+    """The rows of ``days`` by their partition columns (a condition Iceberg maps onto whole
+    partitions, so an ``overwrite`` by it deletes whole files)."""
+    from pyspark.sql import functions as F  # noqa: N812 - Spark's convention
+
+    condition = F.lit(False)
+    for day in days:
+        year, month, dd = partition_values(day)
+        condition = condition | (
+            (F.col("year") == year) & (F.col("month") == month) & (F.col("day") == dd)
+        )
+    return condition
