@@ -142,19 +142,25 @@ def run_compaction_spark(
         skipped = quarantine_skipped_locations(store, curated_bucket, locations)
         written = {"rows_written": 0, "duplicates_dropped": 0, "partitions_written": 0}
         demand_days: list[date] = []
-        if touched:
-            plan = demand_plan(touched, manifest, locations)
-            progress("write partitions", 0, 2)
+        plan = demand_plan(touched, manifest, locations) if touched else None
+        # Spark writes a table's data files inside the action that commits them: the
+        # step of the files has no work of its own, the commits report as one process's do.
+        if plan is not None:
+            progress("write partitions", 0, 1)
+            progress("write partitions", 1, 1)
+        progress("commit tables", 0, 2)
+        if plan is not None:
             added = _append_sales(spark, sales_table, rows, touched, catalog=catalog)
             written = {
                 "rows_written": added.rows,
                 "duplicates_dropped": counts["_events"] - added.rows,
                 "partitions_written": added.partitions,
             }
-            progress("write partitions", 1, 2)
+        progress("commit tables", 1, 2)
+        if plan is not None:
             demand_days = _replace_demand(spark, database, plan)
-            progress("write partitions", 2, 2)
             manifest.max_event_date = plan.end
+        progress("commit tables", 2, 2)
     finally:
         parsed.unpersist()
     return committed(
