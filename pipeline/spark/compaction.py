@@ -289,8 +289,8 @@ def _append_sales(
         summary = snapshot.summary
         if summary is not None and summary.get(RUN_PROPERTY) == run_id:
             return Added(
-                int(summary.get("added-records", "0")),
-                int(summary.get("changed-partition-count", "0")),
+                int(summary.get("added-records") or 0),
+                int(summary.get("changed-partition-count") or 0),
             )
     return Added(0, 0)  # Spark commits nothing when there is nothing to append
 
