@@ -352,7 +352,7 @@ def reduce_days(plan: DemandPlan, batches: Iterator[pa.RecordBatch]) -> Iterator
         reduced = local.end_partition()
         yield pa.RecordBatch.from_pydict(
             {
-                "utc_day": [day, *([None] * len(reduced))],
+                "utc_day": [day] * (1 + len(reduced)),
                 "last": [local.last, *([None] * len(reduced))],
                 "local_day": [None, *reduced],
                 "data": [None, *(to_bytes(t) for t in reduced.values())],
