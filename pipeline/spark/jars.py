@@ -11,6 +11,7 @@ jars it fails with an error naming that command.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Final
@@ -18,6 +19,9 @@ from typing import Final
 from pipeline import maven_jars
 from pipeline.errors import ConfigurationError
 
+#: A directory holding the locked jars, instead of this interpreter's (the local Glue
+#: runtime, whose job environment is another virtualenv, points it at the project's).
+JARS_VARIABLE: Final = "FMCG_ICEBERG_JARS"
 ROOT: Final = Path(__file__).resolve().parents[2]
 ICEBERG_LOCK: Final = ROOT / "locks" / "iceberg-jars.txt"
 INSTALL_COMMAND: Final = "python -m pipeline.spark.jars --install"
@@ -25,8 +29,9 @@ INSTALL_COMMAND: Final = "python -m pipeline.spark.jars --install"
 
 def jar_directory() -> Path:
     """Where the jars are installed: beside this interpreter's packages (``make clean``
-    removes them with the virtualenv)."""
-    return Path(sys.prefix) / "share" / "fmcg" / "iceberg-jars"
+    removes them with the virtualenv), or where ``FMCG_ICEBERG_JARS`` says."""
+    given = os.environ.get(JARS_VARIABLE)
+    return Path(given) if given else Path(sys.prefix) / "share" / "fmcg" / "iceberg-jars"
 
 
 def iceberg_jars(directory: Path | None = None, lock: Path = ICEBERG_LOCK) -> list[Path]:

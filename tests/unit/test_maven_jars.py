@@ -92,3 +92,21 @@ def test_given_make_install_then_the_iceberg_jars_are_the_locked_ones() -> None:
         "iceberg-spark-runtime-3.5_2.12-1.10.0.jar",
         "iceberg-aws-bundle-1.10.0.jar",
     ]
+
+
+def test_given_datalake_formats_iceberg_then_a_local_glue_run_gets_the_locked_jars() -> None:
+    from pipeline.local.glue_runtime import datalake_jars
+
+    assert datalake_jars({"--datalake-formats": "hudi, iceberg"}) == {
+        spark_jars.JARS_VARIABLE: str(spark_jars.jar_directory())
+    }
+    assert datalake_jars({"--datalake-formats": "delta"}) == {}
+    assert datalake_jars({}) == {}
+
+
+def test_given_the_jars_variable_then_the_session_takes_the_jars_from_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(spark_jars.JARS_VARIABLE, str(tmp_path))
+
+    assert spark_jars.jar_directory() == tmp_path
