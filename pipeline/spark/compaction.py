@@ -71,7 +71,7 @@ from pipeline.lake.tables import (
 )
 from pipeline.spark.arrow import collect_arrow, from_bytes, to_bytes
 from pipeline.spark.session import executor_store, slices, table_name
-from pipeline.spark.tables import days_condition, ipc_frame
+from pipeline.spark.tables import committing, days_condition, ipc_frame
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -283,7 +283,8 @@ def _append_sales(
     fresh = candidates.join(existing, [*DAY_KEY, "event_id"], "left_anti")
     run_id = uuid.uuid4().hex
     writer = fresh.select(*spark.table(table).columns).writeTo(table)
-    writer.option(f"snapshot-property.{RUN_PROPERTY}", run_id).append()
+    with committing(table):
+        writer.option(f"snapshot-property.{RUN_PROPERTY}", run_id).append()
     _, database, name = table.split(".")
     for snapshot in catalog.load_table((database, name)).snapshots()[::-1]:
         summary = snapshot.summary
@@ -329,7 +330,8 @@ def _replace_demand(spark: SparkSession, database: str, plan: DemandPlan) -> lis
         pieces = [to_bytes(pa.Table.from_batches([b])) for b in rows.to_batches(BATCH_ROWS)]
         sc = spark.sparkContext
         frame = ipc_frame(spark, sc.parallelize(pieces, slices(sc, len(pieces))), demand)
-        frame.writeTo(demand).overwrite(days_condition(days))
+        with committing(demand):
+            frame.writeTo(demand).overwrite(days_condition(days))
     return days
 
 

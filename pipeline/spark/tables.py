@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
+from pipeline.errors import TransientError
 from pipeline.lake.tables import partition_values
 from pipeline.spark.arrow import from_bytes
 
@@ -50,3 +52,24 @@ def days_condition(days: list[date]) -> Column:
             (F.col("year") == year) & (F.col("month") == month) & (F.col("day") == dd)
         )
     return condition
+
+
+#: Iceberg's exceptions for a commit that lost a race or whose outcome is unknown: the
+#: table is at some snapshot, and a re-run (which reads it again) converges.
+RETRYABLE_COMMIT: Final = (
+    "org.apache.iceberg.exceptions.CommitFailedException",
+    "org.apache.iceberg.exceptions.CommitStateUnknownException",
+)
+
+
+@contextmanager
+def committing(table: str) -> Iterator[None]:
+    """Raise a commit of ``table`` that another writer beat (Glue refused its stale
+    version) as a :class:`~pipeline.errors.TransientError`, so the job is retried."""
+    try:
+        yield
+    except Exception as e:
+        name = next((n for n in RETRYABLE_COMMIT if n in str(e)), None)
+        if name is None:
+            raise
+        raise TransientError(f"commit {table}: {name.rsplit('.', 1)[1]}") from e

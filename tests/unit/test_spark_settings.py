@@ -48,3 +48,20 @@ def test_given_the_emulator_then_glue_and_s3_go_to_it_with_static_credentials() 
 
 def test_table_names_are_qualified_by_the_iceberg_catalog() -> None:
     assert table_name("lake", "sales") == "glue_catalog.lake.sales"
+
+
+def test_given_a_commit_that_lost_a_race_then_it_is_transient() -> None:
+    import pytest
+
+    from pipeline.errors import TransientError
+    from pipeline.spark.tables import committing
+
+    with pytest.raises(TransientError) as error, committing("glue_catalog.lake.sales"):
+        raise RuntimeError(
+            "An error occurred while calling o91.append.\n: "
+            "org.apache.iceberg.exceptions.CommitFailedException: Cannot commit: stale version"
+        )
+    assert str(error.value) == "commit glue_catalog.lake.sales: CommitFailedException"
+
+    with pytest.raises(RuntimeError), committing("glue_catalog.lake.sales"):
+        raise RuntimeError("org.apache.iceberg.exceptions.ValidationException: bad filter")
