@@ -150,7 +150,7 @@ def run_compaction_spark(
             progress("write partitions", 1, 1)
         progress("commit tables", 0, 2)
         if plan is not None:
-            added = _append_sales(spark, sales_table, rows, touched, catalog=catalog)
+            added = _append_sales(spark, rows, touched, catalog=catalog, database=database)
             written = {
                 "rows_written": added.rows,
                 "duplicates_dropped": counts["_events"] - added.rows,
@@ -269,7 +269,7 @@ class Added:
 
 
 def _append_sales(
-    spark: SparkSession, table: str, rows: DataFrame, touched: list[date], *, catalog: Catalog
+    spark: SparkSession, rows: DataFrame, touched: list[date], *, catalog: Catalog, database: str
 ) -> Added:
     """Step 3: the new rows, first occurrence per day and ``event_id``, that the touched days
     of ``table`` do not hold yet, appended in one commit (tagged with a run id, whose
@@ -277,6 +277,7 @@ def _append_sales(
     from pyspark.sql import Window
     from pyspark.sql import functions as F  # noqa: N812 - Spark's convention
 
+    table = table_name(database, SALES.name)
     first = Window.partitionBy(*DAY_KEY, "event_id").orderBy(OBJECT, LINE)
     candidates = rows.withColumn("_rank", F.row_number().over(first)).where(F.col("_rank") == 1)
     existing = spark.table(table).where(days_filter(touched)).select(*DAY_KEY, "event_id")
@@ -285,8 +286,7 @@ def _append_sales(
     writer = fresh.select(*spark.table(table).columns).writeTo(table)
     with committing(table):
         writer.option(f"snapshot-property.{RUN_PROPERTY}", run_id).append()
-    _, database, name = table.split(".")
-    for snapshot in catalog.load_table((database, name)).snapshots()[::-1]:
+    for snapshot in catalog.load_table((database, SALES.name)).snapshots()[::-1]:
         summary = snapshot.summary
         if summary is not None and summary.get(RUN_PROPERTY) == run_id:
             return Added(

@@ -48,8 +48,9 @@ SETTINGS: Final = {
 
 
 def table_name(database: str, table: str) -> str:
-    """A curated table's name in Spark SQL (``glue_catalog.<database>.<table>``)."""
-    return f"{ICEBERG_CATALOG}.{database}.{table}"
+    """A curated table's name in Spark SQL (``glue_catalog.`<database>`.`<table>```): quoted,
+    since a stack's database name may hold a hyphen."""
+    return ".".join(f"`{part.replace('`', '``')}`" for part in (ICEBERG_CATALOG, database, table))
 
 
 def iceberg_settings(environ: Mapping[str, str], warehouse: str | None = None) -> dict[str, str]:

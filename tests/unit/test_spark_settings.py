@@ -47,7 +47,7 @@ def test_given_the_emulator_then_glue_and_s3_go_to_it_with_static_credentials() 
 
 
 def test_table_names_are_qualified_by_the_iceberg_catalog() -> None:
-    assert table_name("lake", "sales") == "glue_catalog.lake.sales"
+    assert table_name("my-stack_lake", "sales") == "`glue_catalog`.`my-stack_lake`.`sales`"
 
 
 def test_given_a_commit_that_lost_a_race_then_it_is_transient() -> None:
