@@ -69,6 +69,9 @@ def iceberg_settings(environ: Mapping[str, str], warehouse: str | None = None) -
         # Every read sees the table's latest commit, whoever made it (the other engine,
         # maintenance): a cached table would serve its snapshot for 30 s.
         f"{prefix}.cache-enabled": "false",
+        # The database is named after the stack (``<stack>_lake``), and a stack's name may
+        # hold a hyphen, which Glue accepts and Iceberg's Hive-style name check refuses.
+        f"{prefix}.glue.skip-name-validation": "true",
     }
     if warehouse:
         settings[f"{prefix}.warehouse"] = warehouse

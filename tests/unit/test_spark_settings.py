@@ -11,6 +11,7 @@ ON_AWS = {
     f"{CATALOG}.catalog-impl": "org.apache.iceberg.aws.glue.GlueCatalog",
     f"{CATALOG}.io-impl": "org.apache.iceberg.aws.s3.S3FileIO",
     f"{CATALOG}.cache-enabled": "false",
+    f"{CATALOG}.glue.skip-name-validation": "true",
 }
 
 
