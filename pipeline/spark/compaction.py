@@ -71,7 +71,7 @@ from pipeline.lake.tables import (
 )
 from pipeline.spark.arrow import collect_arrow, from_bytes, to_bytes
 from pipeline.spark.session import executor_store, slices, table_name
-from pipeline.spark.tables import committing, days_condition, ipc_frame
+from pipeline.spark.tables import UNSHUFFLED, committing, days_condition, ipc_frame
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -283,7 +283,7 @@ def _append_sales(
     existing = spark.table(table).where(days_filter(touched)).select(*DAY_KEY, "event_id")
     fresh = candidates.join(existing, [*DAY_KEY, "event_id"], "left_anti")
     run_id = uuid.uuid4().hex
-    writer = fresh.select(*spark.table(table).columns).writeTo(table)
+    writer = fresh.select(*spark.table(table).columns).writeTo(table).options(**UNSHUFFLED)
     with committing(table):
         writer.option(f"snapshot-property.{RUN_PROPERTY}", run_id).append()
     for snapshot in catalog.load_table((database, SALES.name)).snapshots()[::-1]:
@@ -331,7 +331,7 @@ def _replace_demand(spark: SparkSession, database: str, plan: DemandPlan) -> lis
         sc = spark.sparkContext
         frame = ipc_frame(spark, sc.parallelize(pieces, slices(sc, len(pieces))), demand)
         with committing(demand):
-            frame.writeTo(demand).overwrite(days_condition(days))
+            frame.writeTo(demand).options(**UNSHUFFLED).overwrite(days_condition(days))
     return days
 
 

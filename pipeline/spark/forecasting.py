@@ -102,7 +102,7 @@ from pipeline.lake.tables import (
 )
 from pipeline.spark.arrow import from_bytes, to_bytes
 from pipeline.spark.session import executor_session, slices, table_name
-from pipeline.spark.tables import committing, days_condition, ipc_frame
+from pipeline.spark.tables import UNSHUFFLED, committing, days_condition, ipc_frame
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -394,7 +394,9 @@ def run_forecast_spark(
             archived = ipc_frame(spark, published.flatMap(lambda p: p[3]), forecasts)
             # One commit: the forecast days' rows replaced (the latest run's win).
             with committing(forecasts):
-                archived.writeTo(forecasts).overwrite(days_condition(forecast_days))
+                archived.writeTo(forecasts).options(**UNSHUFFLED).overwrite(
+                    days_condition(forecast_days)
+                )
         progress("archive", 1, 1)
         published.unpersist()
         fitted.unpersist()

@@ -73,3 +73,10 @@ def committing(table: str) -> Iterator[None]:
         if name is None:
             raise
         raise TransientError(f"commit {table}: {name.rsplit('.', 1)[1]}") from e
+
+
+#: Write options of a run's rows: they arrive clustered by day already (sorted by the
+#: de-duplication's window, or built day by day), so the writer needs no shuffle to cluster
+#: them by partition (Iceberg's default ``hash`` distribution adds one), and a task that holds
+#: several days keeps a file open per day instead of failing on an unclustered row.
+UNSHUFFLED: Final = {"distribution-mode": "none", "fanout-enabled": "true"}
