@@ -120,17 +120,18 @@ _IPC = pa.schema([("data", pa.binary())])
 def partition_ipc(
     finished: FinishedDays | None, batches: Iterator[pa.RecordBatch]
 ) -> Iterator[pa.RecordBatch]:
-    """One partition of a table's rows (given ``finished``, the actuals only) as one Arrow
-    IPC value (a task): the form the chunks' stages take their rows in."""
-    tables = [pa.Table.from_batches([b]) for b in batches if b.num_rows]
-    if not tables:
-        return
-    table = pa.concat_tables(tables)
-    if finished is not None:
-        days = table.column("date").to_numpy(zero_copy_only=False)
-        ids = table.column("location_id").to_numpy(zero_copy_only=False)
-        table = table.filter(pa.array(finished.mask(ids, days)))
-    yield pa.RecordBatch.from_pydict({"data": [to_bytes(table)]}, schema=_IPC)
+    """A table's rows (given ``finished``, the actuals only) as Arrow IPC values, one per
+    batch Spark hands over (a task): the form the chunks' stages take their rows in, in
+    pieces of a batch's size (``spark.sql.execution.arrow.maxRecordsPerBatch``), so no
+    value holds a whole partition."""
+    for batch in batches:
+        table = pa.Table.from_batches([batch])
+        if finished is not None and table.num_rows:
+            days = table.column("date").to_numpy(zero_copy_only=False)
+            ids = table.column("location_id").to_numpy(zero_copy_only=False)
+            table = table.filter(pa.array(finished.mask(ids, days)))
+        if table.num_rows:
+            yield pa.RecordBatch.from_pydict({"data": [to_bytes(table)]}, schema=_IPC)
 
 
 def _first_days(data: bytes) -> tuple[dict[tuple[str, str], date], date | None]:

@@ -34,6 +34,7 @@ ICEBERG_CATALOG: Final = "glue_catalog"
 TASKS_PER_CORE: Final = 4
 ICEBERG_EXTENSIONS: Final = "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions"
 ENDPOINT_VARIABLE: Final = "AWS_ENDPOINT_URL"
+LOCAL_DRIVER_MEMORY: Final = "2g"
 #: Overrides the master of a session started outside a cluster (``local[2]``, ...).
 MASTER_VARIABLE: Final = "FMCG_SPARK_MASTER"
 SETTINGS: Final = {
@@ -127,6 +128,9 @@ def spark_session(
             .config("spark.driver.host", LOOPBACK_HOST)
             .config("spark.driver.bindAddress", LOOPBACK_HOST)
             .config("spark.jars", ",".join(str(p) for p in iceberg_jars()))
+            # Local mode runs the executors in the driver's JVM: the default 1 GiB heap
+            # holds the cached chunks of a 2,000-series forecast only just.
+            .config("spark.driver.memory", LOCAL_DRIVER_MEMORY)
         )
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
