@@ -18,13 +18,16 @@ define locked_venv
 	$(1)/bin/python $(LOCKED_INSTALL) --no-build-isolation -r $(2)
 endef
 
-$(STAMP): pyproject.toml locks/build.txt locks/dev.txt locks/kcl-jars.txt
+$(STAMP): pyproject.toml locks/build.txt locks/dev.txt locks/kcl-jars.txt locks/iceberg-jars.txt
 	$(call locked_venv,$(VENV),locks/dev.txt)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	$(BIN)/python -m pip check
 	# amazon-kclpy fetched the MultiLangDaemon jars its pom.xml pins (Maven Central) while its
 	# wheel built; each must be the one Maven Central published (locks/kcl-jars.txt).
 	$(BIN)/python -m pipeline.kcl.jars --verify
+	# Iceberg's Spark runtime and AWS bundle for local Spark (Glue 5.1 ships the same version),
+	# downloaded from Maven Central and checked against locks/iceberg-jars.txt.
+	$(BIN)/python -m pipeline.spark.jars --install
 	touch $(STAMP)
 
 # checkov pins its own boto3 and friends: it gets a virtualenv of its own.
@@ -47,8 +50,9 @@ $(SAM_STAMP): locks/build.txt locks/sam.txt
 
 install: $(STAMP) $(TOOLS_STAMP) $(SAM_STAMP)
 
-# Re-resolve every lock (locks/*.txt, the layer's, the Glue runtime's, the KCL jars) to the
-# newest versions pyproject's ranges allow; run `make test-latest` first to see them pass.
+# Re-resolve every lock (locks/*.txt, the layer's, the Glue runtime's, the KCL jars, the
+# Iceberg jars' checksums) to the newest versions pyproject's ranges allow; run
+# `make test-latest` first to see them pass.
 lock: $(STAMP)
 	$(BIN)/python -m pipeline.packaging --lock
 

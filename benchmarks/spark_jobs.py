@@ -17,7 +17,6 @@ Usage: .venv/bin/python benchmarks/spark_jobs.py [--mb 16] [--series 2000] [--da
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import time
 from datetime import date, timedelta
@@ -26,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 from _common import Figure, add_arguments, write_json
 from compaction import _events
 from forecaster_scale import synthetic_history
@@ -45,38 +43,50 @@ def _put_raw(stack: LocalStack, objects: list[bytes]) -> None:
 
 
 def _put_demand(stack: LocalStack, series: int, days: int) -> int:
+    """The synthetic history appended to the stack's ``daily_demand`` Iceberg table."""
     from pipeline.compaction.schema import DAILY_DEMAND_SCHEMA
-    from pipeline.lake import curated_partition_prefix
+    from pipeline.lake.tables import (
+        DAILY_DEMAND,
+        ensure_table,
+        iceberg_catalog,
+        with_partition_columns,
+    )
 
     history = synthetic_history(series, days)
-    s3 = stack.session().client("s3")
     skus = [f"SKU-{i // 10:05d}" for i in range(series)]
     stores = [f"STORE-{i % 10:02d}" for i in range(series)]
-    rows = 0
+    tables = []
     for t in range(days):
         known = ~np.isnan(history[:, t]) | (t >= np.argmax(~np.isnan(history), axis=1))
         index = np.flatnonzero(known)
         sold = np.nan_to_num(history[index, t]).astype(np.int64)
-        table = pa.table(
-            {
-                "sku_id": [skus[i] for i in index],
-                "location_id": [stores[i] for i in index],
-                "date": pa.array([END - timedelta(days=days - 1 - t)] * len(index), pa.date32()),
-                "units_sold": sold,
-                "units_returned": np.zeros(len(index), np.int64),
-                "end_of_day_stock": np.where(np.isnan(history[index, t]), 0, 5),
-                "stockout": np.isnan(history[index, t]),
-                "avg_unit_price": pa.nulls(len(index), pa.float64()),
-            },
-            schema=DAILY_DEMAND_SCHEMA,
+        tables.append(
+            pa.table(
+                {
+                    "sku_id": [skus[i] for i in index],
+                    "location_id": [stores[i] for i in index],
+                    "date": pa.array(
+                        [END - timedelta(days=days - 1 - t)] * len(index), pa.date32()
+                    ),
+                    "units_sold": sold,
+                    "units_returned": np.zeros(len(index), np.int64),
+                    "end_of_day_stock": np.where(np.isnan(history[index, t]), 0, 5),
+                    "stockout": np.isnan(history[index, t]),
+                    "avg_unit_price": pa.nulls(len(index), pa.float64()),
+                },
+                schema=DAILY_DEMAND_SCHEMA,
+            )
         )
-        sink = io.BytesIO()
-        pq.write_table(table, sink)
-        day = END - timedelta(days=days - 1 - t)
-        key = curated_partition_prefix(day, "daily_demand") + "part-00000.parquet"
-        s3.put_object(Bucket=stack.ref("CuratedBucket"), Key=key, Body=sink.getvalue())
-        rows += len(index)
-    return rows
+    rows = pa.concat_tables(tables)
+    session = stack.session()
+    table = ensure_table(
+        iceberg_catalog(session),
+        stack.ref("LakeDatabase"),
+        stack.ref("CuratedBucket"),
+        DAILY_DEMAND,
+    )
+    table.append(with_partition_columns(rows, DAILY_DEMAND))
+    return rows.num_rows
 
 
 def _lake(stack: LocalStack) -> dict[str, Any]:

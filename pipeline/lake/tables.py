@@ -186,6 +186,8 @@ def ensure_table(catalog: Catalog, database: str, bucket: str, spec: TableSpec) 
             ) from e
         except NoSuchTableError:
             pass
+        # Field ids first: the partition spec names its source columns by id (a converted
+        # Arrow schema has none, -1 everywhere, until ids are assigned).
         schema = assign_fresh_schema_ids(Catalog._convert_schema_if_needed(spec.schema))
         try:
             return catalog.create_table(

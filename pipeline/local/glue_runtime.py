@@ -177,7 +177,9 @@ def publish_artifacts(stack: LocalStack) -> dict[str, str]:
     return artifacts.parameters()
 
 
-def _job_process_env(stack: LocalStack, paths: list[Path]) -> dict[str, str]:
+def _job_process_env(
+    stack: LocalStack, paths: list[Path], arguments: Mapping[str, str] | None = None
+) -> dict[str, str]:
     # Nothing of this interpreter's environment that would change what the job imports.
     inherited = {
         k: v
@@ -187,9 +189,22 @@ def _job_process_env(stack: LocalStack, paths: list[Path]) -> dict[str, str]:
     return {
         **inherited,
         **stack.environment(),
+        **datalake_jars(arguments or {}),
         "PYTHONPATH": os.pathsep.join(str(p) for p in paths),
         "PYTHONNOUSERSITE": "1",
     }
+
+
+def datalake_jars(arguments: Mapping[str, str]) -> dict[str, str]:
+    """What ``--datalake-formats iceberg`` does on Glue, for a local run: Iceberg's jars on
+    the Spark session's class path (the locked ones ``make install`` put in this
+    virtualenv: the version Glue 5.1 ships)."""
+    formats = {f.strip() for f in arguments.get("--datalake-formats", "").split(",")}
+    if "iceberg" not in formats:
+        return {}
+    from pipeline.spark.jars import JARS_VARIABLE, jar_directory
+
+    return {JARS_VARIABLE: str(jar_directory())}
 
 
 def run_glue_job(
@@ -229,7 +244,7 @@ def run_glue_job(
     try:
         with subprocess.Popen(
             command,
-            env=_job_process_env(stack, paths),
+            env=_job_process_env(stack, paths, merged),
             cwd=run_dir,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

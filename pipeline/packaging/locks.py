@@ -335,6 +335,12 @@ def main(argv: list[str] | None = None) -> int:
         kclpy = next(p for p in read_pins(LOCKS_DIR / "dev.txt") if p.name == "amazon-kclpy")
         count = relock(" ".join([kclpy.line, *(f"--hash={h}" for h in kclpy.hashes)]))
         print(f"kcl-jars: {JARS_LOCK.relative_to(ROOT)}: {count} jars")  # noqa: T201
+        # The Iceberg jars follow Glue's version (the lock names it): their checksums only.
+        from pipeline.spark.jars import ICEBERG_LOCK
+        from pipeline.spark.jars import relock as relock_iceberg
+
+        count = relock_iceberg()
+        print(f"iceberg-jars: {ICEBERG_LOCK.relative_to(ROOT)}: {count} jars")  # noqa: T201
     return status
 
 

@@ -1,8 +1,11 @@
-"""Both Glue jobs on Spark: the same pure cores, spread over executors.
+"""Both Glue jobs on Spark: the same pure cores and the same Iceberg tables.
 
-:mod:`.session` gets the Spark session (Glue's on AWS, local mode on one machine);
-:mod:`.compaction` and :mod:`.forecasting` run each job's cores as Spark tasks. Rows travel
-between stages as Arrow IPC bytes in plain RDDs, so no result depends on Spark's own
-pandas conversions (which vary with the pandas version) and each guarantee keeps one
-implementation: the one the single-process path runs.
+:mod:`.session` gets the Spark session (Glue's on AWS, local mode on one machine) with
+Iceberg's catalog on the Glue Data Catalog; :mod:`.jars` installs the locked Iceberg jars a
+local session needs. :mod:`.compaction` and :mod:`.forecasting` run each job: raw rows and
+table rows enter and leave Python only as Arrow batches (``mapInArrow``), de-duplication,
+joins and every table write stay in the JVM (Iceberg's Spark runtime, the writer API, one
+commit per table per run), and the Python cores that both engines share (the parser, the
+demand's stock carry, the forecaster) run on the executors, so each guarantee keeps one
+implementation.
 """

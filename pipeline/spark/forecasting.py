@@ -7,7 +7,9 @@ model's SKU, location and whole-lake trends (sums over disjoint chunks), the glo
 itself (trained on a sample of every chunk's rows) and the conformal quantiles of the
 calibration errors. So, with the same cores:
 
-1. executors read the ``daily_demand`` (and forecast archive) objects, one task each;
+1. Spark reads the ``daily_demand`` and ``forecasts`` Iceberg tables, only the fit window
+   and the days in progress (:func:`read_since`), the demand's actuals only, and hands
+   them to the chunks' stages as Arrow batches, a few partitions per core;
 2. the driver collects the distinct series keys and ranks them as one process sorts them,
    and builds from them what one process builds from its matrix
    (:func:`~pipeline.forecasting.job.key_covariates`, :class:`Context`): the calendar of
@@ -28,7 +30,8 @@ calibration errors. So, with the same cores:
 5. executors send back each chunk's sampled calibration errors (small: at most
    ``calibration_series`` series in all) and the driver takes the quantiles;
 6. executors bound each chunk's forecasts, write its items to DynamoDB (the same batch
-   writer and retries), and the archive is written one forecast day per task.
+   writer and retries), and the archive's forecast days are replaced in the ``forecasts``
+   table in one commit (``overwrite`` by the days' partitions: the latest run wins).
 
 Both read only the actuals, the days that have ended at their location
 (:class:`~pipeline.forecasting.job.FinishedDays`), and end the history at the latest day
@@ -38,11 +41,10 @@ ForecastBias is the sum of per-chunk sums (equal up to the order of a float sum)
 
 from __future__ import annotations
 
-import io
 import math
 from collections import Counter
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -50,10 +52,7 @@ import boto3
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from pipeline.compaction.catalog import register_partitions
-from pipeline.compaction.schema import DAILY_DEMAND_SCHEMA, DAILY_DEMAND_TABLE
 from pipeline.compaction.store import LakeStore
 from pipeline.forecasting import global_model
 from pipeline.forecasting.dynamo import new_run_id, utc_timestamp, write_forecasts
@@ -73,11 +72,9 @@ from pipeline.forecasting.forecaster import (
     training_share,
 )
 from pipeline.forecasting.job import (
-    FORECASTS_TABLE,
     SERIES_KEYS,
     FinishedDays,
     ForecastReport,
-    archive_forecasts,
     bias_pct,
     bias_sums,
     forecast_frame,
@@ -96,10 +93,20 @@ from pipeline.forecasting.prices import (
 from pipeline.forecasting.series import SeriesMatrix, to_matrix
 from pipeline.job_protocol import Progress, null_progress
 from pipeline.lake.locations import LocationDefaults, load_locations
+from pipeline.lake.tables import (
+    DAILY_DEMAND,
+    FORECASTS,
+    ensure_table,
+    iceberg_catalog,
+    with_partition_columns,
+)
 from pipeline.spark.arrow import from_bytes, to_bytes
-from pipeline.spark.session import executor_session, executor_store, slices
+from pipeline.spark.session import executor_session, slices, table_name
+from pipeline.spark.tables import UNSHUFFLED, committing, days_condition, ipc_frame
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from pyspark import RDD
     from pyspark.sql import SparkSession
 
@@ -107,34 +114,24 @@ if TYPE_CHECKING:
 
 DEMAND_COLUMNS = [*SERIES_KEYS, "date", "units_sold", "stockout", "avg_unit_price"]
 ARCHIVE_COLUMNS = [*SERIES_KEYS, "date", "forecast_val"]
-#: The type of a column an older object lacks (read as nulls, as the one-process job does).
-_COLUMN_TYPES = {f.name: f.type for f in DAILY_DEMAND_SCHEMA}
+_IPC = pa.schema([("data", pa.binary())])
 
 
-def read_object(bucket: str, columns: list[str], finished: FinishedDays | None, key: str) -> bytes:
-    """One Parquet object's columns (given ``finished``, the actuals only) as Arrow IPC
-    (a task)."""
-    data = executor_store().get(bucket, key)
-    if data is None:
-        return b""
-    file = pq.ParquetFile(io.BytesIO(data))
-    present = [c for c in columns if c in file.schema_arrow.names]
-    table = file.read(columns=present)
-    for name in columns:
-        if name not in present:  # an object written before the column was added
-            table = table.append_column(name, pa.nulls(table.num_rows, _COLUMN_TYPES[name]))
-    table = table.select(columns)
-    if finished is not None and table.num_rows:
-        days = table.column("date").to_numpy(zero_copy_only=False)
-        ids = table.column("location_id").to_numpy(zero_copy_only=False)
-        table = table.filter(pa.array(finished.mask(ids, days)))
-    return to_bytes(table)
-
-
-def _partition_day(key: str) -> date:
-    """The day of a ``<table>/year=YYYY/month=MM/day=DD/<file>`` key."""
-    parts = dict(p.split("=", 1) for p in key.split("/") if "=" in p)
-    return date(int(parts["year"]), int(parts["month"]), int(parts["day"]))
+def partition_ipc(
+    finished: FinishedDays | None, batches: Iterator[pa.RecordBatch]
+) -> Iterator[pa.RecordBatch]:
+    """A table's rows (given ``finished``, the actuals only) as Arrow IPC values, one per
+    batch Spark hands over (a task): the form the chunks' stages take their rows in, in
+    pieces of a batch's size (``spark.sql.execution.arrow.maxRecordsPerBatch``), so no
+    value holds a whole partition."""
+    for batch in batches:
+        table = pa.Table.from_batches([batch])
+        if finished is not None and table.num_rows:
+            days = table.column("date").to_numpy(zero_copy_only=False)
+            ids = table.column("location_id").to_numpy(zero_copy_only=False)
+            table = table.filter(pa.array(finished.mask(ids, days)))
+        if table.num_rows:
+            yield pa.RecordBatch.from_pydict({"data": [to_bytes(table)]}, schema=_IPC)
 
 
 def _first_days(data: bytes) -> tuple[dict[tuple[str, str], date], date | None]:
@@ -264,17 +261,15 @@ def run_forecast_spark(
     sc = spark.sparkContext
 
     progress("read", 0, 1)
-    demand_keys = [o.key for o in store.list(curated_bucket, f"{DAILY_DEMAND_TABLE}/")]
-    archive_keys = [
-        o.key
-        for o in store.list(curated_bucket, f"{FORECASTS_TABLE}/")
-        if o.key.endswith(".parquet")
-    ]
-    demand_keys = [k for k in demand_keys if k.endswith(".parquet")]
     locations = load_locations(store, curated_bucket, location_defaults)
     finished = FinishedDays(locations, now, as_of)
-    demand = _read(sc, curated_bucket, DEMAND_COLUMNS, finished, demand_keys).cache()
-    archive = _read(sc, curated_bucket, ARCHIVE_COLUMNS, None, archive_keys)
+    catalog = iceberg_catalog(session)
+    for spec in (DAILY_DEMAND, FORECASTS):
+        ensure_table(catalog, database, curated_bucket, spec)
+    demand_table = table_name(database, DAILY_DEMAND.name)
+    since = read_since(now, config)
+    demand = _read(spark, demand_table, DEMAND_COLUMNS, since, finished).cache()
+    archive = _read(spark, table_name(database, FORECASTS.name), ARCHIVE_COLUMNS, since, None)
     found = demand.map(_first_days).collect()
     first_days: dict[tuple[str, str], date] = {}
     for firsts, _ in found:
@@ -324,13 +319,13 @@ def run_forecast_spark(
         horizon_days,
     )
     promotions = sc.broadcast(planned)
-    window = _Window(start, end, history_days - days, horizon_days, promotions)
+    calendar = _Window(start, end, history_days - days, horizon_days, promotions)
     progress("fit", 0, chunks)
     grouped = (
         demand.flatMap(partial(_by_chunk, ranks, config.chunk_series, "demand"))
         .union(archive.flatMap(partial(_by_chunk, ranks, config.chunk_series, "archive")))
         .groupByKey(chunks)
-        .map(partial(build_chunk, window))
+        .map(partial(build_chunk, calendar))
         .cache()
     )
     try:
@@ -381,32 +376,28 @@ def run_forecast_spark(
         last_actual = end.date()
         progress("write", 0, chunks)
         # A backfill archives the days that have actuals now, not only before ``as_of``.
-        latest_actual = max(_partition_day(k) for k in demand_keys)
+        latest_actual = latest_day(spark, demand_table, since) if as_of is not None else None
         publication = _Publication(
             conformal,
             config,
             now,
             run_id,
             forecast_table,
-            latest_actual if as_of is not None else None,
+            latest_actual,
         )
         published = fitted.map(partial(_publish, publication)).cache()
-        outcome = published.map(lambda p: (p[0], p[1])).collect()
+        outcome = published.map(lambda p: (p[0], p[1], p[2])).collect()
         progress("write", chunks, chunks)
         progress("archive", 0, 1)
-        archived = (
-            published.flatMap(lambda p: p[2])
-            .groupByKey()
-            .map(partial(_archive_day, curated_bucket))
-            .collect()
-        )
-        register_partitions(
-            database=database,
-            table=FORECASTS_TABLE,
-            bucket=curated_bucket,
-            days=sorted(archived),
-            session=session,
-        )
+        forecast_days = sorted({day for _, _, days in outcome for day in days})
+        if forecast_days:
+            forecasts = table_name(database, FORECASTS.name)
+            archived = ipc_frame(spark, published.flatMap(lambda p: p[3]), forecasts)
+            # One commit: the forecast days' rows replaced (the latest run's win).
+            with committing(forecasts):
+                archived.writeTo(forecasts).options(**UNSHUFFLED).overwrite(
+                    days_condition(forecast_days)
+                )
         progress("archive", 1, 1)
         published.unpersist()
         fitted.unpersist()
@@ -414,11 +405,11 @@ def run_forecast_spark(
         grouped.unpersist()
         demand.unpersist()
     models: Counter[str] = Counter()
-    for _, counts in outcome:
+    for _, counts, _ in outcome:
         models.update(counts)
     return ForecastReport(
         series=n,
-        items_written=sum(w for w, _ in outcome),
+        items_written=sum(w for w, _, _ in outcome),
         horizon_days=horizon_days,
         forecast_bias_pct=bias,
         models=dict(models.most_common()),
@@ -431,12 +422,38 @@ def run_forecast_spark(
     )
 
 
+def read_since(now: datetime, config: ForecasterConfig) -> date:
+    """The first day of ``daily_demand`` (and the archive) a run reads: the fit window and
+    the day or two in progress, as one process reads them (no older day is read)."""
+    return (now - timedelta(days=config.fit_days + 2)).date()
+
+
+def latest_day(spark: SparkSession, table: str, since: date) -> date | None:
+    """The latest day of ``table`` from ``since`` on, finished or not (a backfill archives
+    forecasts through it, as one process does)."""
+    from pyspark.sql import functions as F  # noqa: N812 - Spark's convention
+
+    found = spark.table(table).where(F.col("date") >= F.lit(since)).agg(F.max("date")).collect()
+    latest: date | None = found[0][0]
+    return latest
+
+
 def _read(
-    sc: Any, bucket: str, columns: list[str], finished: FinishedDays | None, keys: list[str]
+    spark: SparkSession,
+    table: str,
+    columns: list[str],
+    since: date,
+    finished: FinishedDays | None,
 ) -> RDD[bytes]:
-    rdd: RDD[bytes] = sc.parallelize(keys, slices(sc, len(keys))).map(
-        partial(read_object, bucket, columns, finished)
-    )
+    """The rows of ``table`` from ``since`` on (given ``finished``, the actuals only) as
+    Arrow IPC values, a few per core. Iceberg prunes the older days' files by their
+    ``date`` bounds."""
+    from pyspark.sql import functions as F  # noqa: N812 - Spark's convention
+
+    frame = spark.table(table).where(F.col("date") >= F.lit(since)).select(*columns)
+    frame = frame.repartition(slices(spark.sparkContext, spark.sparkContext.defaultParallelism))
+    ipc = frame.mapInArrow(partial(partition_ipc, finished), "data binary")
+    rdd: RDD[bytes] = ipc.rdd.map(lambda row: bytes(row[0]))
     return rdd
 
 
@@ -560,9 +577,9 @@ def _calibration(item: tuple[int, _Chunk]) -> tuple[int, Any]:
 
 def _publish(
     publication: _Publication, item: tuple[int, _Chunk]
-) -> tuple[int, dict[str, int], list[tuple[date, bytes]]]:
+) -> tuple[int, dict[str, int], list[date], list[bytes]]:
     """Bound the chunk's forecasts, write its items (not for a backfill), and its archive
-    rows by forecast day."""
+    rows by forecast day (the days, and their rows as Arrow IPC)."""
     _, chunk = item
     assert chunk.fit is not None  # noqa: S101 - fitted by the stage before
     result = combine([chunk.fit.forecast(publication.conformal)], publication.config)
@@ -582,21 +599,8 @@ def _publish(
         frame = frame.loc[pd.to_datetime(frame["date"]) <= until]
     days = pd.to_datetime(frame["date"]).dt.date
     archive = [
-        (day, to_bytes(pa.Table.from_pandas(rows, preserve_index=False)))
+        (day, pa.Table.from_pandas(rows, preserve_index=False))
         for day, rows in frame.groupby(days, sort=True)
     ]
-    return written, dict(Counter(result.model)), archive
-
-
-def _archive_day(bucket: str, group: tuple[date, Any]) -> date:
-    """One forecast day's archive partition, replaced in one write (a task); the catalog
-    is the driver's (one writer, no concurrent table updates)."""
-    day, pieces = group
-    frame = pa.concat_tables([from_bytes(p) for p in pieces]).to_pandas()
-    archive_forecasts(
-        frame.sort_values(SERIES_KEYS, kind="stable").reset_index(drop=True),
-        curated_bucket=bucket,
-        database=None,
-        session=executor_session(),
-    )
-    return day
+    pieces = [to_bytes(with_partition_columns(rows, FORECASTS, day)) for day, rows in archive]
+    return written, dict(Counter(result.model)), [day for day, _ in archive], pieces

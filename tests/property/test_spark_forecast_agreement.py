@@ -5,7 +5,7 @@ locations in different zones, a run while the last day is still in progress at s
 them) goes into two fresh lakes, each with its own forecast table. A backfill then a run on
 each path, with chunks and a calibration sample small enough that several chunks and a
 sampled calibration are exercised: the DynamoDB items and the archived forecasts must be
-identical, and ForecastBias equal.
+identical (the archive read through the ``forecasts`` table), and ForecastBias equal.
 
 Two generated draws are all the budget allows (each example is four forecast runs), so
 pinned examples reach the cases by name, and each asserts that it did (the run's report
@@ -22,7 +22,6 @@ paths (with the relative price) and their items and archive are identical.
 
 from __future__ import annotations
 
-import io
 import math
 import uuid
 from dataclasses import replace
@@ -31,7 +30,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
@@ -40,9 +38,9 @@ from pipeline.compaction.schema import DAILY_DEMAND_SCHEMA
 from pipeline.forecasting.forecaster import ForecasterConfig
 from pipeline.forecasting.global_model import GlobalModelConfig, Plan
 from pipeline.forecasting.job import run_forecast
-from pipeline.lake import curated_partition_prefix
+from pipeline.lake.tables import DAILY_DEMAND, ensure_table, iceberg_catalog, with_partition_columns
 from pipeline.spark.forecasting import run_forecast_spark
-from tests.support.compaction_lake import Lake, fresh_lake
+from tests.support.compaction_lake import Lake, fresh_lake, table_rows
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -119,12 +117,13 @@ def _pinned_demand(series: int, days: int = 30) -> dict[date, list[dict[str, Any
     return by_day
 
 
-def _put_demand(s3: Any, lake: Lake, by_day: dict[date, list[dict[str, Any]]]) -> None:
-    for day, rows in by_day.items():
-        sink = io.BytesIO()
-        pq.write_table(pa.Table.from_pylist(rows, schema=DAILY_DEMAND_SCHEMA), sink)
-        key = curated_partition_prefix(day, "daily_demand") + "part-00000.parquet"
-        s3.put_object(Bucket=lake.curated, Key=key, Body=sink.getvalue())
+def _put_demand(session: Any, lake: Lake, by_day: dict[date, list[dict[str, Any]]]) -> None:
+    """The demand rows appended to the lake's ``daily_demand`` table (one commit)."""
+    table = ensure_table(iceberg_catalog(session), lake.database, lake.curated, DAILY_DEMAND)
+    rows = [row for day in sorted(by_day) for row in by_day[day]]
+    table.append(
+        with_partition_columns(pa.Table.from_pylist(rows, DAILY_DEMAND_SCHEMA), DAILY_DEMAND)
+    )
 
 
 def _table(stack: LocalStack, session: Any) -> str:
@@ -151,15 +150,10 @@ def _items(session: Any, table: str) -> dict[tuple[str, str], Any]:
     return {(i["PK"], i["SK"]): i for i in items}
 
 
-def _archive(s3: Any, lake: Lake) -> dict[str, list[dict[str, Any]]]:
-    """Each archived forecast day's rows (file names are awswrangler's random ones)."""
-    out: dict[str, list[dict[str, Any]]] = {}
-    for obj in s3.list_objects_v2(Bucket=lake.curated, Prefix="forecasts/").get("Contents", []):
-        body = s3.get_object(Bucket=lake.curated, Key=obj["Key"])["Body"].read()
-        out.setdefault(obj["Key"].rsplit("/", 1)[0], []).extend(
-            pq.read_table(io.BytesIO(body)).to_pylist()
-        )
-    return out
+def _archive(session: Any, lake: Lake) -> list[dict[str, Any]]:
+    """The ``forecasts`` table's rows (its current snapshot), by forecast day and series."""
+    rows = table_rows(session, lake.database, "forecasts")
+    return sorted(rows, key=lambda r: (r["date"], r["sku_id"], r["location_id"]))
 
 
 SEVERAL_CHUNKS, SAMPLED = "several chunks", "sampled calibration"
@@ -218,7 +212,7 @@ def test_given_the_same_demand_when_forecast_on_spark_then_items_and_archive_are
     reports = []
     for runner, extra in ((run_forecast, {}), (run_forecast_spark, {"spark": spark})):
         lake = fresh_lake(stack, session)
-        _put_demand(s3, lake, by_day)
+        _put_demand(session, lake, by_day)
         if zones:
             rows = "".join(f"{k},{v}\n" for k, v in zones.items())
             s3.put_object(
@@ -239,7 +233,7 @@ def test_given_the_same_demand_when_forecast_on_spark_then_items_and_archive_are
         }
         runner(**common, as_of=END - timedelta(days=3))
         report = runner(**common, now=now)
-        reports.append((report, _items(session, table), _archive(s3, lake)))
+        reports.append((report, _items(session, table), _archive(session, lake)))
     (single, single_items, single_archive), (spark_run, spark_items, spark_archive) = reports
 
     # The history ends at the latest day over everywhere: at 06:00 UTC on 1 July it is
@@ -250,7 +244,7 @@ def test_given_the_same_demand_when_forecast_on_spark_then_items_and_archive_are
     assert {(i["run_id"], i["generated_at"]) for i in spark_items.values()} <= {
         (RUN_ID, spark_run.generated_at)
     }
-    assert list(spark_archive.values()) == list(single_archive.values())
+    assert spark_archive == single_archive
     assert (spark_run.series, spark_run.items_written, spark_run.models) == (
         single.series,
         single.items_written,
@@ -264,11 +258,15 @@ def test_given_the_same_demand_when_forecast_on_spark_then_items_and_archive_are
     # What the case exercised, alike on both engines: chunks of ``chunk`` series (one
     # Spark task each) and every ``stride``-th series calibrating the intervals.
     stride = math.ceil(single.series / calibration)
-    assert (spark_run.chunks, spark_run.calibrated_series, spark_run.global_model) == (
-        single.chunks,
-        single.calibrated_series,
-        single.global_model,
-    ) == (math.ceil(single.series / chunk), math.ceil(single.series / stride), False)
+    assert (
+        (spark_run.chunks, spark_run.calibrated_series, spark_run.global_model)
+        == (
+            single.chunks,
+            single.calibrated_series,
+            single.global_model,
+        )
+        == (math.ceil(single.series / chunk), math.ceil(single.series / stride), False)
+    )
     several, sampled = single.chunks > 1, single.calibrated_series < single.series
     event(f"place: {place}")
     event(f"chunks: {'several' if several else 'one'}")
@@ -358,7 +356,7 @@ def test_given_a_history_long_enough_for_the_global_model_when_forecast_on_spark
         (run_forecast, {}, config, unpriced),
     ):
         lake = fresh_lake(stack, session)
-        _put_demand(s3, lake, demand_)
+        _put_demand(session, lake, demand_)
         s3.put_object(
             Bucket=lake.curated, Key="reference/calendar/events.yaml", Body=CALENDAR.encode()
         )
@@ -379,12 +377,12 @@ def test_given_a_history_long_enough_for_the_global_model_when_forecast_on_spark
         }
         runner(**common, as_of=END - timedelta(days=3))
         report = runner(**common, now=NOW)
-        runs.append((report, _items(session, table), _archive(s3, lake)))
+        runs.append((report, _items(session, table), _archive(session, lake)))
     (single, single_items, single_archive), (spark_run, spark_items, spark_archive) = runs[:2]
     blend_alone_items, unpriced_items = runs[2][1], runs[3][1]
 
     assert spark_items == single_items
-    assert list(spark_archive.values()) == list(single_archive.values())
+    assert spark_archive == single_archive
     assert (spark_run.series, spark_run.items_written, spark_run.models) == (
         single.series,
         single.items_written,
