@@ -2,21 +2,27 @@
 
 Two measurements, both against the emulator (``fmcg local``'s moto server on 127.0.0.1):
 
+Both find new raw objects as the scheduled job does (``--discovery queue``, the default):
+from the raw bucket's S3 event notifications, which the emulator delivers to the stack's
+``RawEventsQueue`` (:mod:`pipeline.compaction.discovery`); ``--discovery listing`` measures
+the listing of the open window instead (the sweep, and the job before the queue).
+
 1. **After history** (the year-of-operation issue's acceptance): a lake that has compacted
    ``--history-objects`` small raw objects spread over 60 arrival days gets 20 new
    objects; the run that compacts them is timed in a fresh process (imports excluded) and
    compared with the same 20 objects compacted into a new lake, in the same run, rounds
-   alternating which side goes first. Goal: ratio <= 1.3. The manifest's size is shown
-   for both.
+   alternating which side goes first, both through the same code. Goal: ratio <= 1.3. The
+   manifest's size is shown for both.
 2. **Thirty days of hourly runs** at a fixed rate (``--objects-per-hour`` raw objects of
    ``--events-per-object`` events, 5 % of them late by up to three days, 1 % repeated by
    a retried batch; time compressed: the raw keys and events carry the simulated hour):
-   per run, wall time, S3 requests by kind, bytes read and written, and the manifest's
-   size; then the least-squares slope of each over the run number, and the state at day
-   1 and day 30. A slope near zero is the point: the fixed cost does not grow with the
-   lake.
+   per run, wall time, S3 and SQS requests by kind, bytes read and written, and the
+   manifest's size; then the least-squares slope of each over the run number, and the
+   state at day 1 and day 30. A slope near zero is the point: the fixed cost does not grow
+   with the lake.
 
 Usage: .venv/bin/python benchmarks/compaction_history.py [--days 30] [--quick] [--json P]
+       [--discovery queue|listing]
 """
 
 from __future__ import annotations
@@ -85,7 +91,8 @@ def _put_hour(
 
 
 class RequestCounter:
-    """S3 requests by operation and bytes each way, from botocore's event hooks."""
+    """S3 and SQS requests by operation (SQS ones prefixed ``sqs:``) and S3 bytes each way,
+    from botocore's event hooks."""
 
     def __init__(self) -> None:
         self.requests: Counter[str] = Counter()
@@ -96,7 +103,13 @@ class RequestCounter:
     def attach(self, session: Any) -> None:
         events = session._session  # boto3's botocore session: hooks apply to every client
         events.register("before-send.s3", self._sent)
+        events.register("before-send.sqs", self._sent_sqs)
         events.register("after-call.s3.GetObject", self._read)
+
+    def _sent_sqs(self, request: Any, **_: Any) -> None:
+        operation = request.context.get("operation_name") or request.method
+        with self._lock:
+            self.requests[f"sqs:{operation}"] += 1
 
     def _sent(self, request: Any, **_: Any) -> None:
         operation = request.context.get("operation_name") or request.method
@@ -123,7 +136,7 @@ def _manifest_bytes(s3: Any, curated: str) -> int:
         return 0
 
 
-def _measure(raw: str, curated: str, database: str) -> None:
+def _measure(raw: str, curated: str, database: str, queue: str) -> None:
     """Child process: one compaction run, timed without imports; its report as JSON."""
     import boto3
     import pandas  # noqa: F401
@@ -133,16 +146,25 @@ def _measure(raw: str, curated: str, database: str) -> None:
 
     session = boto3.session.Session()
     session.client("s3").list_buckets()
+    sqs = session.client("sqs")  # as the Glue script builds it, before the run
     start = time.perf_counter()
     report = run_compaction(raw_bucket=raw, curated_bucket=curated, database=database,
-                            session=session)  # fmt: skip
+                            session=session, raw_queue_url=queue or None,
+                            sqs_client=sqs)  # fmt: skip
     elapsed = time.perf_counter() - start
     print(json.dumps({"elapsed": elapsed, **report.as_dict()}))
 
 
-def _timed_run(raw: str, curated: str, database: str, env: dict[str, str]) -> dict[str, Any]:
+def _queue(stack: Any, discovery: str) -> str:
+    """The stack's raw events queue, or ``""`` when measuring the listing."""
+    return str(stack.ref("RawEventsQueue")) if discovery == "queue" else ""
+
+
+def _timed_run(
+    raw: str, curated: str, database: str, queue: str, env: dict[str, str]
+) -> dict[str, Any]:
     out = subprocess.run(
-        [sys.executable, __file__, "--measure", raw, curated, database],
+        [sys.executable, __file__, "--measure", raw, curated, database, queue],
         env=env,
         check=False,
         capture_output=True,
@@ -154,7 +176,9 @@ def _timed_run(raw: str, curated: str, database: str, env: dict[str, str]) -> di
     return result
 
 
-def after_history(url: str, env: dict[str, str], history: int, rounds: int) -> dict[str, Any]:
+def after_history(
+    url: str, env: dict[str, str], history: int, rounds: int, discovery: str
+) -> dict[str, Any]:
     """Measurement 1: 20 new objects after ``history`` objects over 60 days, vs a new lake."""
     from pipeline.compaction import run_compaction
     from pipeline.local.stack import LocalStack
@@ -162,12 +186,22 @@ def after_history(url: str, env: dict[str, str], history: int, rounds: int) -> d
     old = LocalStack.create(url, stack_name="hist-old")
     s3 = old.session().client("s3")
     raw, curated, database = old.ref("RawBucket"), old.ref("CuratedBucket"), old.ref("LakeDatabase")
+    queue = _queue(old, discovery)
     per_hour = max(1, history // (60 * 24))
     started = time.perf_counter()
     for hour in range(60 * 24):
         _put_hour(s3, raw, START + timedelta(hours=hour), objects=per_hour, events=3, seed=hour)
-    while run_compaction(raw_bucket=raw, curated_bucket=curated, database=database,
-                         session=old.session()).raw_objects:  # fmt: skip
+
+    def compact_history() -> int:
+        return run_compaction(
+            raw_bucket=raw,
+            curated_bucket=curated,
+            database=database,
+            session=old.session(),
+            raw_queue_url=queue or None,
+        ).raw_objects
+
+    while compact_history():
         pass
     print(
         f"history: {per_hour * 60 * 24:,} raw objects over 60 days written and compacted in"
@@ -186,8 +220,13 @@ def after_history(url: str, env: dict[str, str], history: int, rounds: int) -> d
         _put_hour(s3, raw, at, **new)  # type: ignore[arg-type]
         _put_hour(fresh_s3, fresh.ref("RawBucket"), at, **new)  # type: ignore[arg-type]
         sides = {
-            "history": (raw, curated, database),
-            "new": (fresh.ref("RawBucket"), fresh.ref("CuratedBucket"), fresh.ref("LakeDatabase")),
+            "history": (raw, curated, database, queue),
+            "new": (
+                fresh.ref("RawBucket"),
+                fresh.ref("CuratedBucket"),
+                fresh.ref("LakeDatabase"),
+                _queue(fresh, discovery),
+            ),
         }
         for side in ("history", "new")[:: 1 if r % 2 == 0 else -1]:
             result = _timed_run(*sides[side], env)
@@ -209,7 +248,7 @@ def _slope(values: list[float]) -> float:
     return sum((x - mean_x) * (y - mean_y) for x, y in enumerate(values)) / var if var else 0.0
 
 
-def hourly(url: str, days: int, objects: int, events: int) -> dict[str, Any]:
+def hourly(url: str, days: int, objects: int, events: int, discovery: str) -> dict[str, Any]:
     """Measurement 2: ``days`` x 24 hourly runs; per-run figures and their slopes."""
     import boto3
 
@@ -223,6 +262,7 @@ def hourly(url: str, days: int, objects: int, events: int) -> dict[str, Any]:
         stack.ref("LakeDatabase"),
     )
     s3 = stack.session().client("s3")
+    queue = _queue(stack, discovery)
     per_run: list[dict[str, Any]] = []
     for hour in range(days * 24):
         when = START + timedelta(hours=hour)
@@ -237,6 +277,7 @@ def hourly(url: str, days: int, objects: int, events: int) -> dict[str, Any]:
             database=database,
             session=session,
             now=when + timedelta(minutes=59),
+            raw_queue_url=queue or None,
         )
         per_run.append(
             {  # type: ignore[arg-type]
@@ -250,6 +291,7 @@ def hourly(url: str, days: int, objects: int, events: int) -> dict[str, Any]:
                 "manifest_entries": report.manifest_entries,
                 "raw_keys_listed": report.raw_keys_listed,
                 "raw_objects": report.raw_objects,
+                "queue_messages": report.queue_messages,
             }
         )
         if hour % 24 == 23:
@@ -285,7 +327,13 @@ def main() -> None:
     parser.add_argument("--events-per-object", type=int, default=50)
     parser.add_argument("--history-objects", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--measure", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--discovery",
+        choices=("queue", "listing"),
+        default="queue",
+        help="find new raw objects from the event queue (the scheduled job) or by listing",
+    )
+    parser.add_argument("--measure", nargs=4, help=argparse.SUPPRESS)
     add_arguments(parser)
     args = parser.parse_args()
     if args.measure:
@@ -300,8 +348,8 @@ def main() -> None:
     env = {**os.environ, **local_environment(url)}
     os.environ.update(local_environment(url))
     try:
-        history = after_history(url, env, args.history_objects, args.rounds)
-        runs = hourly(url, args.days, args.objects_per_hour, args.events_per_object)
+        history = after_history(url, env, args.history_objects, args.rounds, args.discovery)
+        runs = hourly(url, args.days, args.objects_per_hour, args.events_per_object, args.discovery)
     finally:
         stop_server(pid)
     median = history["median_s"]
@@ -343,6 +391,7 @@ def main() -> None:
         Figure(f"manifest on day {args.days}", runs["manifest_bytes_last_day"], "B"),
     ]
     details = {
+        "discovery": args.discovery,
         "history": history,
         "hourly": {k: v for k, v in runs.items() if k != "per_run"},
         "per_run": runs["per_run"],
