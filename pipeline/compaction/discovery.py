@@ -46,7 +46,7 @@ from pipeline.compaction.store import ObjectInfo
 from pipeline.errors import PipelineError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
 
     import boto3
 
@@ -93,21 +93,25 @@ def drain(queue: RawQueue, raw_bucket: str, *, max_objects: int = MAX_OBJECTS) -
     receipts: list[str] = []
     ignored = 0
     wait = FIRST_WAIT_SECONDS
-    while len(receipts) < max_objects:
-        messages = queue.receive(min(BATCH, max_objects - len(receipts)), wait_seconds=wait)
-        if not messages:
-            break
-        wait = 0
-        for message in messages:
-            receipts.append(message.receipt)
-            objects = raw_objects_named(message.body, raw_bucket)
-            if not objects:
-                ignored += 1
-            named += objects
+    try:
+        while len(receipts) < max_objects:
+            messages = queue.receive(min(BATCH, max_objects - len(receipts)), wait_seconds=wait)
+            if not messages:
+                break
+            wait = 0
+            for message in messages:
+                receipts.append(message.receipt)
+                objects = raw_objects_named(message.body, raw_bucket)
+                if not objects:
+                    ignored += 1
+                named += objects
+        # Only a run that stopped at its bound asks what is left (one more call).
+        left = queue.waiting() if len(receipts) >= max_objects else 0
+    except BaseException:
+        _release(queue, receipts)
+        raise
     latest = latest_by_key(named)
     found = [ObjectInfo(n.key, n.etag, n.size) for _, n in sorted(latest.items())]
-    # Only a run that stopped at its bound asks what is left (one more call).
-    left = queue.waiting() if len(receipts) >= max_objects else 0
     return Pending(found, left=left, receipts=tuple(receipts), ignored=ignored, from_queue=True)
 
 
@@ -127,7 +131,12 @@ def released_on_failure(queue: RawQueue | None, pending: Pending) -> Iterator[No
     try:
         yield
     except BaseException:
-        if queue is not None and pending.receipts:
-            with suppress(PipelineError):
-                queue.release(pending.receipts)
+        if queue is not None:
+            _release(queue, pending.receipts)
         raise
+
+
+def _release(queue: RawQueue, receipts: Sequence[str]) -> None:
+    if receipts:
+        with suppress(PipelineError):
+            queue.release(receipts)

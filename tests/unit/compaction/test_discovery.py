@@ -229,3 +229,21 @@ def test_given_a_queue_run_when_committed_then_the_manifest_keeps_no_object() ->
 
     assert (manifest.days, manifest.entries, manifest.watermark) == ({}, 0, date(2025, 12, 24))
     assert json.loads(saved[0])["days"] == {}
+
+
+def test_given_a_receive_that_fails_mid_drain_then_the_messages_taken_are_released() -> None:
+    queue = FakeQueue([s3_event(key(n)) for n in range(15)])
+    receive = queue.receive
+
+    def flaky(n: int, *, wait_seconds: int) -> list[Message]:
+        if queue.asks:
+            queue.asks.append((n, wait_seconds))
+            raise TransientError("receive: ThrottlingException (400)")
+        return receive(n, wait_seconds=wait_seconds)
+
+    queue.receive = flaky  # type: ignore[method-assign]
+
+    with pytest.raises(TransientError, match="^receive: ThrottlingException"):
+        drain(queue, RAW)  # type: ignore[arg-type]
+
+    assert queue.released == [f"r{n}" for n in range(10)]
