@@ -26,6 +26,10 @@ from pipeline.lake.maintenance import RETENTION_DAYS, maintain
 
 REQUIRED = ("raw_bucket", "curated_bucket", "database")
 MAINTENANCE = ("off", "after", "only")
+DISCOVERY = ("queue", "listing")
+#: ``--raw_queue_url`` is the raw zone's event queue the run drains to find new raw objects
+#: (:mod:`pipeline.compaction.discovery`); ``--raw_discovery listing`` (the sweep) lists the
+#: raw zone's open window instead, for objects the queue never announced;
 #: ``--max_raw_objects`` bounds one run (a backlog drains over runs); ``--raw_open_days``
 #: is how long an arrival day may still receive raw objects (the stream's retention + 1);
 #: ``--lateness_horizon_days`` / ``--future_days`` bound how far an event may be from its
@@ -40,6 +44,8 @@ OPTIONAL = (
     "snapshot_retention_days",
     "max_raw_objects",
     "raw_open_days",
+    "raw_queue_url",
+    "raw_discovery",
     "lateness_horizon_days",
     "future_days",
     "backfill",
@@ -88,13 +94,16 @@ def _compact(options: dict[str, str], progress: Progress) -> dict[str, Any]:
     if backfill:
         # Bounded by the objects given, so one process does it on either engine.
         return run_compaction(**arguments, backfill=backfill).as_dict()
+    queue = _raw_queue(options)
     if engine(options) == "spark":
         from pipeline.spark.compaction import run_compaction_spark
         from pipeline.spark.session import spark_session
 
+        # The Spark engine still lists (its discovery moves to discover() separately).
         report = run_compaction_spark(spark=spark_session("compact-sales"), **arguments)
     else:
-        report = run_compaction(**arguments)
+        sqs = session.client("sqs") if queue else None
+        report = run_compaction(**arguments, raw_queue_url=queue, sqs_client=sqs)
     publish_run_counts(
         session.client("cloudwatch"),
         held_aside=report.held_aside,
@@ -102,6 +111,16 @@ def _compact(options: dict[str, str], progress: Progress) -> dict[str, Any]:
         timestamp=datetime.now(UTC),
     )
     return report.as_dict()
+
+
+def _raw_queue(options: dict[str, str]) -> str | None:
+    """The event queue the run drains (``None``: it lists, the sweep)."""
+    discovery = options.get("raw_discovery") or "queue"
+    if discovery not in DISCOVERY:
+        raise ConfigurationError(
+            f"--raw_discovery must be one of {', '.join(DISCOVERY)}, not {discovery!r}"
+        )
+    return options.get("raw_queue_url") or None if discovery == "queue" else None
 
 
 def _bounds(options: dict[str, str]) -> dict[str, int]:

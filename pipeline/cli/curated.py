@@ -26,6 +26,14 @@ def compact(
     max_raw_objects: Annotated[
         int | None, typer.Option(min=1, help="At most this many raw objects in this run.")
     ] = None,
+    sweep: Annotated[
+        bool,
+        typer.Option(
+            help="List the raw zone's open arrival days instead of draining its event queue, "
+            "for raw objects no notification announced (written before the queue existed, "
+            "or whose messages expired).",
+        ),
+    ] = False,
     maintenance: Annotated[
         str | None,
         typer.Option(
@@ -40,6 +48,7 @@ def compact(
         "--backfill": ",".join(backfill) if backfill else None,
         "--max_raw_objects": None if max_raw_objects is None else str(max_raw_objects),
         "--maintenance": maintenance,
+        "--raw_discovery": "listing" if sweep else None,
     }
     report = run_job("CompactSalesJob", arguments)
     for name, value in report.items():

@@ -12,12 +12,14 @@ before the table's **commit**, one per table per run, which swaps the catalog's 
 the new metadata: readers (Athena, Spark, DuckDB over PyIceberg's plan, the forecaster)
 see the table before the run or after it, never a half-written day, never a row twice.
 
-Incremental without Glue bookmarks: ``_state/compaction/manifest.json`` lists the raw
-objects compacted (key and ETag) of the arrival days still open, a watermark below which
-every arrival day is closed and compacted, and the last event date; it is written last and
-is the run's commit point (:mod:`pipeline.compaction.state`: its size and each run's
-listing are bounded by the open window, not the lake's age). After a crash (before, between
-or after the two table commits) the next run picks up the same raw objects again;
+Incremental without Glue bookmarks: a run finds the new raw objects from the raw bucket's
+S3 event notifications, drained from an SQS queue (:mod:`pipeline.compaction.discovery`:
+its cost follows the new objects), or by listing the open arrival days (the sweep).
+``_state/compaction/manifest.json`` holds the last event date (and, for the listing, the
+compacted objects of the open days and a watermark); it is written last and is the run's
+commit point (:mod:`pipeline.compaction.state`), and the queue's messages are deleted only
+after it. After a crash (before, between or after the two table commits) the next run picks
+up the same raw objects again;
 de-duplication against what the table already holds (the existing row wins, among new
 rows the first in raw-key and line order wins) makes it converge to exactly the data a
 crash-free run would have written. Daily demand is a pure function of the curated sales,

@@ -2,9 +2,10 @@
 
 Steps, in this order (each one safe to repeat; the manifest PUT at the end commits the run):
 
-1. load the manifest and list the raw keys after its watermark (the open arrival days,
-   :mod:`pipeline.compaction.state`); the new objects are those not in it, at most
-   ``max_objects`` of them, oldest first;
+1. load the manifest and find the new raw objects, at most ``max_objects`` of them, oldest
+   first (:mod:`pipeline.compaction.discovery`): the notifications waiting in the raw zone's
+   event queue, or, without a queue (the sweep), the keys after the manifest's watermark
+   that it does not hold (:mod:`pipeline.compaction.state`);
 2. per raw object: parse, enforce types, quarantine bad lines (a deterministic key per raw
    object, so a re-run overwrites the same quarantine object), spool rows per event date;
 3. one pass over the days from the first touched day (or the day after the last known
@@ -14,7 +15,8 @@ Steps, in this order (each one safe to repeat; the manifest PUT at the end commi
    they stream by and written as a new data file of its own;
 4. once every file is uploaded, commit ``sales`` (the new files appended) and then
    ``daily_demand`` (the rebuilt days' old files replaced by the new ones), one commit each;
-5. commit the manifest.
+5. commit the manifest; then delete the queue messages the run took (a run that fails
+   before hands them back: the next one reads the same objects again).
 
 Worker threads overlap S3 round trips and the GIL-free Arrow work with the main thread
 without changing that order where it matters: raw objects are fetched and parsed a few MiB
@@ -36,13 +38,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import boto3
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.compaction.demand import DEMAND_INPUT, DemandBuilder, LocalDays
+from pipeline.compaction.discovery import discover, raw_queue, released_on_failure, settle
 from pipeline.compaction.lateness import Lateness, held_records
 from pipeline.compaction.parquet_files import (
     DaySpool,
@@ -64,7 +67,6 @@ from pipeline.compaction.state import (
     Manifest,
     Pending,
     commit_run,
-    find_new,
     load_manifest,
 )
 from pipeline.compaction.store import LakeStore, ObjectInfo
@@ -92,6 +94,8 @@ if TYPE_CHECKING:
 
     from pyiceberg.table import Table
 
+    from pipeline.compaction.queue import RawQueue
+
 INVALID_LOCATION_ROW: Final = "invalid_location_row"
 #: S3 calls in flight at once (raw GETs ahead of the parser, partition uploads behind it).
 IO_THREADS: Final = 4
@@ -114,8 +118,12 @@ class CompactionReport:
     demand_days_written: int = 0
     #: New raw objects left for the next runs (a run takes at most ``max_objects``).
     raw_objects_waiting: int = 0
-    #: Raw keys the run listed (the open window's, not the lake's).
+    #: Raw keys the run listed (the open window's, not the lake's; none from the queue).
     raw_keys_listed: int = 0
+    #: Messages the run took from the raw zone's event queue, and those that named no raw
+    #: object (S3's test event, an unknown body): ignored, deleted with the others.
+    queue_messages: int = 0
+    queue_messages_ignored: int = 0
     #: Compacted objects the manifest holds after the run (bounded by the open window).
     manifest_entries: int = 0
     #: Events held aside as ``too_late`` or ``future`` (:mod:`pipeline.compaction.lateness`).
@@ -156,6 +164,8 @@ def run_compaction(
     open_days: int = OPEN_DAYS,
     lateness: Lateness | None = None,
     backfill: Sequence[str] = (),
+    raw_queue_url: str | None = None,
+    sqs_client: Any = None,
 ) -> CompactionReport:
     """Compact the raw objects not compacted yet into the curated zone; see the module doc.
 
@@ -169,6 +179,10 @@ def run_compaction(
     ``daily_demand`` is rebuilt for the days around those events only (the stock they
     leave is not carried past them).
 
+    ``raw_queue_url``: the raw zone's event queue, which the run drains instead of listing
+    (through ``sqs_client``, by default one from ``session``); its messages are deleted once
+    the run has committed (:mod:`pipeline.compaction.discovery`).
+
     Daily demand is by each location's calendar day: its zone from the curated bucket's
     locations table, else ``location_defaults`` (:mod:`pipeline.lake.locations`).
 
@@ -179,16 +193,25 @@ def run_compaction(
     session = session or boto3.session.Session()
     store = LakeStore.from_session(session)
     report_progress = progress or null_progress
+    queue = None
     if backfill:
         manifest = Manifest()
         pending = Pending([store.head(curated_bucket, key) for key in backfill])
     else:
         manifest = load_manifest(store, curated_bucket)
-        pending = find_new(store, raw_bucket, manifest, max_objects=max_objects)
+        queue = raw_queue(session, raw_queue_url, sqs_client)
+        pending = discover(store, raw_bucket, manifest, queue=queue, max_objects=max_objects)
     listing = pending.objects
     if not listing:
-        return CompactionReport(raw_keys_listed=pending.listed, manifest_entries=manifest.entries)
+        settle(queue, pending)  # messages that named no raw object
+        return CompactionReport(
+            raw_keys_listed=pending.listed,
+            manifest_entries=manifest.entries,
+            queue_messages=len(pending.receipts),
+            queue_messages_ignored=pending.ignored,
+        )
     with (
+        released_on_failure(queue, pending),
         tempfile.TemporaryDirectory(prefix="compaction-") as tmp,
         # Inside the directory's block: a failure waits for uploads before files go away.
         ThreadPoolExecutor(IO_THREADS, thread_name_prefix="compaction-io") as pool,
@@ -247,6 +270,7 @@ def run_compaction(
             now=now,
             open_days=open_days,
             progress=report_progress,
+            queue=queue,
             **counts,
         )
     return report
@@ -261,10 +285,12 @@ def committed(
     now: datetime | None,
     progress: Progress,
     open_days: int = OPEN_DAYS,
+    queue: RawQueue | None = None,
     **counts: int,
 ) -> CompactionReport:
-    """Commit the run (the manifest takes ``pending.objects`` as compacted) and say what it
-    did: the last step of either engine."""
+    """Commit the run (the manifest takes ``pending.objects`` as compacted, or the queue's
+    messages are deleted once it is durable) and say what it did: the last step of either
+    engine."""
     commit_run(
         store,
         curated_bucket,
@@ -274,6 +300,7 @@ def committed(
         open_days=open_days,
         progress=progress,
     )
+    settle(queue, pending)
     listing = pending.objects
     return CompactionReport(
         raw_objects=len(listing),
@@ -281,6 +308,8 @@ def committed(
         raw_objects_waiting=pending.left,
         raw_keys_listed=pending.listed,
         manifest_entries=manifest.entries,
+        queue_messages=len(pending.receipts),
+        queue_messages_ignored=pending.ignored,
         **counts,
     )
 

@@ -1,4 +1,11 @@
-"""The job's durable memory, and how a run finds the raw objects it has not compacted.
+"""The job's durable memory, and how a listing finds the raw objects not compacted yet.
+
+The scheduled job finds new raw objects from the raw zone's event queue
+(:mod:`pipeline.compaction.discovery`); then the manifest holds no object at all, only the
+last event date (which the demand plan needs) and when the run committed: it does not grow
+with the objects compacted before. Listing, described here, is the **sweep** that covers
+what the queue cannot (objects written before notifications were configured, messages
+expired), and what a run without a queue does.
 
 The job keeps no Glue bookmarks (they know nothing of partitions replaced in place), so it
 keeps its own manifest in the curated bucket (``_state/compaction/manifest.json``; the
@@ -144,6 +151,13 @@ class Pending:
     listed: int = 0
     #: The newest arrival day in the raw zone: the stream's clock.
     newest_day: date | None = None
+    #: The receipt handles of the queue messages behind ``objects`` (deleted once the run
+    #: has committed, :func:`pipeline.compaction.discovery.settle`).
+    receipts: tuple[str, ...] = ()
+    #: Queue messages that named no raw object (S3's test event, an unknown body).
+    ignored: int = 0
+    #: Found from the event queue (the manifest then records no object), not a listing.
+    from_queue: bool = False
 
 
 def load_manifest(store: LakeStore, bucket: str) -> Manifest:
@@ -211,9 +225,15 @@ def commit_run(
     open_days: int = OPEN_DAYS,
     progress: Callable[[str, int, int], None],
 ) -> None:
-    """Commit a run: its raw objects join the manifest, written last, in one PUT."""
+    """Commit a run: its raw objects join the manifest (found by a listing; from the queue
+    the manifest keeps none), written last, in one PUT."""
     progress("commit", 0, 1)
-    advance(manifest, pending, open_days=open_days)
+    if pending.from_queue:
+        # The queue remembers what is new; entries left by an earlier listing would only
+        # make the manifest larger. The watermark stays where the last listing left it.
+        manifest.days = {}
+    else:
+        advance(manifest, pending, open_days=open_days)
     manifest.compacted_at = compacted_at.isoformat()
     save_manifest(store, bucket, manifest)
     progress("commit", 1, 1)

@@ -91,7 +91,33 @@ def _s3_bucket(
         s3.put_public_access_block(
             Bucket=name, PublicAccessBlockConfiguration=p["PublicAccessBlockConfiguration"]
         )
+    if "NotificationConfiguration" in p:
+        s3.put_bucket_notification_configuration(
+            Bucket=name,
+            NotificationConfiguration=bucket_notifications(p["NotificationConfiguration"]),
+        )
     return name, {"Arn": f"arn:aws:s3:::{name}", "DomainName": f"{name}.s3.amazonaws.com"}
+
+
+def bucket_notifications(config: dict[str, Any]) -> Any:
+    """A bucket's ``NotificationConfiguration`` as CloudFormation writes it, in the shape of
+    S3's PutBucketNotificationConfiguration (queue, topic and function destinations)."""
+    destinations = (
+        ("QueueConfigurations", "Queue", "QueueArn"),
+        ("TopicConfigurations", "Topic", "TopicArn"),
+        ("LambdaConfigurations", "Function", "LambdaFunctionArn"),
+    )
+    out: dict[str, Any] = {}
+    for section, target, arn_field in destinations:
+        for entry in config.get(section, []):
+            api: dict[str, Any] = {arn_field: entry[target], "Events": [entry["Event"]]}
+            rules = entry.get("Filter", {}).get("S3Key", {}).get("Rules")
+            if rules:
+                api["Filter"] = {"Key": {"FilterRules": rules}}
+            out.setdefault(section, []).append(api)
+    if "EventBridgeConfiguration" in config:
+        out["EventBridgeConfiguration"] = {}
+    return out
 
 
 def _dynamodb_table(
@@ -134,6 +160,8 @@ def _sqs_queue(
     attributes: Any = {
         k: str(p[k]) for k in ("MessageRetentionPeriod", "VisibilityTimeout") if k in p
     }
+    if "SqsManagedSseEnabled" in p:
+        attributes["SqsManagedSseEnabled"] = str(p["SqsManagedSseEnabled"]).lower()
     url = s.client("sqs").create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
     return url, {"Arn": _arn("sqs", ctx, name), "QueueName": name, "QueueUrl": url}
 

@@ -110,7 +110,12 @@ def serve(host: str, port: int) -> None:
     from hypercorn.config import Config
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    from pipeline.local import cognito_patches, emulator_patches, glue_patches
+    from pipeline.local import (
+        cognito_patches,
+        emulator_patches,
+        glue_patches,
+        s3_notification_patches,
+    )
 
     # moto keeps and copies more than a long soak can afford (see the module).
     emulator_patches.apply()
@@ -120,6 +125,8 @@ def serve(host: str, port: int) -> None:
     cognito_patches.apply()
     # Iceberg's optimistic locking: a Glue UpdateTable at a stale VersionId is refused.
     glue_patches.apply()
+    # S3 event notifications carry S3's sequencer (the compaction job orders events by it).
+    s3_notification_patches.apply()
     # moto builds absolute URLs (queue URLs and the like) from this port.
     os.environ.setdefault("MOTO_PORT", str(port))
     if os.environ.get(TRACEMALLOC_DIR_ENV):

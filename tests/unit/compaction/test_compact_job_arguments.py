@@ -33,6 +33,10 @@ def _script() -> Any:
             ["--maintenance", "only", "--snapshot_retention_days", "0"],
             "--snapshot_retention_days must be a whole number >= 1, not '0'",
         ),
+        (
+            ["--raw_queue_url", "https://q", "--raw_discovery", "notify"],
+            "--raw_discovery must be one of queue, listing, not 'notify'",
+        ),
     ],
 )
 def test_given_a_bad_maintenance_argument_when_the_job_starts_then_it_is_a_usage_error(
@@ -42,3 +46,20 @@ def test_given_a_bad_maintenance_argument_when_the_job_starts_then_it_is_a_usage
 
     assert status == 2
     assert capsys.readouterr().err.startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("options", "queue"),
+    [
+        ({"raw_queue_url": "https://q"}, "https://q"),
+        ({"raw_queue_url": "https://q", "raw_discovery": "queue"}, "https://q"),
+        ({"raw_queue_url": "https://q", "raw_discovery": "listing"}, None),
+        ({}, None),
+        ({"raw_queue_url": ""}, None),
+    ],
+    ids=["queue", "queue-named", "sweep", "no-queue", "empty-queue"],
+)
+def test_given_the_discovery_arguments_then_the_run_drains_the_queue_unless_it_sweeps(
+    options: dict[str, str], queue: str | None
+) -> None:
+    assert _script()._raw_queue(options) == queue

@@ -64,7 +64,8 @@ def test_given_the_ingest_mapping_when_read_then_failed_batches_go_to_the_s3_buc
         "OnFailure": {"Destination": {"Fn::GetAtt": ["FailedBatchesBucket", "Arn"]}}
     }
     assert props["MaximumRecordAgeInSeconds"] == {"Ref": "IngestMaxRecordAgeSeconds"}
-    assert resources_of(cfn_template, "AWS::SQS::Queue") == {}
+    # The one queue is the raw zone's events for compaction, not a failure destination.
+    assert set(resources_of(cfn_template, "AWS::SQS::Queue")) == {"RawEventsQueue"}
 
 
 def test_given_the_failed_batches_bucket_when_read_then_it_is_kept_private_and_expires(
@@ -556,3 +557,83 @@ def test_given_the_compaction_job_then_its_bounds_come_from_the_stack_parameters
         parameters["LatenessHorizonDays"]["Default"],
         parameters["MaxRawObjectsPerRun"]["Default"],
     ) == (35, 10000)
+
+
+# ---------------------------------------------------------------- raw zone events
+
+
+def test_given_the_raw_bucket_when_read_then_new_sales_objects_are_sent_to_the_events_queue(
+    cfn_template: dict[str, Any],
+) -> None:
+    bucket = cfn_template["Resources"]["RawBucket"]
+    (config,) = bucket["Properties"]["NotificationConfiguration"]["QueueConfigurations"]
+
+    assert config["Event"] == "s3:ObjectCreated:*"
+    assert config["Queue"] == {"Fn::GetAtt": ["RawEventsQueue", "Arn"]}
+    assert config["Filter"]["S3Key"]["Rules"] == [
+        {"Name": "prefix", "Value": "sales/"},
+        {"Name": "suffix", "Value": ".json"},
+    ]
+    # S3 checks its permission to send when the configuration is set: the policy first.
+    assert bucket["DependsOn"] == "RawEventsQueuePolicy"
+
+
+def test_given_the_events_queue_when_read_then_only_the_raw_bucket_may_send_over_tls(
+    cfn_template: dict[str, Any],
+) -> None:
+    res = cfn_template["Resources"]
+    queue = res["RawEventsQueue"]["Properties"]
+    policy = res["RawEventsQueuePolicy"]["Properties"]
+    allow, deny = policy["PolicyDocument"]["Statement"]
+    raw_name = res["RawBucket"]["Properties"]["BucketName"]["Fn::Sub"]
+
+    assert queue["SqsManagedSseEnabled"] is True
+    assert queue["MessageRetentionPeriod"] == 14 * 24 * 3600
+    # Longer than the job may run: messages of a live run never reappear under it.
+    timeout_s = res["CompactSalesJob"]["Properties"]["Timeout"] * 60
+    assert queue["VisibilityTimeout"] > timeout_s
+    assert policy["Queues"] == [{"Ref": "RawEventsQueue"}]
+    assert (allow["Effect"], allow["Principal"], allow["Action"]) == (
+        "Allow",
+        {"Service": "s3.amazonaws.com"},
+        "sqs:SendMessage",
+    )
+    assert allow["Condition"] == {
+        "ArnEquals": {"aws:SourceArn": {"Fn::Sub": f"arn:${{AWS::Partition}}:s3:::{raw_name}"}},
+        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+    }
+    assert (deny["Effect"], deny["Condition"]) == (
+        "Deny",
+        {"Bool": {"aws:SecureTransport": "false"}},
+    )
+
+
+def test_given_the_compaction_job_when_read_then_it_drains_the_events_queue_only(
+    cfn_template: dict[str, Any],
+) -> None:
+    job = cfn_template["Resources"]["CompactSalesJob"]["Properties"]
+    statements = role_statements(cfn_template, job["Role"]["Fn::GetAtt"][0])
+    on_sqs = [s for s in statements if any(a.startswith("sqs:") for a in as_list(s["Action"]))]
+
+    assert job["DefaultArguments"]["--raw_queue_url"] == {"Ref": "RawEventsQueue"}
+    (grant,) = on_sqs
+    assert set(as_list(grant["Action"])) == {
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:ChangeMessageVisibility",
+        "sqs:GetQueueAttributes",
+    }
+    assert grant["Resource"] == {"Fn::GetAtt": ["RawEventsQueue", "Arn"]}
+
+
+def test_given_events_waiting_over_two_missed_runs_then_the_age_alarm_notifies_the_topic(
+    cfn_template: dict[str, Any],
+) -> None:
+    alarm = cfn_template["Resources"]["RawEventsAgeAlarm"]["Properties"]
+
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/SQS", "ApproximateAgeOfOldestMessage")
+    assert alarm["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["RawEventsQueue", "QueueName"]}}
+    ]
+    assert (alarm["Statistic"], alarm["Threshold"]) == ("Maximum", 3 * 3600)
+    assert alarm["AlarmActions"] == [{"Ref": "AlertsTopic"}]
