@@ -86,7 +86,7 @@ def _put_demand(stack: LocalStack, series: int, days: int) -> int:
         DAILY_DEMAND,
     )
     table.append(with_partition_columns(rows, DAILY_DEMAND))
-    return rows.num_rows
+    return int(rows.num_rows)
 
 
 def _lake(stack: LocalStack) -> dict[str, Any]:

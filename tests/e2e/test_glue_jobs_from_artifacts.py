@@ -71,7 +71,7 @@ def _curated(stack: LocalStack, table: str) -> pd.DataFrame:
     order: the engines' data files differ, their rows may not."""
     spec = next(t for t in TABLES if t.name == table)
     catalog = iceberg_catalog(stack.session())
-    rows = read_rows(catalog, stack.ref("LakeDatabase"), spec).to_pandas()
+    rows: pd.DataFrame = read_rows(catalog, stack.ref("LakeDatabase"), spec).to_pandas()
     keys = [c for c in ("event_id", "sku_id", "location_id", "date") if c in rows.columns]
     return rows.sort_values(keys).reset_index(drop=True)
 

@@ -15,10 +15,14 @@ if TYPE_CHECKING:
     from pipeline.local.stack import LocalStack
 
 
-def _lake(stack: LocalStack) -> dict[str, str]:
+def _lake(stack: LocalStack) -> dict[str, Any]:
     session = stack.session()
     tag = uuid.uuid4().hex[:8]
-    lake = {"raw_bucket": f"raw-{tag}", "curated_bucket": f"cur-{tag}", "database": f"db_{tag}"}
+    lake: dict[str, Any] = {
+        "raw_bucket": f"raw-{tag}",
+        "curated_bucket": f"cur-{tag}",
+        "database": f"db_{tag}",
+    }
     session.client("s3").create_bucket(Bucket=lake["raw_bucket"])
     session.client("s3").create_bucket(Bucket=lake["curated_bucket"])
     session.client("glue").create_database(DatabaseInput={"Name": lake["database"]})
@@ -68,7 +72,10 @@ def test_given_two_runs_with_duplicates_when_compacted_on_spark_then_each_event_
     assert (first.rows_written, first.duplicates_dropped) == (2, 1)
     assert (second.rows_written, second.duplicates_dropped) == (1, 1)
     # One commit per run: the second run appended its one row without rewriting the first's.
-    assert [s.summary.operation.value for s in sales.snapshots()] == ["append", "append"]
+    assert [s.summary and s.summary.operation.value for s in sales.snapshots()] == [
+        "append",
+        "append",
+    ]
     demand = catalog.load_table((lake["database"], DAILY_DEMAND.name))
     got = demand.scan().to_arrow().sort_by("date").to_pylist()
     assert [(str(r["date"]), r["units_sold"], r["end_of_day_stock"]) for r in got] == [
