@@ -95,14 +95,15 @@ def _compact(options: dict[str, str], progress: Progress) -> dict[str, Any]:
         # Bounded by the objects given, so one process does it on either engine.
         return run_compaction(**arguments, backfill=backfill).as_dict()
     queue = _raw_queue(options)
+    sqs = session.client("sqs") if queue else None
     if engine(options) == "spark":
         from pipeline.spark.compaction import run_compaction_spark
         from pipeline.spark.session import spark_session
 
-        # The Spark engine still lists (its discovery moves to discover() separately).
-        report = run_compaction_spark(spark=spark_session("compact-sales"), **arguments)
+        report = run_compaction_spark(
+            spark=spark_session("compact-sales"), **arguments, raw_queue_url=queue, sqs_client=sqs
+        )
     else:
-        sqs = session.client("sqs") if queue else None
         report = run_compaction(**arguments, raw_queue_url=queue, sqs_client=sqs)
     publish_run_counts(
         session.client("cloudwatch"),

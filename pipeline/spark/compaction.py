@@ -46,6 +46,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.compaction.demand import DEMAND_INPUT, DaySales, DemandBuilder, LocalDays
+from pipeline.compaction.discovery import discover, raw_queue, released_on_failure, settle
 from pipeline.compaction.job import (
     CompactionReport,
     DemandPlan,
@@ -55,7 +56,7 @@ from pipeline.compaction.job import (
 )
 from pipeline.compaction.lateness import Lateness
 from pipeline.compaction.raw_objects import fetch_raw_object
-from pipeline.compaction.state import MAX_OBJECTS, OPEN_DAYS, find_new, load_manifest
+from pipeline.compaction.state import MAX_OBJECTS, OPEN_DAYS, Manifest, Pending, load_manifest
 from pipeline.compaction.store import LakeStore
 from pipeline.job_protocol import Progress, null_progress
 from pipeline.lake import compaction_quarantine_key
@@ -78,6 +79,9 @@ if TYPE_CHECKING:
 
     from pyiceberg.catalog import Catalog
     from pyspark.sql import DataFrame, SparkSession
+
+    from pipeline.compaction.queue import RawQueue
+    from pipeline.lake.locations import LocationDefaults
 
 #: A parsed row's listing index and its position among its object's rows of that day.
 OBJECT, LINE = "_object", "_line"
@@ -107,18 +111,65 @@ def run_compaction_spark(
     max_objects: int = MAX_OBJECTS,
     open_days: int = OPEN_DAYS,
     lateness: Lateness | None = None,
+    raw_queue_url: str | None = None,
+    sqs_client: Any = None,
 ) -> CompactionReport:
     """Compact the raw objects not compacted yet, on ``spark``; see the module doc.
 
-    Same arguments, result and guarantees as :func:`pipeline.compaction.run_compaction`.
+    Same arguments, result and guarantees as :func:`pipeline.compaction.run_compaction`
+    (its backfill excepted: one process does that, bounded by what it is given).
     """
     session = session or boto3.session.Session()
     store = LakeStore.from_session(session)
     manifest = load_manifest(store, curated_bucket)
-    pending = find_new(store, raw_bucket, manifest, max_objects=max_objects)
+    queue = raw_queue(session, raw_queue_url, sqs_client)
+    pending = discover(store, raw_bucket, manifest, queue=queue, max_objects=max_objects)
+    if not pending.objects:
+        settle(queue, pending)  # messages that named no raw object
+        return CompactionReport(
+            raw_keys_listed=pending.listed,
+            manifest_entries=manifest.entries,
+            queue_messages=len(pending.receipts),
+            queue_messages_ignored=pending.ignored,
+        )
+    with released_on_failure(queue, pending):
+        return _compact(
+            spark,
+            store,
+            session,
+            manifest,
+            pending,
+            queue=queue,
+            raw_bucket=raw_bucket,
+            curated_bucket=curated_bucket,
+            database=database,
+            now=now,
+            progress=progress,
+            location_defaults=location_defaults,
+            open_days=open_days,
+            lateness=lateness,
+        )
+
+
+def _compact(
+    spark: SparkSession,
+    store: LakeStore,
+    session: boto3.session.Session,
+    manifest: Manifest,
+    pending: Pending,
+    *,
+    queue: RawQueue | None,
+    raw_bucket: str,
+    curated_bucket: str,
+    database: str,
+    now: datetime | None,
+    progress: Progress,
+    location_defaults: LocationDefaults | None,
+    open_days: int,
+    lateness: Lateness | None,
+) -> CompactionReport:
+    """The run once its raw objects are known (the messages are released if it fails)."""
     listing = pending.objects
-    if not listing:
-        return CompactionReport(raw_keys_listed=pending.listed, manifest_entries=manifest.entries)
     catalog = iceberg_catalog(session)
     for spec in (SALES, DAILY_DEMAND):
         ensure_table(catalog, database, curated_bucket, spec)
@@ -171,13 +222,16 @@ def run_compaction_spark(
         now=now,
         progress=progress,
         open_days=open_days,
+        queue=queue,
         events_in=counts["_events"],
         quarantined=counts["_quarantined"],
         held_aside=counts["_held"],
         unreadable_objects=counts["_unreadable"],
         location_rows_skipped=skipped,
         demand_days_written=len(demand_days),
-        **written,
+        rows_written=written["rows_written"],
+        duplicates_dropped=written["duplicates_dropped"],
+        partitions_written=written["partitions_written"],
     )
 
 
