@@ -188,6 +188,44 @@ def apply() -> None:
         return
     track_model_instances_weakly()
     snapshot_only_touched_items()
+    model_data_skips_failing_attributes()
+
+
+def model_data_skips_failing_attributes() -> None:
+    """``/moto-api/data.json`` leaves out an attribute whose getter raises, whatever it raises.
+
+    moto skips only ``TypeError``/``AttributeError``/``ValueError``; the ``status`` of an S3
+    key written by a multipart upload (pyarrow's S3 client, behind PyIceberg) looks its
+    bucket up in another account's backend and raises ``MissingBucket``, so one Iceberg
+    table in the emulator made the whole dump a 500.
+    """
+    import json
+
+    from moto.moto_api._internal.responses import MotoAPIResponse
+
+    def model_data(self: Any, request: Any, full_url: str, headers: Any) -> Any:
+        from moto.core.model_instances import model_data as tracked
+
+        results: dict[str, dict[str, list[Any]]] = {}
+        for service in sorted(tracked):
+            results[service] = {}
+            for name in sorted(tracked[service]):
+                rows = results[service][name] = []
+                for instance in tracked[service][name].instances_tracked:  # type: ignore[attr-defined]
+                    row = {}
+                    for attr in dir(instance):
+                        if attr.startswith("_"):
+                            continue
+                        try:
+                            value = getattr(instance, attr)
+                            json.dumps(value)
+                        except Exception:  # noqa: BLE001, S112 - moto's own rule, widened
+                            continue
+                        row[attr] = value
+                    rows.append(row)
+        return 200, {"Content-Type": "application/javascript"}, json.dumps(results)
+
+    MotoAPIResponse.model_data = model_data  # type: ignore[method-assign]
 
 
 def route_athena_rest_json() -> None:
