@@ -1,7 +1,8 @@
 """Patches to moto for the long-running emulator process (``pipeline.local.server``).
 
 moto is built for short tests; under a soak (1,000 events/s for 30 minutes) two of its
-internals made the emulator grow by ~880 MB/min and slow down as it grew. Each patch changes
+internals made the emulator grow by ~880 MB/min and slow down as it grew. A third made draining
+a queue's backlog quadratic (SQS attributes rebuilt per message received). Each patch changes
 only what moto keeps or copies internally, never what an AWS client sees;
 ``tests/functional/local/test_emulator_patches.py`` checks the AWS behaviour through the
 patched server. ``FMCG_EMULATOR_PATCHES=0`` serves plain moto, to measure against.
@@ -182,6 +183,53 @@ def _restore(touched: _Touched) -> None:
             bucket[key] = item
 
 
+def sqs_attributes_once() -> None:
+    """Make SQS compute a queue's attributes once per call, not per message and per name.
+
+    moto's ``Queue.attributes`` builds every attribute, the message counts among them (a
+    pass over the queue's messages each), and ``ReceiveMessage`` asks for it for every
+    message it returns (to read the retention period), ``GetQueueAttributes`` three times per
+    name asked: draining a backlog of ``n`` messages ten at a time costs ``O(n^2)`` (4,321
+    queued S3 events took ~1 s a receive). The retention period is read from the queue, and
+    the attributes are built once per ``GetQueueAttributes``; the answers are the same.
+    """
+    from moto.core.utils import unix_time
+    from moto.sqs.models import SQSBackend
+
+    if getattr(SQSBackend.get_queue_attributes, "once", False):
+        return
+    get_queue_attributes = SQSBackend.get_queue_attributes
+
+    def is_message_valid_based_on_retention_period(
+        self: Any, queue_name: str, message: Any
+    ) -> bool:
+        retention_period = int(self.get_queue(queue_name).message_retention_period)
+        return bool(retention_period + message.sent_timestamp / 1000 > unix_time())
+
+    def attributes_once(self: Any, queue_name: str, attribute_names: list[str]) -> Any:
+        queue = self.get_queue(queue_name)  # raises QueueDoesNotExist as moto does
+        valid = ["All", *queue.BASE_ATTRIBUTES, *queue.FIFO_ATTRIBUTES, *queue.KMS_ATTRIBUTES]
+        if (
+            not attribute_names
+            or "All" in attribute_names
+            or any(name not in valid for name in attribute_names)
+        ):
+            # moto's answer (and its errors), which builds the attributes once here.
+            return get_queue_attributes(self, queue_name, attribute_names)
+        computed = queue.attributes
+        return {
+            name: computed[name]
+            for name in attribute_names
+            if name in computed and computed[name] is not None
+        }
+
+    attributes_once.once = True  # type: ignore[attr-defined]
+    SQSBackend.is_message_valid_based_on_retention_period = (  # type: ignore[method-assign]
+        is_message_valid_based_on_retention_period
+    )
+    SQSBackend.get_queue_attributes = attributes_once  # type: ignore[method-assign]
+
+
 def apply() -> None:
     """Apply every patch (idempotent), unless ``FMCG_EMULATOR_PATCHES=0``."""
     if os.environ.get(PATCHES_ENV, "1") == "0":
@@ -189,6 +237,7 @@ def apply() -> None:
     track_model_instances_weakly()
     snapshot_only_touched_items()
     model_data_skips_failing_attributes()
+    sqs_attributes_once()
 
 
 def model_data_skips_failing_attributes() -> None:

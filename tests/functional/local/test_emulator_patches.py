@@ -253,3 +253,32 @@ def test_given_an_object_written_by_multipart_upload_then_the_model_dump_still_a
         out.write(b"x" * 1000)
 
     assert _tracked(emulator_url, "s3", "FakeKey") >= 1
+
+
+def test_given_a_queue_backlog_when_drained_ten_at_a_time_then_each_message_once_and_counts_right(
+    emulator_url: str,
+) -> None:
+    sqs = aws_session(emulator_url).client("sqs")
+    url = sqs.create_queue(QueueName=f"q{uuid.uuid4().hex[:10]}")["QueueUrl"]
+    for start in range(0, 200, 10):
+        sqs.send_message_batch(
+            QueueUrl=url,
+            Entries=[{"Id": str(i), "MessageBody": f"m{start + i}"} for i in range(10)],
+        )
+    seen: list[str] = []
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
+        seen += [m["Body"] for m in messages]
+    counts = sqs.get_queue_attributes(
+        QueueUrl=url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    retention = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["MessageRetentionPeriod"])
+
+    assert sorted(seen) == sorted(f"m{i}" for i in range(200))
+    assert counts == {
+        "ApproximateNumberOfMessages": "0",
+        "ApproximateNumberOfMessagesNotVisible": "200",
+    }
+    assert retention["Attributes"] == {"MessageRetentionPeriod": "345600"}
+    with pytest.raises(ClientError, match="InvalidAttributeName"):
+        sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["NoSuchAttribute"])

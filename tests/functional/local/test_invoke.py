@@ -39,9 +39,21 @@ def test_given_the_cli_when_invoking_with_an_event_file_then_it_prints_the_json_
     state = tmp_path / "state"
     stack.save(state / "local.json")  # the CLI finds the stack through its state file
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli.main", "local", "invoke", "GetForecastFunction",
-         "--event", str(EVENTS / "api_get_forecasts.json")],
-        check=False, cwd=REPO, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "pipeline.cli.main",
+            "local",
+            "invoke",
+            "GetForecastFunction",
+            "--event",
+            str(EVENTS / "api_get_forecasts.json"),
+        ],
+        check=False,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={"FMCG_HOME": str(state), "PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 0, result.stderr
@@ -58,9 +70,21 @@ def test_given_an_event_the_function_rejects_when_invoked_by_the_cli_then_one_li
     event = tmp_path / "not_kinesis.json"
     event.write_text('{"detail": "no Records"}')
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli.main", "local", "invoke", "IngestStreamFunction",
-         "--event", str(event)],
-        check=False, cwd=REPO, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "pipeline.cli.main",
+            "local",
+            "invoke",
+            "IngestStreamFunction",
+            "--event",
+            str(event),
+        ],
+        check=False,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={"FMCG_HOME": str(state), "PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 1, result.stderr

@@ -20,9 +20,9 @@ REPO = Path(__file__).resolve().parents[3]
 
 def test_given_template_when_provisioned_then_every_declared_resource_exists(stack) -> None:
     session = stack.session()
-    stream = session.client("kinesis").describe_stream_summary(
-        StreamName=stack.ref("SalesStream")
-    )["StreamDescriptionSummary"]
+    stream = session.client("kinesis").describe_stream_summary(StreamName=stack.ref("SalesStream"))[
+        "StreamDescriptionSummary"
+    ]
     assert stream["OpenShardCount"] == int(stack.parameters["ShardCount"])
     buckets = {b["Name"] for b in session.client("s3").list_buckets()["Buckets"]}
     assert {stack.ref("RawBucket"), stack.ref("CuratedBucket")} <= buckets
@@ -38,7 +38,9 @@ def test_given_template_when_provisioned_then_every_declared_resource_exists(sta
         assert spec["ExecutionProperty"] == {"MaxConcurrentRuns": 1}, job
     groups = session.client("cognito-idp").list_groups(UserPoolId=stack.ref("UserPool"))
     assert {g["GroupName"] for g in groups["Groups"]} >= {
-        "AdminGroup", "PlannerGroup", "ViewerGroup"
+        "AdminGroup",
+        "PlannerGroup",
+        "ViewerGroup",
     }
     failed = stack.ref("FailedBatchesBucket")
     assert failed in buckets
@@ -109,7 +111,12 @@ def test_given_cli_when_up_status_down_then_exports_and_cleans_up(tmp_path) -> N
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [*fmcg, *args], check=False, env=env, cwd=REPO, capture_output=True, text=True,
+            [*fmcg, *args],
+            check=False,
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
             timeout=120,
         )
 
