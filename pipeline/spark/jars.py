@@ -35,8 +35,18 @@ def jar_directory() -> Path:
 
 
 def iceberg_jars(directory: Path | None = None, lock: Path = ICEBERG_LOCK) -> list[Path]:
-    """The locked jars, each present (checked by name: ``make install`` checked the bytes)."""
+    """The locked jars, each present (checked by name: ``make install`` checked the bytes).
+
+    A job run from its artifacts has the project's wheel, not its ``locks/``: there the
+    local Glue runtime's ``FMCG_ICEBERG_JARS`` stands in for ``--datalake-formats iceberg``
+    and every jar in that directory (the ones ``make install`` checked) is taken.
+    """
     directory = directory or jar_directory()
+    if not lock.is_file() and os.environ.get(JARS_VARIABLE):
+        given = sorted(directory.glob("*.jar"))
+        if not given:
+            raise ConfigurationError(f"no Iceberg jars in {directory}; run `make install`")
+        return given
     paths = [directory / name for name in maven_jars.locked_jars(lock)]
     missing = [p.name for p in paths if not p.is_file()]
     if missing:

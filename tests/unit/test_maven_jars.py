@@ -110,3 +110,25 @@ def test_given_the_jars_variable_then_the_session_takes_the_jars_from_there(
     monkeypatch.setenv(spark_jars.JARS_VARIABLE, str(tmp_path))
 
     assert spark_jars.jar_directory() == tmp_path
+
+
+def test_given_a_run_from_artifacts_without_the_lock_then_the_given_directorys_jars_are_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A Glue job run from its wheel has no locks/: the local runtime names the checked jars.
+    (tmp_path / "b.jar").write_bytes(b"b")
+    (tmp_path / "a.jar").write_bytes(b"a")
+    monkeypatch.setenv(spark_jars.JARS_VARIABLE, str(tmp_path))
+
+    found = spark_jars.iceberg_jars(lock=tmp_path / "no-such-lock.txt")
+
+    assert [p.name for p in found] == ["a.jar", "b.jar"]
+
+
+def test_given_no_lock_and_an_empty_directory_then_the_error_says_make_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(spark_jars.JARS_VARIABLE, str(tmp_path))
+
+    with pytest.raises(ConfigurationError, match=r"^no Iceberg jars in .*; run `make install`$"):
+        spark_jars.iceberg_jars(lock=tmp_path / "no-such-lock.txt")

@@ -31,12 +31,16 @@ def test_given_short_tags_when_loading_then_they_become_long_form(tmp_path) -> N
         "      N: !Sub '${AWS::StackName}-a'\n      R: !Ref B\n      G: !GetAtt B.Arn\n"
     )
     props = load_template(path)["Resources"]["A"]["Properties"]
-    assert props == {"N": {"Fn::Sub": "${AWS::StackName}-a"}, "R": {"Ref": "B"},
-                     "G": {"Fn::GetAtt": ["B", "Arn"]}}
+    assert props == {
+        "N": {"Fn::Sub": "${AWS::StackName}-a"},
+        "R": {"Ref": "B"},
+        "G": {"Fn::GetAtt": ["B", "Arn"]},
+    }
 
 
-def test_given_sub_with_pseudo_params_refs_and_attributes_when_resolved_then_all_substituted(
-) -> None:
+def test_given_sub_with_pseudo_params_refs_and_attributes_when_resolved_then_all_substituted() -> (
+    None
+):
     value = {"Fn::Sub": "${AWS::StackName}/${Bucket}/${Bucket.Arn}/${AWS::AccountId}/${!year}"}
     assert resolve(value, _ctx()) == "shop/shop-raw/arn:aws:s3:::shop-raw/123456789012/${year}"
 
@@ -48,8 +52,7 @@ def test_given_join_split_select_when_resolved_then_evaluated_like_cloudformatio
     assert resolve({"Ref": "ShardCount"}, _ctx()) == "3"
 
 
-def test_given_reference_to_unprovisioned_resource_when_resolved_then_unresolved_names_it(
-) -> None:
+def test_given_reference_to_unprovisioned_resource_when_resolved_then_unresolved_names_it() -> None:
     with pytest.raises(Unresolved) as info:
         resolve({"Fn::GetAtt": ["Later", "Arn"]}, _ctx())
     assert info.value.logical_id == "Later"
