@@ -4,7 +4,6 @@ refuses to start on it, ``adopt`` brings it into the Iceberg tables once, the jo
 from __future__ import annotations
 
 import io
-import uuid
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -17,30 +16,14 @@ from pipeline.compaction.store import LakeStore
 from pipeline.errors import TerminalError
 from pipeline.lake.adopt import ADOPTED, adopt
 from pipeline.lake.tables import SALES, ensure_table, iceberg_catalog
-from pipeline.local.stack import LocalStack
 from tests.support.compaction_helpers import event, put_raw, raw_key
-from tests.support.compaction_lake import Lake, curated_rows, fresh_lake, table_rows
+from tests.support.compaction_lake import Lake, curated_rows, table_rows
 
 if TYPE_CHECKING:
     import boto3
 
 T0 = datetime(2024, 3, 1, 9, 30, tzinfo=UTC)
 OLD_DAY = date(2024, 2, 28)
-
-
-@pytest.fixture(scope="module")
-def shared_stack(emulator_url: str) -> LocalStack:
-    return LocalStack.create(emulator_url, stack_name=f"a{uuid.uuid4().hex[:10]}")
-
-
-@pytest.fixture
-def session(shared_stack: LocalStack) -> boto3.session.Session:
-    return shared_stack.session()
-
-
-@pytest.fixture
-def lake(shared_stack: LocalStack, session: boto3.session.Session) -> Lake:
-    return fresh_lake(shared_stack, session)
 
 
 def _hive_sales(s3: Any, lake: Lake, session: boto3.session.Session) -> None:

@@ -3,7 +3,6 @@ old snapshots expired, one commit each; the work bounded by the look-back."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -14,30 +13,14 @@ from pipeline.compaction import run_compaction
 from pipeline.errors import TransientError
 from pipeline.lake.maintenance import maintain
 from pipeline.lake.tables import SALES, iceberg_catalog, load_table
-from pipeline.local.stack import LocalStack
 from tests.support.compaction_helpers import event, put_raw, raw_key
-from tests.support.compaction_lake import Lake, fresh_lake, snapshot_files, table_rows
+from tests.support.compaction_lake import Lake, snapshot_files, table_rows
 
 if TYPE_CHECKING:
     import boto3
 
 T0 = datetime(2024, 3, 1, 9, 30, tzinfo=UTC)
 LATER = T0 + timedelta(days=5)
-
-
-@pytest.fixture(scope="module")
-def shared_stack(emulator_url: str) -> LocalStack:
-    return LocalStack.create(emulator_url, stack_name=f"m{uuid.uuid4().hex[:10]}")
-
-
-@pytest.fixture
-def session(shared_stack: LocalStack) -> boto3.session.Session:
-    return shared_stack.session()
-
-
-@pytest.fixture
-def lake(shared_stack: LocalStack, session: boto3.session.Session) -> Lake:
-    return fresh_lake(shared_stack, session)
 
 
 def _three_runs_into_one_day(lake: Lake, session: boto3.session.Session) -> None:

@@ -3,12 +3,10 @@ evolution: no data file rewritten, old rows read null, new rows carry it."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
-import pytest
 
 from pipeline.compaction.schema import SALES_SCHEMA
 from pipeline.lake.tables import (
@@ -19,8 +17,7 @@ from pipeline.lake.tables import (
     read_rows,
     with_partition_columns,
 )
-from pipeline.local.stack import LocalStack
-from tests.support.compaction_lake import Lake, fresh_lake, snapshot_files
+from tests.support.compaction_lake import Lake, snapshot_files
 
 if TYPE_CHECKING:
     import boto3
@@ -29,21 +26,6 @@ DAY = date(2024, 3, 1)
 WITH_PROMOTION = TableSpec(
     "sales", SALES_SCHEMA.append(pa.field("promotion_id", pa.string())), None
 )
-
-
-@pytest.fixture(scope="module")
-def shared_stack(emulator_url: str) -> LocalStack:
-    return LocalStack.create(emulator_url, stack_name=f"s{uuid.uuid4().hex[:10]}")
-
-
-@pytest.fixture
-def session(shared_stack: LocalStack) -> boto3.session.Session:
-    return shared_stack.session()
-
-
-@pytest.fixture
-def lake(shared_stack: LocalStack, session: boto3.session.Session) -> Lake:
-    return fresh_lake(shared_stack, session)
 
 
 def _row(spec: TableSpec, event_id: str, **extra: object) -> pa.Table:
