@@ -29,11 +29,11 @@ from pipeline.errors import InvalidInputError
 from pipeline.local.event_source import LocalPoller, PollStats
 from pipeline.local.stack import LocalStack, state_dir
 from pipeline.produce import Producer, ProduceReport
-from pipeline.produce.ndjson import Refused, send_lines
+from pipeline.produce.ndjson import LinesReport, Refused, send_lines
 from pipeline.synth import SynthConfig, live_events
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
 INGEST_FUNCTION = "IngestStreamFunction"
 #: How often ``produce`` puts what the target rate has accumulated.
@@ -165,19 +165,16 @@ def _produce_from(source: str, *, aggregate: bool, rejects: Path | None, show: i
             )
 
     started = time.monotonic()
-    with (
-        _open_source(source) as lines,
-        _open_rejects(rejects) as rejects_file,
-        progress() as bar,
-    ):
-        task = bar.add_task("producing", total=None)
+    with contextlib.ExitStack() as context:
+        lines = context.enter_context(_open_source(source))
+        rejects_file = context.enter_context(_open_rejects(rejects))
+        on_batch: Callable[[LinesReport], object] = lambda _: None  # noqa: E731
+        if err_console.is_terminal:  # a bar only for people: nothing extra in a log
+            bar = context.enter_context(progress())
+            task = bar.add_task("producing", total=None)
+            on_batch = lambda r: bar.update(task, completed=r.produced.events)  # noqa: E731
         try:
-            report = send_lines(
-                lines,
-                producer,
-                on_refused=on_refused,
-                on_batch=lambda r: bar.update(task, completed=r.produced.events),
-            )
+            report = send_lines(lines, producer, on_refused=on_refused, on_batch=on_batch)
         except OSError as e:
             raise InvalidInputError(f"cannot read {name}: {e.strerror or e}") from e
     wall = time.monotonic() - started
