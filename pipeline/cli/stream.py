@@ -60,15 +60,16 @@ def produce(  # noqa: PLR0913 - the synthetic source's options and --from's
     ] = None,
     rate: Annotated[
         float | None,
-        typer.Option(help=f"Target events per second. [default: {DEFAULT_RATE:g}]", min=1),
+        typer.Option(help="Target events per second.", min=1, show_default=f"{DEFAULT_RATE:g}"),
     ] = None,
     duration: Annotated[
         float | None,
-        typer.Option(help=f"Seconds to produce for. [default: {DEFAULT_DURATION:g}]", min=0.1),
+        typer.Option(help="Seconds to produce for.", min=0.1, show_default=f"{DEFAULT_DURATION:g}"),
     ] = None,
     aggregate: Annotated[bool, typer.Option(help="Pack events into KPL aggregates.")] = False,
     seed: Annotated[
-        int | None, typer.Option(help=f"Seed of the synthetic world. [default: {DEFAULT_SEED}]")
+        int | None,
+        typer.Option(help="Seed of the synthetic world.", show_default=str(DEFAULT_SEED)),
     ] = None,
     rejects: Annotated[
         Path | None,
@@ -87,7 +88,8 @@ def produce(  # noqa: PLR0913 - the synthetic source's options and --from's
     """Put live events to the sales stream: synthetic at a target rate, or a file's.
 
     With --from, exits 0 when every line was accepted and put, 3 when some lines were
-    refused (the accepted ones are on the stream), 1 when the stream failed.
+    refused (and every accepted one put), 1 on an error (the input cannot be read, the
+    stream failed).
     """
     if source is None:
         if rejects is not None:

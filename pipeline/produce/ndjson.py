@@ -152,7 +152,8 @@ class LinesReport:
 
 
 class LinesNotDelivered(PipelineError):
-    """The producer failed on a batch; ``report`` says what was delivered before it."""
+    """The producer failed on a batch (or the run was interrupted); ``report`` says what was
+    delivered before it."""
 
     def __init__(self, error: PipelineError, report: LinesReport) -> None:
         resume = report.delivered_through + 1
@@ -179,8 +180,8 @@ def send_lines(  # noqa: PLR0913 - the source, the producer, the report hook and
     """Validate every line of ``stream`` and put the accepted events, in batches.
 
     ``on_refused`` is called with each refused line as it is read and ``on_batch`` after
-    each delivered batch. A producer failure raises :class:`LinesNotDelivered`, which says
-    from which line to send again.
+    each delivered batch. A producer failure or an interruption (Ctrl-C) raises
+    :class:`LinesNotDelivered`, which says from which line to send again.
     """
     report = LinesReport()
     batch: list[Accepted] = []
@@ -200,28 +201,31 @@ def send_lines(  # noqa: PLR0913 - the source, the producer, the report hook and
         batch, batch_bytes = [], 0
         on_batch(report)
 
-    with _Reader(read_lines(stream, now=now), max_bytes) as reader:
-        while True:
-            wait = max(0.0, deadline - time.monotonic()) if batch else None
-            item = reader.get(wait)
-            if item is _Signal.END:
-                break
-            if item is _Signal.IDLE:
-                flush()
-                continue
-            report.last_line = item.line
-            if isinstance(item, Refused):
-                report.refused[item.reason] += 1
-                on_refused(item)
-                continue
-            report.accepted += 1
-            if not batch:
-                deadline = time.monotonic() + linger_s
-            batch.append(item)
-            batch_bytes += item.size
-            if len(batch) >= max_events or batch_bytes >= max_bytes:
-                flush()
-        flush()
+    try:
+        with _Reader(read_lines(stream, now=now), max_bytes) as reader:
+            while True:
+                wait = max(0.0, deadline - time.monotonic()) if batch else None
+                item = reader.get(wait)
+                if item is _Signal.END:
+                    break
+                if item is _Signal.IDLE:
+                    flush()
+                    continue
+                report.last_line = item.line
+                if isinstance(item, Refused):
+                    report.refused[item.reason] += 1
+                    on_refused(item)
+                    continue
+                report.accepted += 1
+                if not batch:
+                    deadline = time.monotonic() + linger_s
+                batch.append(item)
+                batch_bytes += item.size
+                if len(batch) >= max_events or batch_bytes >= max_bytes:
+                    flush()
+            flush()
+    except KeyboardInterrupt as e:  # Ctrl-C on a pipe that does not end: say what is sent
+        raise LinesNotDelivered(PipelineError("interrupted"), report) from e
     report.delivered_through = max(report.delivered_through, report.last_line)
     return report
 

@@ -336,3 +336,31 @@ def test_given_an_input_that_fails_to_read_then_the_os_error_reaches_the_caller(
             io.BufferedReader(_Broken()),
             Producer(FakeKinesis(), "s", sleep=no_sleep),  # type: ignore[arg-type]
         )
+
+
+class _Interrupted(io.BytesIO):
+    """Three lines, then Ctrl-C."""
+
+    def readline(self, size: int | None = -1, /) -> bytes:
+        out = super().readline(size)
+        if not out:
+            raise KeyboardInterrupt
+        return out
+
+
+def test_given_ctrl_c_while_reading_then_the_error_says_where_to_resume() -> None:
+    fake = FakeKinesis()
+
+    with pytest.raises(LinesNotDelivered) as caught:
+        send_lines(
+            _Interrupted(ndjson([event(1), event(2), event(3)])),
+            Producer(fake, "s", sleep=no_sleep),  # type: ignore[arg-type]
+            max_events=2,
+            now=NOW,
+        )
+
+    assert str(caught.value).startswith(
+        "interrupted; every accepted line before line 3 is on the stream (2 events): "
+        "send again from line 3"
+    )
+    assert [e["event_id"] for e in stored(fake)] == ["e-1", "e-2"]
