@@ -143,7 +143,7 @@ class LinesReport:
     accepted: int = 0
     refused: Counter[str] = field(default_factory=Counter)
     produced: ProduceReport = field(default_factory=ProduceReport)
-    #: Every accepted event up to this line is on the stream.
+    #: Every accepted line up to this one is on the stream.
     delivered_through: int = 0
 
     @property
@@ -195,6 +195,7 @@ def send_lines(  # noqa: PLR0913 - the source, the producer, the report hook and
         try:
             delivered = producer.put(a.event for a in batch)
         except PipelineError as e:
+            report.delivered_through = batch[0].line - 1
             raise LinesNotDelivered(e, report) from e
         report.produced = report.produced.merge(delivered)
         report.delivered_through = batch[-1].line
@@ -225,6 +226,7 @@ def send_lines(  # noqa: PLR0913 - the source, the producer, the report hook and
                     flush()
             flush()
     except KeyboardInterrupt as e:  # Ctrl-C on a pipe that does not end: say what is sent
+        report.delivered_through = batch[0].line - 1 if batch else report.last_line
         raise LinesNotDelivered(PipelineError("interrupted"), report) from e
     report.delivered_through = max(report.delivered_through, report.last_line)
     return report

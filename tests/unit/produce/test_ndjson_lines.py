@@ -364,3 +364,21 @@ def test_given_ctrl_c_while_reading_then_the_error_says_where_to_resume() -> Non
         "send again from line 3"
     )
     assert [e["event_id"] for e in stored(fake)] == ["e-1", "e-2"]
+
+
+def test_given_refused_lines_before_a_failed_batch_then_the_resume_line_skips_them() -> None:
+    def refuse_e3(_call: int, record: dict[str, Any]) -> str | None:
+        return "AccessDeniedException" if json.loads(record["Data"])["event_id"] == "e-3" else None
+
+    data = ndjson([event(1), event(2)]) + b"oops\n[]\n" + ndjson([event(3)])
+
+    with pytest.raises(LinesNotDelivered) as caught:
+        send_lines(
+            io.BytesIO(data),
+            Producer(FakeKinesis(fail=refuse_e3), "s", sleep=no_sleep),  # type: ignore[arg-type]
+            max_events=2,
+            now=NOW,
+        )
+
+    assert caught.value.report.delivered_through == 4
+    assert "send again from line 5 " in str(caught.value)
