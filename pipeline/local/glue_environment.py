@@ -4,9 +4,9 @@ Glue's own modules (what its image has installed: infra/glue/python-modules-<ver
 its Spark) come from the Glue version's hash lock with ``--require-hashes``; the job's
 modules come from the wheelhouse objects in the artifacts bucket only, each checked against
 the digest in its key (one of the lock's) and installed with the job's installer options,
-``--no-deps --no-index``, as Glue installs them. The environment is a virtualenv cached
-under build/local/glue by a digest of what makes it; the project's wheel goes into a
-directory of its own per digest.
+``--no-deps --no-index``, as Glue installs them. Both are virtualenvs cached under
+build/local/glue by a digest of what makes them, the job's on top of its version's image;
+the project's wheel goes into a directory of its own per digest.
 """
 
 from __future__ import annotations
@@ -102,40 +102,33 @@ def job_environment(definition: GlueJobDefinition, s3: Any, cache: Path = CACHE)
     ``--require-hashes``; the job's modules only from the wheelhouse objects in the artifacts
     bucket, each hash-checked against the digest in its key, which must be one of the lock's,
     and installed with ``--no-index``. Every wheel is looked up in the bucket at each run, so a
-    missing one fails (:class:`WheelMissing`) even when the environment is cached. Built once
-    per digest of (Glue version, locked lines, wheel digests, installer options).
+    missing one fails (:class:`WheelMissing`) even when the environment is cached.
+
+    Two layers, as on Glue: the version's image (:func:`glue_image`, about 1 GB with Spark,
+    shared by every job of that version) and, on top of it, a virtualenv per digest of (image,
+    wheel digests, installer options) holding only the job's wheels, which shadow the image's
+    modules of the same name as ``--additional-python-modules`` do.
     """
-    provided = _locked_lines(definition, _requirement_lines(definition.provided_modules()))
     wheels = definition.wheelhouse
     problems = unlocked([w for _, w in wheels], glue_lock(definition.glue_version))
     if problems:
         raise ConfigurationError(f"{definition.logical_id}: " + "; ".join(problems))
     for url, _ in wheels:
         _require(s3, definition, url)
-    key = hashlib.sha256(
-        "\n".join(
-            [
-                definition.glue_version,
-                *provided,
-                "--",
-                *(w.key for _, w in wheels),
-                "--",
-                *definition.installer_options,
-            ]
-        ).encode()
-    ).hexdigest()[:16]
+    image = glue_image(definition, cache)
+    key = _digest(
+        str(image), "--", *(w.key for _, w in wheels), "--", *definition.installer_options
+    )
     env = cache / f"env-{definition.glue_version}-{key}"
     python = env / "bin" / "python"
     with file_lock(cache / f"{env.name}.lock"):
         if (env / ".complete").is_file():
             return python
-        shutil.rmtree(env, ignore_errors=True)
-        base = _base_python(PYTHON_OF_GLUE[definition.glue_version])
-        subprocess.run([base, "-m", "venv", str(env)], check=True, capture_output=True)
-        # What Glue's image has installed: the provided list is complete, no resolution.
-        requirements_file = env / "provided.txt"
-        requirements_file.write_text("".join(f"{line}\n" for line in provided))
-        _pip(python, "--no-deps", "--require-hashes", "-r", str(requirements_file))
+        _new_venv(env, definition.glue_version)
+        # The image's modules, behind the job's own: a .pth line appends them to sys.path.
+        (_site_packages(env, definition.glue_version) / "glue_image.pth").write_text(
+            f"{_site_packages(image, definition.glue_version)}\n"
+        )
         # The job's modules, as Glue installs them: the fetched files, no index.
         downloads = env / "wheelhouse"
         lines = [
@@ -162,6 +155,40 @@ def job_environment(definition: GlueJobDefinition, s3: Any, cache: Path = CACHE)
             )
         (env / ".complete").write_text(key)
     return python
+
+
+def glue_image(definition: GlueJobDefinition, cache: Path = CACHE) -> Path:
+    """A virtualenv holding what the job's Glue version's image has installed (its provided
+    modules and Spark, every line hash-locked), built once per digest of those lines."""
+    provided = _locked_lines(definition, _requirement_lines(definition.provided_modules()))
+    image = cache / f"image-{definition.glue_version}-{_digest(*provided)}"
+    with file_lock(cache / f"{image.name}.lock"):
+        if (image / ".complete").is_file():
+            return image
+        _new_venv(image, definition.glue_version)
+        # The provided list is complete: no resolution.
+        requirements_file = image / "provided.txt"
+        requirements_file.write_text("".join(f"{line}\n" for line in provided))
+        _pip(
+            image / "bin" / "python", "--no-deps", "--require-hashes", "-r", str(requirements_file)
+        )
+        (image / ".complete").write_text("")
+    return image
+
+
+def _digest(*lines: str) -> str:
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
+
+
+def _new_venv(path: Path, glue_version: str) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+    base = _base_python(PYTHON_OF_GLUE[glue_version])
+    subprocess.run([base, "-m", "venv", str(path)], check=True, capture_output=True)
+
+
+def _site_packages(env: Path, glue_version: str) -> Path:
+    major, minor = PYTHON_OF_GLUE[glue_version]
+    return env / "lib" / f"python{major}.{minor}" / "site-packages"
 
 
 def _require(s3: Any, definition: GlueJobDefinition, url: str) -> None:
