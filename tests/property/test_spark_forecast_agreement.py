@@ -15,7 +15,7 @@ Tokyo), several chunks in the morning (30 June still in progress in Los Angeles)
 evening at UTC. ``--hypothesis-show-statistics`` counts the examples that reached each case.
 
 The generated histories (at most 45 days) are too short for the global model, so a second,
-fixed case has 500 days, a declared calendar (an event, past and planned closures), selling
+fixed case has 280 days, a declared calendar (an event, past and planned closures), selling
 prices with past and planned promotions, and two chunks: the global model trains on both
 paths (with the relative price) and their items and archive are identical.
 """
@@ -280,7 +280,7 @@ def test_given_the_same_demand_when_forecast_on_spark_then_items_and_archive_are
 
 
 #: Long enough for the global model at this horizon (it needs 204 days with the defaults).
-LONG_DAYS = 500
+LONG_DAYS = 280
 CALENDAR = """
 events:
   - name: payday
