@@ -10,15 +10,17 @@ Steps, in this order (each safe to repeat; nothing is visible before the commits
    the imported date range, each on its location's local day (the overlap rule below);
 3. one month at a time, for each day of the source: the day's ``demand_history`` rows (the
    source's row of a pair replaces the one an earlier import left, the first row of a pair
-   wins within the source, later ones are quarantined as ``duplicate_row``) and its
-   ``daily_demand`` rows (the history's row for each pair without streamed events; the
-   others as they were). A day whose rows come out exactly as the table holds them is not
-   written: re-importing a file changes nothing, not even a snapshot;
-4. once every file is uploaded, commit ``demand_history`` and then ``daily_demand``, one
-   commit each (PyIceberg: the changed days' old files deleted and the new ones added in
-   one transaction). A crash before a commit leaves that table as it was (the uploaded
-   files are orphans for maintenance); one between the two leaves ``daily_demand`` as it
-   was, and the re-run writes it (``demand_history`` then compares equal).
+   wins within the source, later ones are quarantined as ``duplicate_row``) and, for the
+   days where those change, its ``daily_demand`` rows (the history's row for each pair
+   without streamed events; the others as they were). A day whose rows come out exactly as
+   the table holds them is not written: re-importing a file changes nothing, not even a
+   snapshot;
+4. once every file is uploaded, commit ``daily_demand`` and then ``demand_history``, one
+   commit each (one overwrite snapshot: the changed days' old data files out, the new ones
+   in; their statistics come from the local copies). A crash before a commit leaves that
+   table as it was (the uploaded files are orphans for maintenance); one between the two
+   leaves ``demand_history`` as it was, so the re-run finds the same days changed and
+   writes both again.
 
 **The overlap rule: streamed events win.** A SKU x location x day with any streamed event
 (sale, return or stock count) keeps the row compaction built from the stream; the history's
@@ -39,8 +41,8 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
+import threading
 import uuid
-import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -52,13 +54,19 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from pyiceberg.expressions import BooleanExpression, In
+from pyiceberg.io.pyarrow import (
+    compute_statistics_plan,
+    data_file_statistics_from_parquet_metadata,
+    parquet_path_to_id_mapping,
+)
+from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
+from pyiceberg.table import TableProperties
 
 from pipeline.compaction.demand import history_demand, local_dates
 from pipeline.compaction.parquet_files import RowGroupWriter, conform
 from pipeline.compaction.schema import DAILY_DEMAND_SCHEMA, DEMAND_HISTORY_SCHEMA
 from pipeline.compaction.store import LakeStore
-from pipeline.errors import TerminalError
+from pipeline.errors import TerminalError, TransientError
 from pipeline.history.mapping import (
     DUPLICATE_ROW,
     HISTORY_ROWS,
@@ -114,8 +122,8 @@ class ImportReport:
     days_in_source: int = 0
     history_days_written: int = 0
     demand_days_written: int = 0
-    #: Where the refused rows are (empty: none).
-    quarantine_key: str = ""
+    #: Where the refused rows are (``s3://`` URI; empty: none).
+    quarantine: str = ""
     #: Refused rows per reason.
     reasons: dict[str, int] = field(default_factory=dict)
 
@@ -207,10 +215,11 @@ def run_import(
             spool.close()
         tables = opened.result()
         owned = _stream_days(catalog, database, run.days, locations.result())
-        planned = {name: _planned(table, run.days) for name, table in tables.items()}
+        run.tables = tables
+        run.planned = {name: _planned(table, run.days) for name, table in tables.items()}
         run.report_progress("write days", 0, len(run.days))
         for month in spool.months:
-            run.write_month(spool.read(month), owned, planned, tables)
+            run.write_month(spool.read(month), owned)
         key = quarantine_key(source)
         run.write_quarantine(key)
         run.commit(tables)
@@ -227,7 +236,7 @@ def run_import(
         days_in_source=len(run.days),
         history_days_written=len(run.written[DEMAND_HISTORY.name]),
         demand_days_written=len(run.written[DAILY_DEMAND.name]),
-        quarantine_key=key if run.refused_reasons else "",
+        quarantine=f"s3://{curated_bucket}/{key}" if run.refused_reasons else "",
         reasons=dict(sorted(reasons.items())),
     )
 
@@ -304,9 +313,13 @@ class _Import:
     days_done: int = 0
     refused_reasons: list[str] = field(default_factory=list)
     uploads: list[Future[None]] = field(default_factory=list)
-    added: dict[str, list[str]] = field(
+    tables: dict[str, Table] = field(default_factory=dict)
+    #: The planned data files of the imported days, by table (the ones a commit replaces).
+    planned: dict[str, dict[date, list[DataFile]]] = field(default_factory=dict)
+    added: dict[str, list[DataFile]] = field(
         default_factory=lambda: {DEMAND_HISTORY.name: [], DAILY_DEMAND.name: []}
     )
+    lock: threading.Lock = field(default_factory=threading.Lock)
     written: dict[str, list[date]] = field(
         default_factory=lambda: {DEMAND_HISTORY.name: [], DAILY_DEMAND.name: []}
     )
@@ -349,24 +362,24 @@ class _Import:
         self.report_progress("read source", total, total)
         return rows_read
 
-    def write_month(
-        self,
-        rows: pa.Table,
-        owned: dict[date, pa.Table],
-        planned: dict[str, dict[date, list[str]]],
-        tables: dict[str, Table],
-    ) -> None:
+    def _files(self, spec: TableSpec, days: list[date]) -> dict[date, list[str]]:
+        return {d: [f.file_path for f in self.planned[spec.name].get(d, [])] for d in days}
+
+    def write_month(self, rows: pa.Table, owned: dict[date, pa.Table]) -> None:
         """Step 3 for one month of the source: each day's new rows of both tables, written
-        where they differ from what the table holds."""
+        where they differ from what the table holds.
+
+        ``daily_demand`` is read and rebuilt only for the days whose ``demand_history``
+        changes: elsewhere it already holds the history (this import wrote both, or
+        compaction laid the history over the stream when it rebuilt the day), so a
+        re-import reads one table, not two.
+        """
         dates = rows.column("date")
         month_days = sorted(pc.unique(dates).to_pylist())
-        old = {
-            spec.name: _existing_rows(
-                tables[spec.name], spec, {d: planned[spec.name].get(d, []) for d in month_days},
-                self.pool,
-            )
-            for spec in (DEMAND_HISTORY, DAILY_DEMAND)
-        }  # fmt: skip
+        old_history = _existing_rows(
+            self.store, DEMAND_HISTORY, self._files(DEMAND_HISTORY, month_days), self.pool
+        )
+        changed: dict[date, pa.Table] = {}
         for day in month_days:
             day_rows = rows.filter(pc.equal(dates, pa.scalar(day, pa.date32())))
             kept, duplicates = first_of_each_key(day_rows)
@@ -384,34 +397,46 @@ class _Import:
                     stream, _KEYS, join_type="left anti", use_threads=False
                 )
                 self.superseded += imported.num_rows - history_rows.num_rows
-            old_history = old[DEMAND_HISTORY.name].get(day)
-            old_demand = old[DAILY_DEMAND.name].get(day)
-            new_history = _replaced(old_history, imported, DEMAND_HISTORY_SCHEMA)
-            new_demand = _replaced(old_demand, history_demand(history_rows), DAILY_DEMAND_SCHEMA)
-            self._write_if_changed(DEMAND_HISTORY, day, old_history, new_history)
-            self._write_if_changed(DAILY_DEMAND, day, old_demand, new_demand)
-            self.days_done += 1
-            self.report_progress("write days", self.days_done, len(self.days))
+            before = old_history.get(day)
+            new_history = _replaced(before, imported, DEMAND_HISTORY_SCHEMA)
+            if self._write_if_changed(DEMAND_HISTORY, day, before, new_history):
+                changed[day] = history_rows
+        old_demand = _existing_rows(
+            self.store, DAILY_DEMAND, self._files(DAILY_DEMAND, sorted(changed)), self.pool
+        )
+        for day, history_rows in changed.items():
+            before = old_demand.get(day)
+            new_demand = _replaced(before, history_demand(history_rows), DAILY_DEMAND_SCHEMA)
+            self._write_if_changed(DAILY_DEMAND, day, before, new_demand)
+        self.days_done += len(month_days)
+        self.report_progress("write days", self.days_done, len(self.days))
 
     def _write_if_changed(
         self, spec: TableSpec, day: date, old: pa.Table | None, new: pa.Table
-    ) -> None:
+    ) -> bool:
+        """Write the day's ``new`` rows unless the table holds them already; whether it did."""
         if old is not None and old.equals(new):
-            return
+            return False
         if old is None and new.num_rows == 0:
-            return
+            return False
         path = self.work / f"{spec.name}-{day.isoformat()}.parquet"
         writer = RowGroupWriter(path, spec.schema, unique_columns=())
         writer.write(with_partition_columns(new, spec, day))
         key = data_key(spec.name, day, self.run_id)
-        self.uploads.append(self.pool.submit(self._close_and_upload, writer, key))
-        self.added[spec.name].append(f"s3://{self.bucket}/{key}")
+        table = self.tables[spec.name]
+        self.uploads.append(self.pool.submit(self._close_and_upload, writer, key, table))
         self.written[spec.name].append(day)
+        return True
 
-    def _close_and_upload(self, writer: RowGroupWriter, key: str) -> None:
+    def _close_and_upload(self, writer: RowGroupWriter, key: str, table: Table) -> None:
+        """Close and upload one data file; its Iceberg entry (the statistics from the local
+        footer: ``add_files`` would GET every file's footer back)."""
         writer.close()
         self.store.upload(writer.path, self.bucket, key)
+        entry = data_file(table, writer.path, f"s3://{self.bucket}/{key}")
         writer.path.unlink()
+        with self.lock:
+            self.added[table.name()[-1]].append(entry)
 
     def write_quarantine(self, key: str) -> None:
         """The refused rows, one NDJSON object per source (replaced by each import of it)."""
@@ -425,14 +450,14 @@ class _Import:
         self.report_progress("commit tables", 0, 2)
         for upload in self.uploads:
             upload.result()
-        for n, spec in enumerate((DEMAND_HISTORY, DAILY_DEMAND)):
-            if self.written[spec.name]:
-                replace_days(
-                    tables[spec.name],
-                    self.written[spec.name],
-                    self.added[spec.name],
-                    self.source_name,
-                )
+        # daily_demand first: a crash between the two leaves demand_history as it was, so
+        # the re-run finds those days changed and writes both again.
+        for n, spec in enumerate((DAILY_DEMAND, DEMAND_HISTORY)):
+            days = self.written[spec.name]
+            if days:
+                planned = self.planned[spec.name]
+                old = [f for day in days for f in planned.get(day, [])]
+                replace_files(tables[spec.name], old, self.added[spec.name], self.source_name)
             self.report_progress("commit tables", n + 1, 2)
 
 
@@ -450,23 +475,27 @@ def _duplicate(row: dict[str, Any]) -> Refused:
     return Refused(int(row["_row"]), DUPLICATE_ROW, detail, record)
 
 
-def _planned(table: Table, days: list[date]) -> dict[date, list[str]]:
-    """The current data files of ``days`` of ``table``, by day (one scan planning)."""
+def _planned(table: Table, days: list[date]) -> dict[date, list[DataFile]]:
+    """The current data files of ``days`` of ``table``, by day (one scan planning, over
+    the imported date range: a set of thousands of days costs more to evaluate per file)."""
     name = ".".join(table.name())
     if not days:
         return {}
-    condition = days_in(days)
+    condition = f"date >= '{days[0].isoformat()}' AND date <= '{days[-1].isoformat()}'"
     with translated(f"plan {name}", name):
         tasks = list(table.scan(row_filter=condition).plan_files())
-    files: dict[date, list[str]] = {}
+    wanted = set(days)
+    files: dict[date, list[DataFile]] = {}
     for task in tasks:
         if task.delete_files:
             raise TerminalError(
                 f"{name}: {task.file.file_path} has delete files; the curated tables are "
                 "copy-on-write, merge-on-read is not supported"
             )
-        files.setdefault(file_day(task.file.partition), []).append(task.file.file_path)
-    return {day: sorted(paths) for day, paths in files.items()}
+        day = file_day(task.file.partition)
+        if day in wanted:
+            files.setdefault(day, []).append(task.file)
+    return {day: sorted(found, key=lambda f: f.file_path) for day, found in files.items()}
 
 
 def _sorted(rows: pa.Table, schema: pa.Schema) -> pa.Table:
@@ -484,16 +513,19 @@ def _replaced(old: pa.Table | None, new: pa.Table, schema: pa.Schema) -> pa.Tabl
 
 
 def _existing_rows(
-    table: Table, spec: TableSpec, files: dict[date, list[str]], pool: ThreadPoolExecutor
+    store: LakeStore, spec: TableSpec, files: dict[date, list[str]], pool: ThreadPoolExecutor
 ) -> dict[date, pa.Table]:
-    """The rows of the given days' data files, by day, each sorted by pair (read in
-    parallel)."""
-    name = ".".join(table.name())
-    io = table.io
+    """The rows of the given days' data files, by day, each sorted by pair (one GET per
+    file, in parallel)."""
 
-    def read(path: str) -> pa.Table:
-        with translated(f"read {path}", name), io.new_input(path).open() as stream:
-            return conform(pq.read_table(stream, columns=spec.columns.names), spec.columns)
+    def read(uri: str) -> pa.Table:
+        bucket, key = uri.removeprefix("s3://").split("/", 1)
+        data = store.get(bucket, key)
+        if data is None:
+            # Only maintenance removes a snapshot's files, and never a current one's.
+            raise TransientError(f"data file {uri} vanished during the import")
+        rows = pq.read_table(pa.BufferReader(data), columns=spec.columns.names)
+        return conform(rows, spec.columns)
 
     wanted = [(day, path) for day, paths in sorted(files.items()) for path in paths]
     parts: dict[date, list[pa.Table]] = {}
@@ -502,22 +534,45 @@ def _existing_rows(
     return {day: _sorted(pa.concat_tables(p), spec.columns) for day, p in parts.items()}
 
 
-def days_in(days: list[date]) -> BooleanExpression:
-    """The rows of ``days`` (an expression object: parsing the text of thousands of days
-    takes a second)."""
-    # PyIceberg's pydantic models confuse mypy's view of the constructor.
-    return In("date", [d.isoformat() for d in days])  # type: ignore[call-arg, arg-type]
+def data_file(table: Table, local: Path, uri: str) -> DataFile:
+    """The Iceberg entry of a data file uploaded to ``uri`` from ``local``: what PyIceberg's
+    ``add_files`` makes of a file's footer, read from the local copy."""
+    metadata = table.metadata
+    schema = metadata.schema()
+    footer = pq.read_metadata(local)
+    statistics = data_file_statistics_from_parquet_metadata(
+        parquet_metadata=footer,
+        stats_columns=compute_statistics_plan(schema, metadata.properties),
+        parquet_column_mapping=parquet_path_to_id_mapping(schema),
+    )
+    return DataFile.from_args(
+        content=DataFileContent.DATA,
+        file_path=uri,
+        file_format=FileFormat.PARQUET,
+        partition=statistics.partition(metadata.spec(), schema),
+        file_size_in_bytes=local.stat().st_size,
+        sort_order_id=None,
+        spec_id=metadata.default_spec_id,
+        equality_ids=None,
+        key_metadata=None,
+        **statistics.to_serialized_dict(),
+    )
 
 
-def replace_days(table: Table, days: list[date], files: list[str], source: str) -> None:
-    """One commit of ``table``: the rows of ``days`` deleted (their whole files: each holds
-    one day) and ``files`` added, with the source named in the snapshot summary."""
+def replace_files(table: Table, old: list[DataFile], new: list[DataFile], source: str) -> None:
+    """One commit of ``table``: the ``old`` data files (each holds one day) out, the ``new``
+    ones in (one overwrite snapshot), with the source named in the snapshot summary."""
     name = ".".join(table.name())
-    properties = {"fmcg.import.source": source}
     with translated(f"commit {name}", name):
         transaction = table.transaction()
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", "Delete operation did not match any records")
-            transaction.delete(days_in(days), properties)
-        transaction.add_files(files, snapshot_properties=properties, check_duplicate_files=False)
+        if transaction.table_metadata.name_mapping() is None:
+            # As add_files does: the files carry no field ids, readers map them by name.
+            mapping = transaction.table_metadata.schema().name_mapping.model_dump_json()
+            transaction.set_properties({TableProperties.DEFAULT_NAME_MAPPING: mapping})
+        properties = {"fmcg.import.source": source}
+        with transaction.update_snapshot(properties).overwrite() as overwrite:
+            for entry in old:
+                overwrite.delete_data_file(entry)
+            for entry in new:
+                overwrite.append_data_file(entry)
         transaction.commit_transaction()
