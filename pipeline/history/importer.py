@@ -70,6 +70,7 @@ from pipeline.errors import TerminalError, TransientError
 from pipeline.history.mapping import (
     DUPLICATE_ROW,
     HISTORY_ROWS,
+    MALFORMED_ROW,
     ColumnMapping,
     Refused,
     first_of_each_key,
@@ -343,10 +344,14 @@ class _Import:
         for index, file in enumerate(self.source.files):
             uri = self.source.file_uri(file)
             row = 1
-            for batch, position in batches(self.source, file, mapping):
-                checked = validate(batch, mapping, row)
-                row += batch.num_rows
-                rows_read += batch.num_rows
+            for batch in batches(self.source, file, mapping):
+                for bad in batch.malformed:
+                    self._refuse(
+                        Refused(bad.line, MALFORMED_ROW, bad.detail, {"line": bad.text}), uri
+                    )
+                checked = validate(batch.rows, mapping, row)
+                row += batch.rows.num_rows
+                rows_read += batch.rows.num_rows + len(batch.malformed)
                 for refused in checked.refused:
                     self._refuse(refused, uri)
                 rows = checked.rows
@@ -356,7 +361,7 @@ class _Import:
                         "_file", pa.repeat(pa.scalar(index, pa.int32()), rows.num_rows)
                     ).append_column("_row", checked.numbers)
                     spool.add(rows)
-                self.report_progress("read source", before + position, total)
+                self.report_progress("read source", before + batch.position, total)
             before += file.size
         self.days = [date(1970, 1, 1) + timedelta(days=d) for d in sorted(seen_days)]
         self.report_progress("read source", total, total)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 import pyarrow as pa
@@ -58,6 +59,8 @@ BAD_PROMOTION: Final = "bad_promotion"
 BAD_STOCK: Final = "bad_stock"
 NEGATIVE_STOCK: Final = "negative_stock"
 DUPLICATE_ROW: Final = "duplicate_row"
+#: A CSV line with more or fewer fields than the header (its ``row`` is the line number).
+MALFORMED_ROW: Final = "malformed_row"
 
 
 @dataclass(frozen=True)
@@ -180,8 +183,25 @@ def _dates(column: pa.Array, date_format: str, checks: _Checks) -> pa.Array:
     text = _text(column)
     checks.fail(pc.is_null(text), MISSING_DATE)
     parsed = pc.strptime(text, format=date_format, unit="s", error_is_null=True)
+    # Arrow's strptime rolls an impossible day over (2024-02-30 reads as 2024-03-01): a date
+    # that does not print back as written is read again by Python's, which refuses those
+    # (and accepts what only differs in padding, such as 2024-1-2).
+    printed = pc.strftime(parsed, format=date_format)
+    odd = pc.fill_null(pc.not_equal(printed, text), False)
+    if pc.any(odd).as_py():
+        values = parsed.to_pylist()
+        for i in pc.indices_nonzero(odd).to_pylist():
+            values[i] = _python_date(text[i].as_py(), date_format)
+        parsed = pa.array(values, pa.timestamp("s"))
     checks.fail(pc.and_(pc.is_valid(text), pc.is_null(parsed)), BAD_DATE)
     return pc.cast(parsed, pa.date32())
+
+
+def _python_date(text: str, date_format: str) -> datetime | None:
+    try:
+        return datetime.strptime(text, date_format)  # noqa: DTZ007 - a calendar day
+    except ValueError:
+        return None
 
 
 def _whole_numbers(

@@ -8,7 +8,7 @@ source's bytes the read is (the progress bar's measure).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal
 
@@ -38,6 +38,25 @@ _SUFFIXES: Final[dict[str, Format]] = {
 BATCH_ROWS: Final = 128 * 1024
 #: CSV block size (bytes read at once; a batch is one block's rows).
 CSV_BLOCK_BYTES: Final = 8 << 20
+
+
+@dataclass(frozen=True)
+class Malformed:
+    """A CSV line that does not split into the header's fields (skipped, quarantined)."""
+
+    line: int
+    detail: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Some rows of a source file, how far through its bytes they reach, and the malformed
+    lines met on the way (CSV)."""
+
+    rows: pa.Table
+    position: int
+    malformed: list[Malformed] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -128,9 +147,7 @@ def open_source(
     return Source(name, filesystem, files)
 
 
-def batches(
-    source: Source, file: SourceFile, mapping: ColumnMapping
-) -> Iterator[tuple[pa.Table, int]]:
+def batches(source: Source, file: SourceFile, mapping: ColumnMapping) -> Iterator[Batch]:
     """The mapped columns of ``file`` in batches, each with the bytes of the file read so far
     (an estimate for Parquet: its share of the rows)."""
     uri = source.file_uri(file)
@@ -139,7 +156,7 @@ def batches(
             yield from _parquet_batches(source.filesystem, file, mapping, uri)
         else:
             yield from _csv_batches(source.filesystem, file, mapping, uri)
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowKeyError) as e:
         raise InvalidInputError(f"{uri}: {e}") from e
     except OSError as e:
         raise TransientError(f"read {uri}: {e}") from e
@@ -147,7 +164,7 @@ def batches(
 
 def _parquet_batches(
     filesystem: fs.FileSystem, file: SourceFile, mapping: ColumnMapping, uri: str
-) -> Iterator[tuple[pa.Table, int]]:
+) -> Iterator[Batch]:
     with filesystem.open_input_file(file.path) as handle:
         parquet = pq.ParquetFile(handle)
         mapping.check_columns(parquet.schema_arrow.names, uri)
@@ -155,7 +172,7 @@ def _parquet_batches(
         done = 0
         for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=mapping.source_columns):
             done += batch.num_rows
-            yield pa.Table.from_batches([batch]), file.size * done // total
+            yield Batch(pa.Table.from_batches([batch]), file.size * done // total)
 
 
 class _Counted:
@@ -180,22 +197,31 @@ class _Counted:
 
 def _csv_batches(
     filesystem: fs.FileSystem, file: SourceFile, mapping: ColumnMapping, uri: str
-) -> Iterator[tuple[pa.Table, int]]:
+) -> Iterator[Batch]:
     compression = "gzip" if file.path.lower().endswith(".gz") else None
     with filesystem.open_input_stream(file.path, compression=compression) as raw:
         counted = _Counted(raw)
         text = {name: pa.string() for name in mapping.source_columns}
+
+        def malformed(row: csv.InvalidRow) -> str:
+            # A line with too few or too many fields: quarantined, the file goes on.
+            detail = f"{row.actual_columns} fields where the header has {row.expected_columns}"
+            found.append(Malformed(row.number, detail, row.text))
+            return "skip"
+
+        found: list[Malformed] = []
         try:
             reader = csv.open_csv(
                 pa.PythonFile(counted, mode="r"),
                 read_options=csv.ReadOptions(block_size=CSV_BLOCK_BYTES, use_threads=True),
+                parse_options=csv.ParseOptions(invalid_row_handler=malformed),
                 convert_options=csv.ConvertOptions(
                     column_types=text,
                     include_columns=mapping.source_columns,
                     strings_can_be_null=True,
                 ),
             )
-        except pa.ArrowInvalid as e:
+        except (pa.ArrowInvalid, pa.ArrowKeyError) as e:
             if "include_columns" not in str(e):
                 raise
             mapping.check_columns(_header(filesystem, file.path, compression), uri)
@@ -203,7 +229,12 @@ def _csv_batches(
         for batch in reader:
             position = min(counted.read_bytes, file.size)
             for start in range(0, batch.num_rows, BATCH_ROWS):
-                yield pa.Table.from_batches([batch.slice(start, BATCH_ROWS)]), position
+                yield Batch(
+                    pa.Table.from_batches([batch.slice(start, BATCH_ROWS)]), position, found
+                )
+                found = []
+        if found:
+            yield Batch(pa.table({c: pa.array([], pa.string()) for c in text}), file.size, found)
 
 
 def _header(filesystem: fs.FileSystem, path: str, compression: str | None) -> list[str]:
