@@ -16,7 +16,7 @@ from typing import Any
 
 import boto3
 
-from pipeline.errors import ConfigurationError
+from pipeline.errors import ConfigurationError, InvalidInputError
 from pipeline.history import ColumnMapping, run_import
 from pipeline.history.source import FORMATS
 from pipeline.job_protocol import Progress, engine, run_job
@@ -45,17 +45,21 @@ def import_history(options: dict[str, str], progress: Progress) -> dict[str, Any
         raise ConfigurationError(
             f"--format must be one of {', '.join(FORMATS)}, not {file_format!r}"
         )
-    mapping = ColumnMapping.from_options(options)
-    report = run_import(
-        options["source"],
-        mapping,
-        curated_bucket=options["curated_bucket"],
-        database=options["database"],
-        session=boto3.session.Session(),
-        progress=progress,
-        location_defaults=LocationDefaults.from_job_arguments(options),
-        file_format=file_format,  # type: ignore[arg-type]
-    )
+    try:
+        report = run_import(
+            options["source"],
+            ColumnMapping.from_options(options),
+            curated_bucket=options["curated_bucket"],
+            database=options["database"],
+            session=boto3.session.Session(),
+            progress=progress,
+            location_defaults=LocationDefaults.from_job_arguments(options),
+            file_format=file_format,  # type: ignore[arg-type]
+        )
+    except InvalidInputError as e:
+        # The source or the mapping the arguments name cannot be used: a usage error, one
+        # line (a missing file, a mapped column the source lacks), not a traceback.
+        raise ConfigurationError(str(e)) from e
     return report.as_dict()
 
 

@@ -54,8 +54,11 @@ def import_history(
             f"one of {', '.join(FORMATS)}, not {file_format!r}", param_hint="--format"
         )
     if not source.startswith("s3://"):
+        path = Path(source).expanduser().resolve()
+        if not path.exists():
+            raise typer.BadParameter(f"no such file or folder: {source}", param_hint="SOURCE")
         # The job runs in its own process and directory: hand it an absolute path.
-        source = str(Path(source).expanduser().resolve())
+        source = str(path)
     arguments = {
         "--source": source,
         "--sku_id": sku_id,
