@@ -67,7 +67,8 @@ def _history(series: int, days: int, path: Path) -> int:
         }
     )
     pq.write_table(table, path)
-    return table.num_rows
+    rows: int = table.num_rows
+    return rows
 
 
 def _measure(mode: str, bucket: str, database: str) -> None:

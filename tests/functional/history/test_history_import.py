@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -20,15 +21,15 @@ from pipeline.lake.tables import (
     load_table,
     read_rows,
 )
+from pipeline.local.glue_runtime import run_glue_job
 from tests.support.compaction_helpers import event, put_raw, raw_key
 from tests.support.crash import Crash, Crasher
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     import boto3
 
     from pipeline.history import ImportReport
+    from pipeline.local.stack import LocalStack
     from tests.support.compaction_lake import Lake
 
 MAPPING = ColumnMapping(
@@ -297,3 +298,57 @@ def test_given_typed_parquet_on_s3_when_imported_then_typed_values_are_checked_t
     assert [(r["sku_id"], r["units_sold"]) for r in _rows(session, lake, DAILY_DEMAND)] == [
         ("A", 1)
     ]
+
+
+def test_given_the_glue_job_when_run_from_its_artifacts_then_it_imports_and_reports_progress(
+    shared_stack: LocalStack, lake: Lake, session: boto3.session.Session, tmp_path: Path
+) -> None:
+    source = str(_write(tmp_path / "history.csv", GOOD + BAD))
+    steps: list[tuple[str, int, int]] = []
+    mapping = {f"--{k}": v for k, v in MAPPING.as_options().items()}
+
+    report = run_glue_job(
+        shared_stack,
+        "ImportHistoryJob",
+        arguments={
+            "--source": source,
+            "--curated_bucket": lake.curated,
+            "--database": lake.database,
+            **mapping,
+        },
+        progress=lambda *step: steps.append(step),
+    )
+
+    assert (report["rows_valid"], report["rows_quarantined"]) == (4, 4)
+    assert report["quarantine"] == f"s3://{lake.curated}/{quarantine_key(source)}"
+    assert _rows(session, lake, DAILY_DEMAND) == EXPECTED_DEMAND
+    assert list(dict.fromkeys(step[0] for step in steps)) == [
+        "read source",
+        "write days",
+        "commit tables",
+    ]
+    assert steps[-1] == ("commit tables", 2, 2)
+
+
+#: The M5 subset beside the repository (``../shared``), never copied into it.
+M5 = Path(__file__).resolve().parents[3].parent / "shared/data/m5_subset"
+
+
+@pytest.mark.skipif(not (M5 / "m5_subset_944.parquet").exists(), reason="no M5 subset here")
+def test_given_m5_series_when_imported_then_daily_demand_has_every_row_and_unit(
+    lake: Lake, session: boto3.session.Session, tmp_path: Path
+) -> None:
+    import pyarrow.compute as pc  # noqa: PLC0415
+
+    rows = pq.read_table(
+        M5 / "m5_subset_944.parquet", columns=["item_id", "store_id", "date", "sales"]
+    )
+    some = rows.filter(pc.is_in(rows.column("item_id"), pc.unique(rows.column("item_id"))[:5]))
+    pq.write_table(some, tmp_path / "m5.parquet")
+    mapping = ColumnMapping(sku_id="item_id", location_id="store_id", date="date", units="sales")
+
+    report = _import(lake, session, str(tmp_path / "m5.parquet"), mapping=mapping)
+
+    demand = read_rows(iceberg_catalog(session), lake.database, DAILY_DEMAND)
+    assert report.rows_valid == demand.num_rows == some.num_rows
+    assert pc.sum(demand.column("units_sold")).as_py() == int(pc.sum(some.column("sales")).as_py())
