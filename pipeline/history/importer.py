@@ -444,8 +444,10 @@ class _Import:
             self.added[table.name()[-1]].append(entry)
 
     def write_quarantine(self, key: str) -> None:
-        """The refused rows, one NDJSON object per source (replaced by each import of it)."""
+        """The refused rows, one NDJSON object per source (replaced by each import of it;
+        removed by one that refuses none, so it never tells of rows a fixed file lacks)."""
         if self._quarantine is None:
+            self.store.delete(self.bucket, key)
             return
         self._quarantine.close()
         self.store.upload(self.work / "quarantine.ndjson", self.bucket, key)

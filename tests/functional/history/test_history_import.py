@@ -162,13 +162,18 @@ def test_given_a_corrected_file_when_imported_again_then_its_rows_replace_the_ea
     lake: Lake, session: boto3.session.Session, tmp_path: Path
 ) -> None:
     path = tmp_path / "history.csv"
-    _import(lake, session, str(_write(path, GOOD)))
+    _import(lake, session, str(_write(path, GOOD + BAD)))
+    s3 = session.client("s3")
+    assert s3.list_objects_v2(Bucket=lake.curated, Prefix="quarantine/import/")["KeyCount"] == 1
 
     report = _import(
         lake, session, str(_write(path, [GOOD[0], "SKU-1,LOC-1,2024-03-02,9,2.50,false,0"]))
     )
 
     assert (report.history_days_written, report.demand_days_written) == (1, 1)
+    assert report.quarantine == ""
+    # The fixed file refused nothing: its quarantine object is gone.
+    assert s3.list_objects_v2(Bucket=lake.curated, Prefix="quarantine/import/")["KeyCount"] == 0
     demand = {
         (r["sku_id"], r["date"].day): r["units_sold"] for r in _rows(session, lake, DAILY_DEMAND)
     }
