@@ -60,6 +60,8 @@ BENCHES = (
         "curated_growing_day", "Curated bytes written on a growing day (Iceberg appends)", (), 300
     ),
     Bench("query_planning", "Local query time as an Iceberg table's commits grow", (), 300),
+    # Quick mode: 200 series x 365 days (73,000 rows), two rounds.
+    Bench("history_import", "History import vs bare pyarrow (daily history -> Iceberg)", (), 300),
     # Four 28-day windows, AutoETS on all 944 series of each as the baseline (~2.5 min a
     # window with n_jobs=2 on 2 idle cores).
     Bench("forecaster", "Forecaster vs AutoETS (M5 subset, 944 series, 4 windows)", (), 1500),

@@ -16,7 +16,19 @@ import typer
 from rich.text import Text
 from typer.core import TyperGroup
 
-from pipeline.cli import adopt, api, curated, demo, failed, forecast, kcl, local, quarantine, stream
+from pipeline.cli import (
+    adopt,
+    api,
+    curated,
+    demo,
+    failed,
+    forecast,
+    history,
+    kcl,
+    local,
+    quarantine,
+    stream,
+)
 from pipeline.cli.console import err_console, printable
 from pipeline.errors import PipelineError
 
@@ -76,6 +88,7 @@ app.add_typer(api.app, name="api")
 app.add_typer(api.users_app, name="users")
 app.command()(api.token)
 app.command()(curated.compact)
+app.command("import")(history.import_history)
 app.command()(curated.query)
 app.command("adopt-hive")(adopt.adopt_hive)
 app.add_typer(quarantine.app, name="quarantine")

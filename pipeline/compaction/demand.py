@@ -218,8 +218,22 @@ class DemandBuilder:
             sales.add(batch)
         return self.finish(day, sales)
 
-    def finish(self, day: date, sales: DaySales) -> pa.Table:
-        """The daily demand rows of ``day`` from its reduced sales; advances the carry."""
+    def finish(self, day: date, sales: DaySales, history: pa.Table | None = None) -> pa.Table:
+        """The daily demand rows of ``day`` from its reduced sales; advances the carry.
+
+        ``history``: imported history rows of ``day`` (``demand_history``'s columns). A
+        pair with no event that day takes its history row (and its stock carries on); a
+        pair with events keeps what the stream says (:func:`with_history`).
+        """
+        rows = self._finish(day, sales)
+        if history is None or history.num_rows == 0:
+            return rows
+        events = sales.reduced().select(_KEYS)
+        rows = with_history(rows, history, events)
+        self.carry = rows.select(_CARRY_SCHEMA.names).cast(_CARRY_SCHEMA).combine_chunks()
+        return rows
+
+    def _finish(self, day: date, sales: DaySales) -> pa.Table:
         today = sales.reduced().select(["sku_id", "location_id", *_TODAY])
         joined = self.carry.join(today, _KEYS, join_type="full outer", use_threads=False)
         joined = joined.sort_by(_PAIR_ORDER)
@@ -242,6 +256,45 @@ class DemandBuilder:
             ],
             schema=DAILY_DEMAND_SCHEMA,
         )
+
+
+def history_demand(history: pa.Table) -> pa.Table:
+    """Imported history rows (``demand_history``'s columns) as ``daily_demand`` rows: the
+    units as sold, none returned, the stock as the source gave it (none: null, and no
+    stockout), its price as the day's mean selling price."""
+    stock = history.column("end_of_day_stock")
+    return pa.table(
+        [
+            history.column("sku_id"),
+            history.column("location_id"),
+            history.column("date"),
+            history.column("units_sold"),
+            pa.repeat(pa.scalar(0, pa.int64()), history.num_rows),
+            stock,
+            pc.fill_null(pc.equal(stock, 0), False),
+            history.column("avg_unit_price"),
+        ],
+        schema=DAILY_DEMAND_SCHEMA,
+    )
+
+
+def with_history(rows: pa.Table, history: pa.Table, events: pa.Table) -> pa.Table:
+    """One day's ``daily_demand`` ``rows`` with imported ``history`` of that day over them,
+    for every pair without a streamed event that day (``events``: the pairs with one).
+
+    The overlap rule: a SKU x location x day with streamed events is the stream's; any
+    other pair with history that day is the history's. Sorted by pair, as the builder's.
+    """
+    history = history.select(DAILY_DEMAND_SCHEMA.names[:3] + ["units_sold", "end_of_day_stock",
+                             "avg_unit_price"])  # fmt: skip
+    kept = history.join(events.select(_KEYS), _KEYS, join_type="left anti", use_threads=False)
+    if kept.num_rows == 0:
+        return rows
+    others = rows.join(kept.select(_KEYS), _KEYS, join_type="left anti", use_threads=False)
+    merged = pa.concat_tables(
+        [others.select(DAILY_DEMAND_SCHEMA.names).cast(DAILY_DEMAND_SCHEMA), history_demand(kept)]
+    )
+    return merged.sort_by(_PAIR_ORDER).combine_chunks()
 
 
 def local_dates(rows: pa.Table, locations: Locations) -> pa.Array:

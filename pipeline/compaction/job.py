@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import boto3
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.compaction.demand import DEMAND_INPUT, DemandBuilder, LocalDays
@@ -77,6 +78,7 @@ from pipeline.lake.adopt import refuse_unadopted
 from pipeline.lake.locations import LocationDefaults, Locations, load_locations
 from pipeline.lake.tables import (
     DAILY_DEMAND,
+    DEMAND_HISTORY,
     SALES,
     TableSpec,
     data_key,
@@ -84,6 +86,7 @@ from pipeline.lake.tables import (
     days_filter,
     ensure_table,
     iceberg_catalog,
+    load_table,
     planned_files,
     translated,
     with_partition_columns,
@@ -148,6 +151,10 @@ def open_tables(
         table = ensure_table(catalog, database, curated_bucket, spec)
         refuse_unadopted(store, curated_bucket, table, spec)
         tables[spec.name] = table
+    # Imported history, laid over the days the run rebuilds (none before a first import).
+    history = load_table(catalog, database, DEMAND_HISTORY)
+    if history is not None:
+        tables[DEMAND_HISTORY.name] = history
     return tables
 
 
@@ -509,6 +516,14 @@ class _Run:
             rows = table.scan(row_filter=day_filter(day)).to_arrow()
         return rows
 
+    def _history(self, first: date) -> pa.Table | None:
+        """The imported history from ``first`` on (``None``: nothing was ever imported)."""
+        table = self.tables.result().get(DEMAND_HISTORY.name)
+        if table is None:
+            return None
+        with translated(f"read {DEMAND_HISTORY.name}", table.name()[-1]):
+            return table.scan(row_filter=f"date >= '{first.isoformat()}'").to_arrow()
+
     def write_days(self, spool: DaySpool, plan: DemandPlan) -> list[date]:
         """Write the touched days' new ``sales`` rows and the ``daily_demand`` the plan
         rebuilds, as new data files of the tables (committed by :meth:`commit_tables`).
@@ -523,6 +538,7 @@ class _Run:
         touched = set(spool.days) & set(days)
         files = planned_files(self.table(SALES), days)
         previous = self.pool.submit(self._previous_demand, plan.first - timedelta(days=1))
+        history = self.pool.submit(self._history, plan.first)
         builder: DemandBuilder | None = None
         local = LocalDays(plan.locations, plan.first)
         written: list[date] = []
@@ -541,12 +557,13 @@ class _Run:
                 builder = demand_builder(previous.result())
             complete = plan.complete_through(day)
             while (next_day := plan.first + timedelta(days=len(written))) <= complete:
-                self._write_demand(next_day, builder.finish(next_day, local.take(next_day)))
+                rows = builder.finish(next_day, local.take(next_day), history_of(history, next_day))
+                self._write_demand(next_day, rows)
                 written.append(next_day)
             self.report_progress("write partitions", i + 1, len(days))
         assert builder is not None  # noqa: S101 - the plan reads at least one day
         for day in plan.local_days(local.last)[len(written) :]:
-            self._write_demand(day, builder.finish(day, local.take(day)))
+            self._write_demand(day, builder.finish(day, local.take(day), history_of(history, day)))
             written.append(day)
         return written
 
@@ -627,6 +644,14 @@ def commit(table: Table, files: list[str], replace: str | None = None) -> None:
         # Fresh names (the run id): no need to scan the table for a file added twice.
         transaction.add_files(files, check_duplicate_files=False)
         transaction.commit_transaction()
+
+
+def history_of(history: Future[pa.Table | None] | pa.Table | None, day: date) -> pa.Table | None:
+    """The imported history rows of ``day`` (``None``: none at all)."""
+    rows = history.result() if isinstance(history, Future) else history
+    if rows is None or rows.num_rows == 0:
+        return None
+    return rows.filter(pc.equal(rows.column("date"), pa.scalar(day, pa.date32())))
 
 
 def demand_builder(previous: pa.Table) -> DemandBuilder:

@@ -69,3 +69,21 @@ SALES_TABLE: Final = "sales"
 DAILY_DEMAND_TABLE: Final = "daily_demand"
 #: Every partition is one Parquet object with this fixed name (see pipeline.compaction).
 PART_FILE: Final = "part-00000.parquet"
+
+#: The curated ``demand_history`` table: the daily history ``fmcg import`` loaded
+#: (:mod:`pipeline.history`), one row per SKU x location x day as the source said it, with
+#: the source it came from. ``daily_demand`` takes these rows where the stream has no event
+#: of that SKU, location and day; compaction keeps them there when it rebuilds a day.
+DEMAND_HISTORY_SCHEMA: Final = pa.schema(
+    [
+        ("sku_id", pa.string()),
+        ("location_id", pa.string()),
+        ("date", pa.date32()),
+        ("units_sold", pa.int64()),
+        ("end_of_day_stock", pa.int64()),
+        ("avg_unit_price", pa.float64()),
+        ("promotion", pa.bool_()),
+        ("source", pa.string()),
+    ]
+)
+DEMAND_HISTORY_TABLE: Final = "demand_history"

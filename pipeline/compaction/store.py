@@ -123,6 +123,15 @@ class LakeStore:
                 e, f"put s3://{bucket}/{key}", service="s3", resource=f"s3://{bucket}/{key}"
             ) from e
 
+    def delete(self, bucket: str, key: str) -> None:
+        """Delete one object (none there is fine: S3 answers the same)."""
+        try:
+            self._s3.delete_object(Bucket=bucket, Key=key)
+        except (ClientError, BotoCoreError) as e:
+            raise translate(
+                e, f"delete s3://{bucket}/{key}", service="s3", resource=f"s3://{bucket}/{key}"
+            ) from e
+
     def upload(self, path: Path, bucket: str, key: str) -> None:
         """Upload a local file; readers see the old or the new object, never a mix.
 

@@ -41,6 +41,8 @@ from pipeline.aws_errors import translate
 from pipeline.compaction.schema import (
     DAILY_DEMAND_SCHEMA,
     DAILY_DEMAND_TABLE,
+    DEMAND_HISTORY_SCHEMA,
+    DEMAND_HISTORY_TABLE,
     SALES_SCHEMA,
     SALES_TABLE,
 )
@@ -107,6 +109,10 @@ SALES: Final = TableSpec(SALES_TABLE, SALES_SCHEMA, None)  # by event_time's UTC
 DAILY_DEMAND: Final = TableSpec(DAILY_DEMAND_TABLE, DAILY_DEMAND_SCHEMA, "date")
 FORECASTS: Final = TableSpec(FORECASTS_TABLE, FORECASTS_SCHEMA, "date")
 TABLES: Final = (SALES, DAILY_DEMAND, FORECASTS)
+#: Imported daily history (:mod:`pipeline.history`); created by the first import, read by
+#: compaction when it rebuilds days of ``daily_demand``. Not in :data:`TABLES`: maintenance
+#: and ``adopt-hive`` (both older than it) leave it alone.
+DEMAND_HISTORY: Final = TableSpec(DEMAND_HISTORY_TABLE, DEMAND_HISTORY_SCHEMA, "date")
 
 
 def iceberg_catalog(session: boto3.session.Session) -> Catalog:

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 ROOT: Final = Path(__file__).resolve().parents[2]
-SCRIPTS: Final = ("compact_sales.py", "forecast_demand.py")
+SCRIPTS: Final = ("compact_sales.py", "forecast_demand.py", "import_history.py")
 #: What goes into the wheel's build: the package and the files its metadata reads.
 _WHEEL_SOURCES: Final = ("pipeline", "pyproject.toml", "README.md")
 _STAMP: Final = ".sources-digest"

@@ -52,6 +52,7 @@ from pipeline.compaction.job import (
     DemandPlan,
     committed,
     demand_plan,
+    history_of,
     quarantine_skipped_locations,
 )
 from pipeline.compaction.lateness import Lateness
@@ -63,6 +64,7 @@ from pipeline.lake import compaction_quarantine_key
 from pipeline.lake.locations import LocationDefaults, load_locations
 from pipeline.lake.tables import (
     DAILY_DEMAND,
+    DEMAND_HISTORY,
     PARTITION_COLUMNS,
     SALES,
     days_filter,
@@ -373,11 +375,12 @@ def _replace_demand(spark: SparkSession, database: str, plan: DemandPlan) -> lis
     demand = table_name(database, DAILY_DEMAND.name)
     previous = spark.table(demand).where(days_filter([plan.first - timedelta(days=1)]))
     builder = DemandBuilder.from_previous_day(collect_arrow(previous))
+    history = _imported_history(spark, database, plan.first)
     built = []
     for day in days:
         # A local day's reductions in UTC-day order, as one process keeps them.
         pieces = [t for _, t in sorted(parts.pop(day, []), key=lambda p: p[0])]
-        rows = builder.finish(day, DaySales(parts=pieces))
+        rows = builder.finish(day, DaySales(parts=pieces), history_of(history, day))
         built.append(with_partition_columns(rows, DAILY_DEMAND, day))
     if built:
         rows = pa.concat_tables(built)
@@ -387,6 +390,18 @@ def _replace_demand(spark: SparkSession, database: str, plan: DemandPlan) -> lis
         with committing(demand):
             frame.writeTo(demand).options(**UNSHUFFLED).overwrite(days_condition(days))
     return days
+
+
+def _imported_history(spark: SparkSession, database: str, first: date) -> pa.Table | None:
+    """The imported history (``demand_history``) from ``first`` on, as the single engine
+    reads it; ``None`` before a first import created the table."""
+    from pyspark.errors import AnalysisException
+
+    try:
+        frame = spark.table(table_name(database, DEMAND_HISTORY.name))
+    except AnalysisException:
+        return None
+    return collect_arrow(frame.where(f"date >= DATE '{first.isoformat()}'"))
 
 
 def reduce_days(plan: DemandPlan, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:

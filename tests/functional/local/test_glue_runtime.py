@@ -25,7 +25,7 @@ from pipeline.packaging.glue_artifacts import wheel_name
 if TYPE_CHECKING:
     from pathlib import Path
 
-JOBS = ("CompactSalesJob", "ForecastDemandJob")
+JOBS = ("CompactSalesJob", "ForecastDemandJob", "ImportHistoryJob")
 
 
 def _wheelhouse_entry(filename_start: str) -> str:

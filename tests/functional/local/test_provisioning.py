@@ -33,7 +33,7 @@ def test_given_template_when_provisioned_then_every_declared_resource_exists(sta
     assert ttl["TimeToLiveDescription"]["AttributeName"] == "ttl"
     glue = session.client("glue")
     assert glue.get_database(Name=stack.ref("LakeDatabase"))["Database"]["Name"]
-    for job in ("CompactSalesJob", "ForecastDemandJob"):
+    for job in ("CompactSalesJob", "ForecastDemandJob", "ImportHistoryJob"):
         spec = glue.get_job(JobName=stack.ref(job))["Job"]
         assert spec["ExecutionProperty"] == {"MaxConcurrentRuns": 1}, job
     groups = session.client("cognito-idp").list_groups(UserPoolId=stack.ref("UserPool"))

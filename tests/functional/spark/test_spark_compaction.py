@@ -10,6 +10,8 @@ from pipeline.lake.tables import DAILY_DEMAND, SALES, iceberg_catalog
 from pipeline.spark.compaction import run_compaction_spark
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from pyspark.sql import SparkSession
 
     from pipeline.local.stack import LocalStack
@@ -81,4 +83,41 @@ def test_given_two_runs_with_duplicates_when_compacted_on_spark_then_each_event_
     assert [(str(r["date"]), r["units_sold"], r["end_of_day_stock"]) for r in got] == [
         ("2024-05-10", 4, None),
         ("2024-05-11", 2, 4),
+    ]
+
+
+def test_given_imported_history_when_spark_rebuilds_its_day_then_pairs_without_events_keep_it(
+    stack: LocalStack, spark: SparkSession, tmp_path: Path
+) -> None:
+    from pipeline.history import ColumnMapping, run_import
+
+    lake = _lake(stack)
+    session = stack.session()
+    _put(stack, lake["raw_bucket"], "sales/2024/05/11/shardId-0-000001-000001.json",
+         [_event("a", 10)])  # fmt: skip
+    run_compaction_spark(spark=spark, session=session, **lake)
+    (tmp_path / "h.csv").write_text(
+        "sku,loc,day,units,stock\nA,L1,2024-05-10,9,1\nB,L1,2024-05-10,5,3\n"
+    )
+    mapping = ColumnMapping("sku", "loc", "day", "units", end_of_day_stock="stock")
+    imported = run_import(
+        str(tmp_path / "h.csv"),
+        mapping,
+        curated_bucket=lake["curated_bucket"],
+        database=lake["database"],
+        session=session,
+    )
+    # A late event of the same day: Spark rebuilds 2024-05-10.
+    _put(stack, lake["raw_bucket"], "sales/2024/05/11/shardId-0-000002-000002.json",
+         [_event("b", 10, sku_id="C")])  # fmt: skip
+    run_compaction_spark(spark=spark, session=session, **lake)
+
+    demand = iceberg_catalog(session).load_table((lake["database"], DAILY_DEMAND.name))
+    got = demand.scan().to_arrow().sort_by("sku_id").to_pylist()
+    assert imported.rows_superseded_by_stream == 1
+    # A is the stream's (its event), B the history's (no event), C the stream's.
+    assert [(r["sku_id"], r["units_sold"], r["end_of_day_stock"]) for r in got] == [
+        ("A", 2, None),
+        ("B", 5, 3),
+        ("C", 2, None),
     ]

@@ -142,12 +142,14 @@ def test_given_the_glue_jobs_when_read_then_each_has_a_role_scoped_to_its_own_pr
     roles = {lid: job["Properties"]["Role"]["Fn::GetAtt"][0] for lid, job in jobs.items()}
     compact = role_statements(cfn_template, roles["CompactSalesJob"])
     forecast = role_statements(cfn_template, roles["ForecastDemandJob"])
+    imports = role_statements(cfn_template, roles["ImportHistoryJob"])
 
-    assert len(set(roles.values())) == len(roles) == 2
+    assert len(set(roles.values())) == len(roles) == 3
     assert _object_prefixes(compact, "RawBucket") == {"sales/*"}
     assert _object_prefixes(compact, "CuratedBucket") == {
         "sales/*",
         "daily_demand/*",
+        "demand_history/*",
         "quarantine/compaction/*",
         "_state/compaction/*",
         "reference/locations/*",
@@ -160,7 +162,20 @@ def test_given_the_glue_jobs_when_read_then_each_has_a_role_scoped_to_its_own_pr
         "reference/calendar/*",
         "reference/promotions/*",
     }
-    for statements in (compact, forecast):
+    assert _object_prefixes(imports, "RawBucket") == set()
+    assert _object_prefixes(imports, "CuratedBucket") == {
+        "imports/*",
+        "sales/*",
+        "daily_demand/*",
+        "demand_history/*",
+        "quarantine/import/*",
+        "reference/locations/*",
+    }
+    # The history files and the streamed sales are only read.
+    for s in imports:
+        if "imports/*" in str(s.get("Resource")) and "s3:ListBucket" not in str(s["Action"]):
+            assert as_list(s["Action"]) == ["s3:GetObject"]
+    for statements in (compact, forecast, imports):
         # The locations table and the calendar are reference data: read, never written.
         for s in statements:
             if "reference/" in str(s.get("Resource")):

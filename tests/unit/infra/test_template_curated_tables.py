@@ -55,9 +55,35 @@ def test_given_the_compaction_role_then_it_commits_to_sales_and_daily_demand_onl
     cfn_template: dict[str, Any],
 ) -> None:
     grants = _glue_grants(_job_role(cfn_template, "CompactSalesJob"))
+    # demand_history is only read: its rows are laid over the demand days a run rebuilds.
     assert grants == {
-        action: {"sales", "daily_demand"}
-        for action in ("glue:GetDatabase", "glue:GetTable", "glue:CreateTable", "glue:UpdateTable")
+        "glue:GetDatabase": {"sales", "daily_demand", "demand_history"},
+        "glue:GetTable": {"sales", "daily_demand", "demand_history"},
+        "glue:CreateTable": {"sales", "daily_demand"},
+        "glue:UpdateTable": {"sales", "daily_demand"},
+    }
+
+
+def test_given_the_import_role_then_it_reads_sales_and_commits_to_the_demand_tables(
+    cfn_template: dict[str, Any],
+) -> None:
+    grants = _glue_grants(_job_role(cfn_template, "ImportHistoryJob"))
+    assert grants == {
+        "glue:GetDatabase": {"sales", "daily_demand", "demand_history"},
+        "glue:GetTable": {"sales", "daily_demand", "demand_history"},
+        "glue:CreateTable": {"daily_demand", "demand_history"},
+        "glue:UpdateTable": {"daily_demand", "demand_history"},
+    }
+
+
+def test_given_the_import_job_then_it_runs_alone_on_one_process(
+    cfn_template: dict[str, Any],
+) -> None:
+    job = cfn_template["Resources"]["ImportHistoryJob"]["Properties"]
+    assert job["ExecutionProperty"] == {"MaxConcurrentRuns": 1}
+    assert job["DefaultArguments"]["--engine"] == "single"
+    assert job["Command"]["ScriptLocation"] == {
+        "Fn::Sub": "s3://${ArtifactsBucket}/glue/import_history.py"
     }
 
 

@@ -19,7 +19,7 @@ from pipeline.packaging.glue_artifacts import wheel_name
 from pipeline.packaging.locks import glue_lock
 from pipeline.packaging.wheelhouse import LockedWheel, job_modules, unlocked
 
-JOBS = ("CompactSalesJob", "ForecastDemandJob")
+JOBS = ("CompactSalesJob", "ForecastDemandJob", "ImportHistoryJob")
 BUCKET = "${ArtifactsBucket}"
 WHEELHOUSE = re.compile(rf"s3://{re.escape(BUCKET)}/glue/wheelhouse/[0-9a-f]{{64}}/[^/]+\.whl")
 #: Every manylinux tag a glibc 2.34 x86_64 system (Glue 5.1's Amazon Linux 2023) accepts.
