@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -181,8 +182,10 @@ def backtest_run(series: int, prices: bool = True) -> dict[str, Any]:
         ]  # fmt: skip
         if not prices:
             command.append("--no-prices")
+        # This checkout's code, whichever checkout the environment's entry point was made in.
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
         started = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True)  # noqa: S603
+        subprocess.run(command, check=True, capture_output=True, env=env)  # noqa: S603
         seconds = time.perf_counter() - started
         # Linux reports ru_maxrss in KiB: the largest of the finished children (the CLI
         # is the largest: the builder wrote one copy of the series at a time).

@@ -206,7 +206,10 @@ def read_backtest_data(path: Path | str) -> BacktestData:
 
     def batches(names: list[str]) -> Iterator[pa.RecordBatch]:
         try:
-            yield from dataset.to_batches(columns=names, batch_size=BATCH_ROWS)
+            # Little read-ahead: the batches in flight, not the table, set the memory.
+            yield from dataset.to_batches(
+                columns=names, batch_size=BATCH_ROWS, batch_readahead=1, fragment_readahead=1
+            )
         except (OSError, ValueError) as e:
             raise _unreadable(path, e) from e
 
