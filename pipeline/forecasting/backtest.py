@@ -87,7 +87,9 @@ class Inputs:
 
     ``history`` ``(series, days)`` from ``start`` through the cutoff (NaN before a series'
     first row), ``actual`` the horizon's sales ``(series, horizon)`` (NaN: no row), and
-    ``relative_price`` the job's price covariate (``None``: no series has a price).
+    ``relative_price`` the job's price covariate (``None``: no series has a price) over
+    the history's days from ``fitted_from`` on (the days the forecaster fits) and the
+    horizon's.
     """
 
     keys: pd.DataFrame
@@ -98,6 +100,7 @@ class Inputs:
     relative_price: Matrix | None
     priced_series: int
     planned_days: int
+    fitted_from: int = 0
 
     def horizon_dates(self) -> pd.DatetimeIndex:
         return pd.date_range(
@@ -118,11 +121,19 @@ def backtest(
 
     ``prices=False`` ignores the ``price`` and ``promotion`` columns (for comparison)."""
     source = data if isinstance(data, BacktestData) else from_frame(data)
+    config = config or ForecasterConfig(horizon=horizon)
     started = time.perf_counter()
-    inputs = read_inputs(source, cutoff=cutoff, horizon=horizon, prices=prices)
+    inputs = read_inputs(
+        source, cutoff=cutoff, horizon=horizon, prices=prices, fit_days=config.fit_days
+    )
     history, actual = inputs.history, inputs.actual
-    covariates = key_covariates(inputs.keys, inputs.start, calendar, inputs.relative_price)
-    result = forecast(history, config or ForecasterConfig(horizon=horizon), covariates)
+    # The forecaster fits the last ``fit_days`` only: given just those (and the covariates
+    # from their first day), it forecasts exactly what it would from the whole history.
+    fitted = inputs.fitted_from
+    covariates = key_covariates(
+        inputs.keys, inputs.start + pd.Timedelta(days=fitted), calendar, inputs.relative_price
+    )
+    result = forecast(history[:, fitted:], config, covariates)
     seconds = time.perf_counter() - started
     del covariates  # the relative prices: series x days
     # The mean of the known values of the last 28 days (0 without one), held flat.
@@ -317,8 +328,10 @@ def read_inputs(
     cutoff: pd.Timestamp | str | None,
     horizon: int,
     prices: bool = True,
+    fit_days: int | None = None,
 ) -> Inputs:
-    """The backtest's matrices from ``source`` in two passes over its batches."""
+    """The backtest's matrices from ``source`` in two passes over its batches (the relative
+    prices of the last ``fit_days`` history days only, given ``fit_days``)."""
     location = next((c for c in LOCATION_COLUMNS if c in source.columns), None)
     sku = next((c for c in SKU_COLUMNS if c in source.columns), None)
     named = {k: c for k, c in (("sku_id", sku), ("location_id", location)) if c}
@@ -366,6 +379,8 @@ def read_inputs(
     days_total = cut_day - start_day + 1
     n = len(order)
 
+    fitted_from = max(days_total - fit_days, 0) if fit_days is not None else 0
+
     # Pass 2: the values.
     history = np.zeros((n, days_total))
     sums = np.zeros((n, horizon))
@@ -409,8 +424,9 @@ def read_inputs(
             ahead_prices[~planned] = np.nan
         planned_days = int(np.isfinite(ahead_prices).sum())
         priced = int(np.isfinite(price[:, :days_total]).any(axis=1).sum())
-        relative = relative_prices_chunked(price, days_total)
+        relative = relative_prices_chunked(price, days_total, fitted_from)
         del price
+    pa.default_memory_pool().release_unused()  # the batches' buffers, back to the system
     keys = pd.DataFrame({"id": pd.Series(names[order].tolist())})
     for key, values in attributes.items():
         keys[key] = pd.Series(np.asarray(values, dtype=object)[order].tolist())
@@ -423,18 +439,20 @@ def read_inputs(
         relative_price=relative,
         priced_series=priced,
         planned_days=planned_days,
+        fitted_from=fitted_from,
     )
 
 
-def relative_prices_chunked(price: Matrix, days: int) -> Matrix | None:
+def relative_prices_chunked(price: Matrix, days: int, kept_from: int = 0) -> Matrix | None:
     """:func:`~pipeline.forecasting.prices.price_covariate` of the history's prices
     ``price[:, :days]`` and the planned ones ``price[:, days:]`` (NaN: none): the relative
-    prices, ``None`` when no series has a price; computed in chunks of series (each series'
-    relative price is its own), so that their temporaries stay small."""
+    prices from day ``kept_from`` on, ``None`` when no series has a price; computed in
+    chunks of series (each series' relative price is its own), so that their temporaries
+    stay small."""
     if not np.isfinite(price[:, :days]).any():
         return None
-    out = np.empty(price.shape)
+    out = np.empty((price.shape[0], price.shape[1] - kept_from))
     for s in range(0, price.shape[0], PRICE_CHUNK):
         rows = slice(s, min(s + PRICE_CHUNK, price.shape[0]))
-        out[rows] = relative_prices(price[rows, :days], price[rows, days:])
+        out[rows] = relative_prices(price[rows, :days], price[rows, days:])[:, kept_from:]
     return out

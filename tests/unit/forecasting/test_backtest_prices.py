@@ -13,8 +13,8 @@ import pytest
 from pipeline.errors import TerminalError
 from pipeline.forecasting import backtest as backtest_module
 from pipeline.forecasting.backtest import backtest, from_frame, read_backtest_data, read_inputs
-from pipeline.forecasting.forecaster import ForecasterConfig
-from pipeline.forecasting.job import SERIES_KEYS, job_price_covariate
+from pipeline.forecasting.forecaster import ForecasterConfig, forecast
+from pipeline.forecasting.job import SERIES_KEYS, job_price_covariate, key_covariates
 from pipeline.forecasting.series import to_matrix
 
 if TYPE_CHECKING:
@@ -210,3 +210,20 @@ def test_given_bad_price_or_promotion_columns_when_reading_then_the_reason_is_gi
     frame.assign(price=frame["price"].astype(str)).to_parquet(path)
     with pytest.raises(TerminalError, match=r"^backtest column price must be numeric, not text$"):
         read_inputs(read_backtest_data(path), cutoff=END, horizon=HORIZON)
+
+
+def test_given_a_fit_window_when_backtesting_then_it_forecasts_as_from_the_whole_history() -> None:
+    frame = _backtest_frame(_world(), PROMOTIONS)
+    config = ForecasterConfig(horizon=HORIZON, fit_days=60, global_model=None)
+    whole = read_inputs(from_frame(frame), cutoff=END, horizon=HORIZON)
+    fitted = read_inputs(from_frame(frame), cutoff=END, horizon=HORIZON, fit_days=60)
+    covariates = key_covariates(whole.keys, whole.start, None, whole.relative_price)
+
+    direct = forecast(whole.history, config, covariates)
+    result = backtest(frame, cutoff=END, horizon=HORIZON, config=config)
+
+    assert fitted.fitted_from == DAYS - 60
+    assert whole.relative_price is not None
+    np.testing.assert_array_equal(fitted.relative_price, whole.relative_price[:, DAYS - 60 :])
+    np.testing.assert_array_equal(result.predictions["forecast_val"], direct.point.ravel())
+    np.testing.assert_array_equal(result.predictions["upper_95"], direct.bounds(0.95)[1].ravel())
