@@ -248,10 +248,17 @@ class _Ids:
             column = column.combine_chunks()
         if not pa.types.is_dictionary(column.type):
             column = pc.dictionary_encode(column)
-        values = column.dictionary.to_pylist()
-        lookup = np.array([self.codes.setdefault(v, len(self.codes)) for v in values] + [-1])
-        indices = column.indices.fill_null(len(values)).to_numpy(zero_copy_only=False)
-        return np.asarray(lookup[indices], dtype=np.int64)
+        size = len(column.dictionary)
+        indices = np.asarray(
+            column.indices.fill_null(size).to_numpy(zero_copy_only=False), dtype=np.int64
+        )
+        # A batch of a Parquet row group shares its dictionary: only the values its rows
+        # hold get a code, so that every code has rows.
+        used = np.unique(indices[indices < size])
+        lookup = np.full(size + 1, -1, dtype=np.int64)
+        values = column.dictionary.take(pa.array(used)).to_pylist()
+        lookup[used] = [self.codes.setdefault(v, len(self.codes)) for v in values]
+        return lookup[indices]
 
 
 def _days(column: pa.Array | pa.ChunkedArray) -> npt.NDArray[np.int64]:

@@ -131,10 +131,18 @@ def test_given_batches_when_reading_then_the_matrices_equal_one_long_frame(
 ) -> None:
     frame = _backtest_frame(_world(), PROMOTIONS).sample(frac=1.0, random_state=3)
     frame.to_parquet(tmp_path / "data.parquet", index=False, row_group_size=97)
+    # Sorted, a row group's dictionary holds ids that some of its batches do not.
+    frame.sort_values(["id", "date"]).to_parquet(
+        tmp_path / "sorted.parquet", index=False, row_group_size=500
+    )
     whole = read_inputs(from_frame(frame), cutoff=END, horizon=HORIZON)
     monkeypatch.setattr(backtest_module, "BATCH_ROWS", 61)
 
-    for source in (from_frame(frame), read_backtest_data(tmp_path / "data.parquet")):
+    for source in (
+        from_frame(frame),
+        read_backtest_data(tmp_path / "data.parquet"),
+        read_backtest_data(tmp_path / "sorted.parquet"),
+    ):
         batched = read_inputs(source, cutoff=END, horizon=HORIZON)
         pd.testing.assert_frame_equal(batched.keys, whole.keys)
         np.testing.assert_array_equal(batched.history, whole.history)
