@@ -170,6 +170,9 @@ class Conformal:
                     level: float(np.clip(2 * level - inside[level] / known, *adapted_range(level)))
                     for level in levels
                 }
+                # A wider stated level never takes a narrower interval: they stay nested.
+                for low, high in zip(sorted(used), sorted(used)[1:], strict=False):
+                    used[high] = max(used[high], used[low])
         return cls._grouped(past, actual, levels, sales, group_edges, used=used)
 
     @classmethod

@@ -143,3 +143,21 @@ def test_given_the_config_switch_when_forecasting_then_both_methods_bound_the_sa
     assert any(
         not np.array_equal(adaptive.bounds(level)[1], binned.bounds(level)[1]) for level in LEVELS
     )
+
+
+def test_given_levels_adapted_across_each_other_when_calibrating_then_intervals_stay_nested() -> (
+    None
+):
+    # The 80 % level raised to its top (95 %) and the 95 % one lowered would cross.
+    rng = np.random.default_rng(11)
+    spread = np.concatenate([np.full(4, 0.01), np.full(12, 100.0)])[None, :, None]
+    past = np.full((300, 16, 7), 5.0)
+    actual = np.maximum(past + rng.normal(0, 1, past.shape) * spread, 0.0)
+    sales = np.full(300, 5.0)
+
+    conformal = Conformal.fit(past, actual, LEVELS, sales=sales)
+    bounds = conformal.intervals(past[:, 0], sales)
+
+    assert conformal.levels[0.95] >= conformal.levels[0.8]
+    assert (bounds[0.95][0] <= bounds[0.8][0]).all()
+    assert (bounds[0.8][1] <= bounds[0.95][1]).all()
