@@ -10,8 +10,9 @@
    that blend; each series weighs the two by their errors on held-out weekly origins.
 4. Intervals are conformal (:mod:`.conformal`): the published model's errors at rolling
    origins, divided by ``sqrt(forecast + 0.5)`` (count noise), give empirical quantiles per
-   bin of forecast level, so slow and fast sellers are each covered as stated. Calibrated
-   by construction: it is what this very model's past errors covered.
+   group of series by mean sales and bin of forecast level, so slow and fast sellers are
+   each covered as stated, at a level adapted to how tables fitted on earlier origins
+   covered later ones: what this very model's past errors covered, out of sample.
 """
 
 from __future__ import annotations
@@ -73,6 +74,10 @@ class ForecasterConfig:
     validation_weeks: int = 8
     calibration_origins: int = 182
     levels: tuple[float, ...] = (0.8, 0.95)
+    #: How the intervals are calibrated (:mod:`.conformal`): ``"adaptive"`` (per group of
+    #: series by mean sales, at a level adapted on the calibration origins in time order)
+    #: or ``"binned"`` (the previous calibration: per bin of forecast level alone).
+    interval_method: str = "adaptive"
     #: Series forecast at once: peak memory follows this, not the number of series.
     chunk_series: int = 2048
     #: Series whose errors calibrate the intervals (all of them up to this many).
@@ -425,29 +430,42 @@ def blend(
     past = weight[:, :, None] * held + (1 - weight[:, :, None]) * base
     if closed is not None:
         point = np.where(closed, 0.0, point)
+    sales = mean_sales(y) if fitted.sales is None else fitted.sales
     return ChunkFit(
         point=np.maximum(point, 0.0),
         weights=fitted.weights,
-        calibration=(past[sample], actual[sample]),
+        calibration=(past[sample], actual[sample], sales[sample]),
         level=_NO_PATHS,
         index=_NO_PATHS,
         closed=closed,
+        sales=sales,
     )
 
 
-def calibrate(parts: list[tuple[Matrix, Matrix]], config: ForecasterConfig) -> Conformal:
-    """The conformal table of every chunk's calibration forecasts and actuals."""
+def calibrate(parts: list[tuple[Matrix, Matrix, Matrix]], config: ForecasterConfig) -> Conformal:
+    """The conformal table of every chunk's calibration forecasts, actuals and series'
+    mean daily sales."""
     if not parts:
-        empty = np.zeros((0, config.horizon))
-        return Conformal.fit(empty, empty, config.levels)
+        empty = np.zeros((0, 0, config.horizon))
+        return Conformal.fit(empty, empty, config.levels, method=config.interval_method)
     return Conformal.fit(
-        np.concatenate([p[0].reshape(-1) for p in parts]),
-        np.concatenate([p[1].reshape(-1) for p in parts]),
+        np.concatenate([p[0] for p in parts]),
+        np.concatenate([p[1] for p in parts]),
         config.levels,
+        sales=np.concatenate([p[2] for p in parts]),
+        method=config.interval_method,
     )
 
 
-def calibrated_series(parts: list[tuple[Matrix, Matrix]]) -> int:
+def mean_sales(y: Matrix) -> Matrix:
+    """Each series' mean known daily sales (0 when none is known): its group in the
+    intervals' calibration."""
+    with warnings.catch_warnings(), np.errstate(invalid="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nan_to_num(np.nanmean(y, axis=1)) if y.shape[1] else np.zeros(y.shape[0])
+
+
+def calibrated_series(parts: list[tuple[Matrix, Matrix, Matrix]]) -> int:
     """How many series' errors are in every chunk's calibration forecasts (``parts``)."""
     return sum(p[0].shape[0] for p in parts)
 
@@ -482,15 +500,17 @@ class ChunkFit:
 
     point: Matrix  # (series, horizon)
     weights: Matrix  # (candidates, series)
-    #: Forecasts at rolling origins and their actuals, (sampled series, origins, horizon).
-    calibration: tuple[Matrix, Matrix]
+    #: Forecasts at rolling origins (in time order) and their actuals, (sampled series,
+    #: origins, horizon), and the sampled series' mean daily sales.
+    calibration: tuple[Matrix, Matrix, Matrix]
     level: Matrix  # (series, days): the blend's deseasonalised level after each day
     index: Matrix  # (series, 7, days): the weekday index known after each day
     closed: npt.NDArray[np.bool_] | None = None  # planned closures (series, horizon)
+    sales: Matrix | None = None  # (series,): mean daily sales, the series' interval group
 
     def forecast(self, conformal: Conformal) -> Forecast:
         chosen = np.argmax(self.weights, axis=0)
-        bounds = conformal.intervals(self.point)
+        bounds = conformal.intervals(self.point, self.sales)
         if self.closed is not None:
             bounds = {
                 level: (np.where(self.closed, 0.0, lo), np.where(self.closed, 0.0, hi))
@@ -534,14 +554,22 @@ def fit_chunk(
 
     last = np.array([days - 1])
     point = np.maximum(_from_origins(blended, index, last, horizon)[:, 0, :], 0.0)
-    origins = days - 1 - horizon - np.arange(config.calibration_origins)
+    # In time order: the adaptive calibration scores earlier origins' table on later ones.
+    origins = days - 1 - horizon - np.arange(config.calibration_origins)[::-1]
     origins = origins[origins >= 0]
+    sales = mean_sales(y)
     calibration = (
         _from_origins(blended[sample], index[sample], origins, horizon),
         _actuals(y[sample], origins, horizon),
+        sales[sample],
     )
     return ChunkFit(
-        point=point, weights=weights, calibration=calibration, level=blended, index=index
+        point=point,
+        weights=weights,
+        calibration=calibration,
+        level=blended,
+        index=index,
+        sales=sales,
     )
 
 
