@@ -173,7 +173,12 @@ def backtest(
         "interval": {
             "confidence_lower_upper_level": INTERVAL_LEVEL,
             "levels_scored": list(result.intervals),
-            "method": "rolling-origin conformal, per bin of forecast level",
+            "method": (
+                "rolling-origin conformal, per third of series by mean sales and bin of "
+                "forecast level, at a level adapted on the calibration origins"
+                if config.interval_method == "adaptive"
+                else "rolling-origin conformal, per bin of forecast level"
+            ),
         },
         "coverage_by_third_of_mean_sales": coverage_by_third(history, actual, result.intervals),
         "fit_seconds": round(seconds, 3),

@@ -356,14 +356,15 @@ def train(
     names: list[str],
     config: GlobalModelConfig,
 ) -> Any:
-    """One LightGBM booster over every chunk's training rows; ``None`` when there is none
-    (no series has a known day at any training target: all censored or launched since),
-    as LightGBM refuses an empty dataset: the vectorised blend alone then."""
+    """One LightGBM booster over every chunk's training rows; ``None`` when there is at
+    most one (no series has a known day at any training target, or one has one: all
+    censored or launched since), as LightGBM refuses an empty dataset and, bagging, a single
+    row (``Check failed: (num_data) > (0)``): the vectorised blend alone then."""
     import lightgbm
 
     x = np.concatenate([p[0] for p in parts])
     y = np.concatenate([p[1] for p in parts])
-    if not len(y):
+    if len(y) < 2:  # noqa: PLR2004 - a bag of 70 % of one row is empty
         return None
     data = lightgbm.Dataset(
         x,
