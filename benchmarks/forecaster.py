@@ -13,6 +13,12 @@ with ``n_jobs=2`` (about 2.5 min per window on 2 idle cores; CPU time printed to
 cores are often shared); a series too short for it takes seasonal naive, as statsforecast's
 ``fallback_model`` does. ``--windows 1`` (or ``--quick``) makes a short run. Needs the
 ``bench`` extra: pip install -e '.[bench]'.
+
+With the subset's prices (``m5_subset_944_prices.parquet``, joined on id and date as the
+backtest's ``price`` column; M5's shelf prices are known in advance, so every horizon day's
+price is a planned price), the forecaster runs twice per window, with and without them
+(``fmcg forecast backtest`` and ``--no-prices``), so the two are compared on the same
+windows in the same run. ``--no-autoets`` leaves AutoETS out (a quick with/without run).
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from pipeline.forecasting.series import to_matrix
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "../shared/data/m5_subset/m5_subset_944.parquet"
+PRICES = ROOT / "../shared/data/m5_subset/m5_subset_944_prices.parquet"
 CALENDAR = ROOT / "benchmarks/m5_calendar.yaml"
 CUTOFF = pd.Timestamp("2016-04-24")
 HORIZON = 28
@@ -82,13 +89,31 @@ def _rounded(values: dict[str, Any]) -> dict[str, Any]:
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in values.items()}
 
 
-def window(
-    data: pd.DataFrame, cutoff: pd.Timestamp, calendar: CalendarSpec, n_jobs: int
+def _point(predictions: pd.DataFrame, ids: pd.Index, days: pd.DatetimeIndex) -> Any:
+    frame = predictions.rename(columns={"id": "unique_id", "date": "ds"})
+    frame["ds"] = pd.to_datetime(frame["ds"])
+    return _wide(frame, "forecast_val", ids, days)
+
+
+def window(  # noqa: PLR0914 (one window's every model and figure)
+    data: pd.DataFrame,
+    cutoff: pd.Timestamp,
+    calendar: CalendarSpec,
+    n_jobs: int | None,
+    cached: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Every model scored on the 28 days after ``cutoff``."""
+    """Every model scored on the 28 days after ``cutoff`` (AutoETS unless ``n_jobs`` is
+    None: then its ``cached`` scores of an earlier run, if any); the forecaster with the
+    data's prices (when it has them) and without."""
     started = time.perf_counter()
     result = backtest(data, cutoff=cutoff, horizon=HORIZON, calendar=calendar)
     backtest_seconds = time.perf_counter() - started
+    priced = "price" in data.columns
+    unpriced = (
+        backtest(data, cutoff=cutoff, horizon=HORIZON, calendar=calendar, prices=False)
+        if priced
+        else None
+    )
     train = data[data["date"] <= cutoff]
     matrix = to_matrix(train, keys=["id"], value="sales", end=cutoff)
     ids = pd.Index(matrix.keys["id"])
@@ -113,38 +138,54 @@ def window(
         ),
     }
     point = _wide(predictions, "forecast_val", ids, days)
-    predicted, ets_seconds, ets_cpu = autoets(train, n_jobs)
     naive = seasonal_naive(history, HORIZON)
-    # A series with less than a week of history gets NaN from statsforecast: it takes
-    # seasonal naive (and a zero-width interval), so both are scored on the same series.
-    ets = _filled(_wide(predicted, "AutoETS", ids, days), naive)
-    ets_intervals = {
-        level / 100: (
-            _filled(np.maximum(_wide(predicted, f"AutoETS-lo-{level}", ids, days), 0.0), naive),
-            _filled(_wide(predicted, f"AutoETS-hi-{level}", ids, days), naive),
-        )
-        for level in (80, 95)
-    }
     scores = {
         "forecaster": score(history, actual, point, ours).as_dict(),
-        "autoets": score(history, actual, ets, ets_intervals).as_dict(),
         "seasonal_naive": score(history, actual, naive).as_dict(),
+    }
+    if unpriced is not None:
+        without = _point(unpriced.predictions, ids, days)
+        scores["forecaster_without_prices"] = score(history, actual, without).as_dict()
+    coverage = {"forecaster": coverage_by_third(history, actual, ours)}
+    timing: dict[str, float] = {}
+    if n_jobs is not None:
+        predicted, ets_seconds, ets_cpu = autoets(train, n_jobs)
+        # A series with less than a week of history gets NaN from statsforecast: it takes
+        # seasonal naive (and a zero-width interval), so both are scored on the same series.
+        ets = _filled(_wide(predicted, "AutoETS", ids, days), naive)
+        ets_intervals = {
+            level / 100: (
+                _filled(np.maximum(_wide(predicted, f"AutoETS-lo-{level}", ids, days), 0.0), naive),
+                _filled(_wide(predicted, f"AutoETS-hi-{level}", ids, days), naive),
+            )
+            for level in (80, 95)
+        }
+        scores["autoets"] = score(history, actual, ets, ets_intervals).as_dict()
+        coverage["autoets"] = coverage_by_third(history, actual, ets_intervals)
+        timing = {
+            "autoets_seconds": round(ets_seconds, 2),
+            "autoets_cpu_seconds": round(ets_cpu, 2),
+        }
+    elif cached is not None:
+        scores["autoets"] = cached
+    ratios = {
+        f"{name}_rmsse_vs_autoets": round(
+            float(scores[name]["rmsse"] or 0) / float(scores["autoets"]["rmsse"] or 1), 4
+        )
+        for name in ("forecaster", "forecaster_without_prices")
+        if name in scores and "autoets" in scores
     }
     return {
         "cutoff": cutoff.date().isoformat(),
         "series": len(ids),
+        "prices": result.summary["prices"],
         "models": {name: _rounded(s) for name, s in scores.items()},
-        "rmsse_ratio_vs_autoets": round(
-            float(scores["forecaster"]["rmsse"] or 0) / float(scores["autoets"]["rmsse"] or 1), 4
-        ),
-        "coverage_by_third_of_mean_sales": {
-            "forecaster": coverage_by_third(history, actual, ours),
-            "autoets": coverage_by_third(history, actual, ets_intervals),
-        },
+        "rmsse_ratio_vs_autoets": ratios.get("forecaster_rmsse_vs_autoets"),
+        **ratios,
+        "coverage_by_third_of_mean_sales": coverage,
         "forecaster_fit_seconds": result.summary["fit_seconds"],
         "backtest_seconds_incl_scoring": round(backtest_seconds, 2),
-        "autoets_seconds": round(ets_seconds, 2),
-        "autoets_cpu_seconds": round(ets_cpu, 2),
+        **timing,
         "chosen_models": result.summary["chosen_models"],
     }
 
@@ -154,6 +195,19 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DATA.resolve())
     parser.add_argument("--windows", type=int, default=4, help="1 = the standard cutoff only")
     parser.add_argument("--n-jobs", type=int, default=2, help="statsforecast worker processes")
+    parser.add_argument(
+        "--prices",
+        type=Path,
+        default=PRICES.resolve(),
+        help="the subset's daily prices (id, date, sell_price); without the file, no prices",
+    )
+    parser.add_argument("--no-autoets", action="store_true", help="leave AutoETS out")
+    parser.add_argument(
+        "--autoets-from",
+        type=Path,
+        help="with --no-autoets: AutoETS's scores per window from this earlier result JSON "
+        "(same windows and series; the ratios then compare runs, not one run)",
+    )
     add_arguments(parser)
     args = parser.parse_args()
     if not args.data.is_file():
@@ -161,41 +215,74 @@ def main() -> None:
 
     data = pd.read_parquet(args.data, columns=["id", "date", "sales", "store_id", "item_id"])
     data["date"] = pd.to_datetime(data["date"])
+    if args.prices.is_file():
+        prices = pd.read_parquet(args.prices, columns=["id", "date", "sell_price"])
+        prices["date"] = pd.to_datetime(prices["date"])
+        data = data.merge(
+            prices.rename(columns={"sell_price": "price"}), on=["id", "date"], how="left"
+        )
+    else:
+        print(f"no prices at {args.prices}: the forecaster runs without them")
     calendar = CalendarSpec.read(CALENDAR.read_text())
+    n_jobs = None if args.no_autoets else args.n_jobs
+    cached: dict[str, Any] = {}
+    if args.no_autoets and args.autoets_from:
+        earlier_run = json.loads(args.autoets_from.read_text())
+        cached = {
+            w["cutoff"]: w["models"]["autoets"]
+            for w in earlier_run["details"]["windows"]
+            if "autoets" in w["models"]
+        }
+    cutoffs = [CUTOFF - pd.Timedelta(days=HORIZON * k) for k in range(args.windows)]
     windows = [
-        window(data, CUTOFF - pd.Timedelta(days=HORIZON * k), calendar, args.n_jobs)
-        for k in range(1 if args.quick else args.windows)
+        window(data, c, calendar, n_jobs, cached.get(c.date().isoformat()))
+        for c in cutoffs[: 1 if args.quick else None]
     ]
-    earlier = [w["rmsse_ratio_vs_autoets"] for w in windows[1:]]
     first = windows[0]
-    figures = [
-        Figure(
-            "RMSSE at the standard cutoff",
-            first["models"]["forecaster"]["rmsse"],
-            baseline=first["models"]["autoets"]["rmsse"],
-            goal="<= 0.98",
-            note="ratio: forecaster / AutoETS, same run, same series",
-        ),
-        Figure(
-            "RMSSE / AutoETS, mean of the three earlier windows",
-            round(float(np.mean(earlier)), 4) if earlier else float("nan"),
-            "x",
-            goal="<= 0.985",
-        ),
+    figures = []
+    for name, label in (("forecaster", ""), ("forecaster_without_prices", ", without prices")):
+        if name not in first["models"]:
+            continue
+        if "autoets" in first["models"]:
+            earlier = [w[f"{name}_rmsse_vs_autoets"] for w in windows[1:]]
+            figures += [
+                Figure(
+                    f"RMSSE at the standard cutoff{label}",
+                    first["models"][name]["rmsse"],
+                    baseline=first["models"]["autoets"]["rmsse"],
+                    goal="<= 0.98",
+                    note="ratio: forecaster / AutoETS, same run, same series",
+                ),
+                Figure(
+                    f"RMSSE / AutoETS, mean of the three earlier windows{label}",
+                    round(float(np.mean(earlier)), 4) if earlier else float("nan"),
+                    "x",
+                    goal="<= 0.985",
+                ),
+            ]
+        for w in windows:
+            figures.append(Figure(f"{w['cutoff']} RMSSE{label}", w["models"][name]["rmsse"]))
+    figures.append(
         Figure(
             "backtest seconds at the standard cutoff (features and training included)",
             first["forecaster_fit_seconds"],
             "s",
             goal="<= 20",
-        ),
-    ]
+        )
+    )
     for w in windows:
         for level in ("80", "95"):
             for k, third in enumerate(w["coverage_by_third_of_mean_sales"]["forecaster"][level]):
                 figures.append(
                     Figure(f"{w['cutoff']} {level} % coverage, third {k + 1} by mean sales", third)
                 )
-    record = write_json(args.json, "forecaster", figures, details={"windows": windows})
+    details: dict[str, Any] = {"windows": windows}
+    if cached:
+        details["autoets_cached_from"] = {
+            "file": str(args.autoets_from),
+            "measured_at": earlier_run.get("measured_at"),
+        }
+    record = write_json(args.json, "forecaster", figures, details=details)
     print(json.dumps(record, indent=2))
 
 

@@ -8,6 +8,15 @@ as in the job). Printed per size: seconds, peak RSS, and the growth per doubling
 (``(rss_b / rss_a) ** (1 / log2(n_b / n_a))``; 1.0 is flat).
 
     python benchmarks/forecaster_scale.py [--sizes 944 7622 30490] [--json out.json]
+
+``--backtest`` measures ``fmcg forecast backtest`` instead, as a user runs it: on the M5
+subset's 944 series replicated with noise to ``--series`` (30,490 by default: M5's full
+count; each copy's sales Poisson around the original's times a level of its own, its prices
+the original's times a factor of its own), 1,941 days with prices and the M5 calendar, the
+file built in a temporary directory (never in the repository) by a process of its own, then
+the CLI in a child process whose peak RSS and wall time are reported.
+
+    python benchmarks/forecaster_scale.py --backtest [--series 30490] [--json out.json]
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -100,6 +110,100 @@ def _run(series: int, chunk: int | None = None) -> dict[str, float]:
     return row
 
 
+ROOT = Path(__file__).resolve().parents[1]
+M5 = ROOT / "../shared/data/m5_subset/m5_subset_944.parquet"
+M5_PRICES = ROOT / "../shared/data/m5_subset/m5_subset_944_prices.parquet"
+
+
+def replicated_m5(path: Path, series: int, seed: int = 11) -> None:
+    """Write the M5 subset's series replicated with noise to ``series`` series (one copy at
+    a time, so this process stays small) as backtest input with prices."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data = pd.read_parquet(M5, columns=["id", "date", "sales", "store_id", "item_id"])
+    prices = pd.read_parquet(M5_PRICES, columns=["id", "date", "sell_price"])
+    data = data.merge(prices, on=["id", "date"], how="left")
+    data["date"] = pd.to_datetime(data["date"]).dt.date
+    originals = sorted(data["id"].unique())
+    rng = np.random.default_rng(seed)
+    copies = -(-series // len(originals))
+    with pq.ParquetWriter(path, _schema(pa)) as writer:
+        for k in range(copies):
+            keep = originals[: min(len(originals), series - k * len(originals))]
+            part = data[data["id"].isin(keep)] if len(keep) < len(originals) else data
+            codes, uniques = pd.factorize(part["id"])
+            level = np.exp(rng.normal(0.0, 0.5, len(uniques)))[codes]
+            factor = rng.uniform(0.8, 1.2, len(uniques))[codes]
+            table = pa.table(
+                {
+                    "id": (part["id"] + f"_r{k}").to_numpy(dtype=object),
+                    "date": part["date"].to_numpy(dtype=object),
+                    "sales": rng.poisson(part["sales"].to_numpy() * level).astype(np.float64),
+                    "store_id": part["store_id"].to_numpy(dtype=object),
+                    "item_id": (part["item_id"] + f"_r{k}").to_numpy(dtype=object),
+                    "price": np.round(part["sell_price"].to_numpy() * factor, 2),
+                },
+                schema=_schema(pa),
+            )
+            writer.write_table(table, row_group_size=1 << 20)
+
+
+def _schema(pa: Any) -> Any:
+    return pa.schema(
+        [
+            ("id", pa.string()),
+            ("date", pa.date32()),
+            ("sales", pa.float64()),
+            ("store_id", pa.string()),
+            ("item_id", pa.string()),
+            ("price", pa.float64()),
+        ]
+    )
+
+
+def backtest_run(series: int, prices: bool = True) -> dict[str, Any]:
+    """``fmcg forecast backtest`` on ``series`` replicated M5 series: wall seconds and the
+    CLI process's peak RSS."""
+    import resource
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / f"m5x{series}.parquet"
+        build = [sys.executable, __file__, "--build", str(data), "--series", str(series)]
+        subprocess.run(build, check=True)  # noqa: S603
+        fmcg = Path(sys.executable).parent / "fmcg"
+        command = [
+            str(fmcg), "forecast", "backtest", "--data", str(data),
+            "--json", str(Path(tmp) / "scores.json"),
+            "--predictions", str(Path(tmp) / "predictions.parquet"),
+            "--calendar", str(ROOT / "benchmarks/m5_calendar.yaml"),
+        ]  # fmt: skip
+        if not prices:
+            command.append("--no-prices")
+        # This checkout's code, whichever checkout the environment's entry point was made in.
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        started = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True, env=env)  # noqa: S603
+        seconds = time.perf_counter() - started
+        # Linux reports ru_maxrss in KiB: the largest of the finished children (the CLI
+        # is the largest: the builder wrote one copy of the series at a time).
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        scores = json.loads((Path(tmp) / "scores.json").read_text())
+    row = {
+        "series": scores["series"],
+        "days": DAYS,
+        "prices": scores["prices"],
+        "seconds": round(seconds, 1),
+        "peak_rss_mb": round(peak, 1),
+        "fit_seconds": scores["fit_seconds"],
+        "forecaster_rmsse": round(scores["models"]["forecaster"]["rmsse"], 4),
+    }
+    print(json.dumps(row), flush=True)
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[944, 7622, 30490])
@@ -111,8 +215,33 @@ def main() -> None:
         default=7622,
         help="also forecast this many series in one chunk (the single-pass forecaster)",
     )
+    parser.add_argument(
+        "--backtest", action="store_true", help="measure fmcg forecast backtest instead"
+    )
+    parser.add_argument("--series", type=int, default=30490, help="with --backtest")
+    parser.add_argument("--build", type=Path, help=argparse.SUPPRESS)
     add_arguments(parser)
     args = parser.parse_args()
+    if args.build:
+        replicated_m5(args.build, args.series)
+        return
+    if args.backtest:
+        if not M5_PRICES.is_file():
+            raise SystemExit(f"M5 subset with prices not found at {M5_PRICES}")
+        row = backtest_run(944 if args.quick else args.series)
+        figure = Figure(
+            f"fmcg forecast backtest, {row['series']} series x {DAYS} days with prices, peak RSS",
+            row["peak_rss_mb"],
+            "MB",
+            goal="<= 4096",
+        )
+        timing = Figure(
+            f"fmcg forecast backtest, {row['series']} series, time", row["seconds"], "s"
+        )
+        write_json(
+            args.json, "forecaster_scale_backtest", [figure, timing], quick=args.quick, details=row
+        )
+        return
     if args.one:
         print(json.dumps(_one(args.one, args.chunk)))
         return

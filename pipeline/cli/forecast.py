@@ -69,7 +69,13 @@ def plot(
 
 @app.command()
 def backtest(  # noqa: PLR0917 (typer reads the options from the signature)
-    data: Annotated[Path, typer.Option(help="Parquet with columns id, date, sales.")],
+    data: Annotated[
+        Path,
+        typer.Option(
+            help="Parquet with columns id, date, sales (optional: location_id or store_id, "
+            "sku_id or item_id, price, promotion; see README)."
+        ),
+    ],
     json_path: Annotated[Path, typer.Option("--json", help="Scores as JSON.")],
     predictions: Annotated[Path, typer.Option(help="Per-series forecasts as Parquet.")],
     cutoff: Annotated[
@@ -80,6 +86,13 @@ def backtest(  # noqa: PLR0917 (typer reads the options from the signature)
         Path | None,
         typer.Option(help="YAML declaring locations, events and closures (see README)."),
     ] = None,
+    prices: Annotated[
+        bool,
+        typer.Option(
+            help="Read the price and promotion columns as the forecast job reads prices "
+            "(--no-prices: ignore them, to compare)."
+        ),
+    ] = True,
 ) -> None:
     """Score the forecaster and baselines with the M5 protocol on any dataset."""
     from pipeline.forecasting.backtest import backtest as run_backtest
@@ -99,7 +112,7 @@ def backtest(  # noqa: PLR0917 (typer reads the options from the signature)
     frame = read_backtest_data(data)
     with progress() as bar:
         bar.add_task("backtest", total=None)
-        result = run_backtest(frame, cutoff=cutoff, horizon=horizon, calendar=spec)
+        result = run_backtest(frame, cutoff=cutoff, horizon=horizon, calendar=spec, prices=prices)
     try:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(result.summary, indent=2) + "\n")

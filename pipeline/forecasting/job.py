@@ -30,8 +30,8 @@ from pipeline.forecasting.metrics import publish_forecast_bias
 from pipeline.forecasting.prices import (
     load_promotions,
     planned_prices,
+    price_covariate,
     price_matrix,
-    relative_prices,
 )
 from pipeline.forecasting.series import SeriesMatrix, to_matrix
 from pipeline.job_protocol import Progress, null_progress
@@ -318,6 +318,15 @@ def key_covariates(
     )
 
 
+def job_price_covariate(
+    history: pd.DataFrame, matrix: SeriesMatrix, promotions: pd.DataFrame, horizon: int
+) -> Matrix | None:
+    """The relative prices of ``matrix``'s series from the history's ``avg_unit_price`` and
+    the planned ``promotions`` (:func:`~pipeline.forecasting.prices.price_covariate`)."""
+    prices = price_matrix(history, matrix, keys=SERIES_KEYS)
+    return price_covariate(prices, planned_prices(promotions, matrix, horizon))
+
+
 def run_moment(now: datetime | None, as_of: date | None) -> datetime:
     """When a run happens: ``now`` (UTC when naive), else a backfill's midnight UTC or the
     wall clock."""
@@ -383,14 +392,13 @@ def run_forecast(
     report_progress("fit", 0, 1)
     matrix = to_matrix(history, keys=SERIES_KEYS, value="units_sold", censored="stockout", end=end)
     calendar = load_calendar(store, curated_bucket, locations)
-    prices = price_matrix(history, matrix, keys=SERIES_KEYS)
-    relative = relative_prices(
-        prices, planned_prices(load_promotions(store, curated_bucket), matrix, horizon_days)
+    relative = job_price_covariate(
+        history, matrix, load_promotions(store, curated_bucket), horizon_days
     )
     result = forecast(
         matrix.values,
         config or ForecasterConfig(horizon=horizon_days),
-        series_covariates(matrix, calendar, relative if np.isfinite(prices).any() else None),
+        series_covariates(matrix, calendar, relative),
     )
     frame = forecast_frame(matrix, result, generated_at=now)
     report_progress("fit", 1, 1)

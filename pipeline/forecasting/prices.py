@@ -66,6 +66,15 @@ def relative_prices(prices: Matrix, planned: Matrix) -> Matrix:
     return np.asarray(np.concatenate([history, future], axis=1), dtype=np.float64)
 
 
+def price_covariate(prices: Matrix, planned: Matrix) -> Matrix | None:
+    """The relative prices the forecaster is given (:func:`relative_prices` of the history's
+    selling prices and the horizon's planned ones), ``None`` when no series has a price:
+    what the forecast job and ``fmcg forecast backtest`` pass alike."""
+    if not np.isfinite(prices).any():
+        return None
+    return relative_prices(prices, planned)
+
+
 def load_promotions(store: ObjectReader, curated_bucket: str) -> pd.DataFrame:
     """Every planned promotion under ``reference/promotions/`` (key order; none without)."""
     frames = [
