@@ -2,7 +2,8 @@
 
 The job protocol (:mod:`pipeline.job_protocol`) around :func:`run_forecast`, which writes
 the forecasts to DynamoDB and the curated archive and puts ForecastBias into CloudWatch.
-``--as_of yyyy-mm-dd`` backfills the forecast a run on that day would have made;
+``--as_of yyyy-mm-dd`` backfills the forecast a run on that day would have made (into the
+archive; ``--publish true`` also writes it to the forecast table, never over a newer one);
 ``--default_time_zone`` (and country, subdivision) place the locations the curated
 locations table does not list: only days ended at a location are actuals. The forecast
 items carry Glue's ``--JOB_RUN_ID`` as their ``run_id`` (a new id when it is absent).
@@ -21,7 +22,7 @@ from pipeline.lake.locations import LOCATION_ARGUMENTS, LocationDefaults
 
 REQUIRED = ("curated_bucket", "database", "forecast_table")
 #: ``JOB_RUN_ID`` is Glue's own (every run gets one): the items of the run carry it.
-OPTIONAL = ("horizon_days", "as_of", "engine", "JOB_RUN_ID", *LOCATION_ARGUMENTS)
+OPTIONAL = ("horizon_days", "as_of", "publish", "engine", "JOB_RUN_ID", *LOCATION_ARGUMENTS)
 
 
 def _as_of(options: dict[str, str]) -> date | None:
@@ -42,9 +43,18 @@ def _horizon(options: dict[str, str]) -> int:
     return int(value)
 
 
+def _publish(options: dict[str, str]) -> bool:
+    value = options.get("publish", "false").lower()
+    if value not in {"true", "false"}:
+        raise ConfigurationError(f"--publish must be true or false, got {options['publish']!r}")
+    if value == "true" and "as_of" not in options:
+        raise ConfigurationError("--publish true needs --as_of: a regular run always publishes")
+    return value == "true"
+
+
 def forecast(options: dict[str, str], progress: Progress) -> dict[str, Any]:
     """One forecast run, on the ``--engine`` it names; its report."""
-    arguments = {
+    arguments: dict[str, Any] = {
         "curated_bucket": options["curated_bucket"],
         "database": options["database"],
         "forecast_table": options["forecast_table"],
@@ -54,6 +64,10 @@ def forecast(options: dict[str, str], progress: Progress) -> dict[str, Any]:
         "location_defaults": LocationDefaults.from_job_arguments(options),
         "run_id": options.get("JOB_RUN_ID"),
     }
+    if _publish(options):
+        if engine(options) == "spark":
+            raise ConfigurationError("--publish runs on --engine single only (not yet on spark)")
+        return run_forecast(**arguments, publish=True).as_dict()
     if engine(options) == "spark":
         from pipeline.spark.forecasting import run_forecast_spark
         from pipeline.spark.session import spark_session

@@ -36,18 +36,31 @@ def run(
             "from the actuals before it.",
         ),
     ] = None,
+    publish: Annotated[
+        bool,
+        typer.Option(
+            "--publish",
+            help="With --as-of: also write the backfill's forecasts to the forecast table "
+            "(readable through the API; never over a forecast made for a later moment).",
+        ),
+    ] = False,
     engine: Engine = None,
 ) -> None:
     """Forecast every SKU x location on the local stack: the ForecastDemandJob Glue job, run
     from its artifacts as Glue would."""
     if ctx.invoked_subcommand is not None:
         return
+    if publish and as_of is None:
+        raise typer.BadParameter(
+            "needs --as-of: a regular run always publishes", param_hint="--publish"
+        )
     if as_of is not None:
         day = _day(as_of, "--as-of")
         if day > datetime.now(UTC).date():
             # The job would "forecast" from no actuals and stamp the archive in the future.
             raise typer.BadParameter(f"{as_of} is after today", param_hint="--as-of")
-    report = run_job(JOB, {"--as_of": as_of, "--engine": engine})
+    arguments = {"--as_of": as_of, "--publish": "true" if publish else None, "--engine": engine}
+    report = run_job(JOB, arguments)
     console.print_json(data=report)
 
 

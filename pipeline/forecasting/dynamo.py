@@ -24,7 +24,14 @@ from typing import TYPE_CHECKING, Any, cast
 from boto3.dynamodb.types import DYNAMODB_CONTEXT, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline.aws_errors import THROTTLING_CODES, AwsTransientError, Backoff, translate
+from pipeline.aws_errors import (
+    CONDITIONAL_CHECK_FAILED,
+    THROTTLING_CODES,
+    AwsTransientError,
+    Backoff,
+    error_code,
+    translate,
+)
 from pipeline.aws_errors import client as aws_client
 from pipeline.errors import TerminalError, TransientError
 from pipeline.lake import DATE_SORT_KEY, forecast_date_sort_key, forecast_keys
@@ -81,9 +88,12 @@ def utc_timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 
 
-def forecast_item(row: ForecastRow, *, now: datetime, run_id: str) -> Item:
+def forecast_item(
+    row: ForecastRow, *, now: datetime, run_id: str, expires_from: datetime | None = None
+) -> Item:
     """The DynamoDB item (Python types, Decimal numbers) of one forecast row, written by
-    the run ``run_id`` at ``now``."""
+    the run ``run_id`` at ``now``; it expires 90 days after ``expires_from`` (default
+    ``now``: a published backfill's ``now`` is in the past, see :func:`publish_backfill`)."""
     numbers = {
         "forecast_val": row.forecast_val,
         "confidence_lower": row.confidence_lower,
@@ -104,7 +114,7 @@ def forecast_item(row: ForecastRow, *, now: datetime, run_id: str) -> Item:
         "SK": sk,
         DATE_SORT_KEY: forecast_date_sort_key(row.location_id, row.day),
         **{name: _number(value) for name, value in numbers.items()},
-        "ttl": ttl_epoch(now),
+        "ttl": ttl_epoch(expires_from or now),
         "run_id": run_id,
         "generated_at": utc_timestamp(now),
     }
@@ -259,3 +269,89 @@ def write_forecasts(
     )
     items = (forecast_item(row, now=now, run_id=run_id) for row in rows)
     return writer.write(items, progress=progress)
+
+
+#: A backfill's item replaces an item only if that one was made for an earlier moment.
+NOT_NEWER = "attribute_not_exists(PK) OR generated_at <= :generated_at"
+
+
+def publish_backfill(
+    rows: Iterable[ForecastRow],
+    *,
+    table_name: str,
+    now: datetime,
+    run_id: str,
+    dynamodb_client: Any = None,
+    session: boto3.session.Session | None = None,
+    workers: int = WORKERS,
+    progress: Callable[[int, int], None] | None = None,
+    wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    max_attempts: int = 12,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[int, int]:
+    """Write a backfill's forecast rows (made as of ``now``, in the past) as items, except
+    where the table holds a forecast made for a later moment; ``(written, kept)``, ``kept``
+    the items left alone because a newer forecast of that SKU, location and day is there.
+
+    Each item is a conditional PutItem (``generated_at`` of the item there, ISO-8601 UTC
+    strings, compare in time order): BatchWriteItem takes no condition, and a read before
+    the write would race a scheduled run writing a newer forecast meanwhile. Re-running the
+    same backfill replaces its own items (same ``generated_at``).
+
+    The TTL counts from the wall clock, not from ``now``: a backfill of 2016 with
+    ``ttl = now + 90 days`` would carry an expiry years past, and DynamoDB's TTL deletes
+    expired items within days of the write, so the published forecasts would vanish soon
+    after they were published. Counted from the day they are published, they stay readable
+    for the 90 days a regular run's items do."""
+    expires_from = wall_clock()
+    generated_at = utc_timestamp(now)
+    items = list(
+        {
+            (item["PK"], item["SK"]): item
+            for item in (
+                forecast_item(row, now=now, run_id=run_id, expires_from=expires_from)
+                for row in rows
+            )
+        }.values()
+    )
+    writer = BatchWriter(
+        table_name,
+        dynamodb_client=dynamodb_client,
+        session=session,
+        workers=workers,
+        max_attempts=max_attempts,
+        sleep=sleep,
+    )
+    dynamodb = writer.client
+    condition_values = {":generated_at": {"S": generated_at}}
+    action = f"PutItem on {table_name}"
+
+    def put(item: Item) -> bool:
+        request = {k: attribute_value(v) for k, v in item.items()}
+        for attempt in range(max_attempts):
+            try:
+                dynamodb.put_item(
+                    TableName=table_name,
+                    Item=request,
+                    ConditionExpression=NOT_NEWER,
+                    ExpressionAttributeValues=condition_values,
+                )
+            except (ClientError, BotoCoreError) as e:
+                if error_code(e) == CONDITIONAL_CHECK_FAILED:
+                    return False  # a newer forecast is there: it stays
+                error = translate(e, action, service="dynamodb", resource=table_name)
+                if not isinstance(error, AwsTransientError) or attempt == max_attempts - 1:
+                    raise error from e
+                writer._backoff.wait(attempt + 1)  # noqa: SLF001 - the writer's own policy
+                continue
+            return True
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    written = kept = 0
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for done, put_ok in enumerate(pool.map(put, items), start=1):
+            written += put_ok
+            kept += not put_ok
+            if progress is not None and (done % 500 == 0 or done == len(items)):
+                progress(done, len(items))
+    return written, kept

@@ -24,7 +24,13 @@ import pyarrow as pa
 from pipeline.compaction.store import LakeStore
 from pipeline.errors import ConfigurationError, TerminalError
 from pipeline.forecasting.calendar import CalendarSpec, DayRule, Place
-from pipeline.forecasting.dynamo import ForecastRow, new_run_id, utc_timestamp, write_forecasts
+from pipeline.forecasting.dynamo import (
+    ForecastRow,
+    new_run_id,
+    publish_backfill,
+    utc_timestamp,
+    write_forecasts,
+)
 from pipeline.forecasting.forecaster import Covariates, ForecasterConfig, forecast
 from pipeline.forecasting.metrics import publish_forecast_bias
 from pipeline.forecasting.prices import (
@@ -84,6 +90,9 @@ class ForecastReport:
     chunks: int = 0
     calibrated_series: int = 0
     global_model: bool = False
+    #: A backfill run with ``publish``: its items left alone because the table held a
+    #: forecast made for a later moment (:func:`~.dynamo.publish_backfill`).
+    items_kept_newer: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -348,6 +357,7 @@ def run_forecast(
     config: ForecasterConfig | None = None,
     location_defaults: LocationDefaults | None = None,
     run_id: str | None = None,
+    publish: bool = False,
 ) -> ForecastReport:
     """Forecast every SKU x location in the curated daily demand table and publish it.
 
@@ -361,9 +371,15 @@ def run_forecast(
     ``as_of`` backfills: the run sees only the actuals before that day and forecasts from it,
     as a run on that day would have (``now`` defaults to its midnight UTC), so ForecastBias
     can be measured on a new deployment without waiting a forecast horizon. A backfill only
-    archives its forecasts for days that already have actuals: it writes nothing to
-    DynamoDB and never replaces a newer forecast of a day still to come.
+    archives its forecasts for days that already have actuals (never replacing a newer
+    forecast of a day still to come) and writes nothing to DynamoDB, unless ``publish``:
+    then its forecasts of every horizon day go to the forecast table too, readable through
+    the API, except where the table holds a forecast made for a later moment
+    (:func:`~pipeline.forecasting.dynamo.publish_backfill`; their TTL counts from the wall
+    clock). ``publish`` without ``as_of`` is refused: a regular run always writes.
     """
+    if publish and as_of is None:
+        raise ConfigurationError("publish applies to a backfill (as_of) only: a run publishes")
     session = _session(session)
     now = run_moment(now, as_of)
     run_id = run_id or new_run_id()
@@ -403,6 +419,7 @@ def run_forecast(
     frame = forecast_frame(matrix, result, generated_at=now)
     report_progress("fit", 1, 1)
 
+    kept = 0
     if as_of is None:
         written = write_forecasts(
             forecast_rows(frame),
@@ -413,7 +430,16 @@ def run_forecast(
             progress=lambda done, total: report_progress("write", done, total),
         )
     else:
-        written = 0
+        written = kept = 0
+        if publish:
+            written, kept = publish_backfill(
+                forecast_rows(frame),
+                table_name=forecast_table,
+                now=now,
+                run_id=run_id,
+                session=session,
+                progress=lambda done, total: report_progress("write", done, total),
+            )
         frame = frame.loc[pd.to_datetime(frame["date"]) <= actual_days.max()]
     report_progress("archive", 0, 1)
     if not frame.empty:
@@ -431,4 +457,5 @@ def run_forecast(
         chunks=result.chunks,
         calibrated_series=result.calibrated_series,
         global_model=result.global_model,
+        items_kept_newer=kept,
     )

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pytest
 from botocore.exceptions import ClientError
 
+from pipeline.errors import ConfigurationError
 from pipeline.forecasting.dynamo import BatchWriter, ForecastRow, forecast_item, write_forecasts
 from pipeline.forecasting.job import run_forecast
 from pipeline.lake.tables import DAILY_DEMAND, ensure_table, iceberg_catalog, with_partition_columns
@@ -264,6 +265,50 @@ def test_given_a_backfill_as_of_a_past_day_when_today_runs_then_bias_compares_it
     report = _run(stack)
 
     assert report.forecast_bias_pct == pytest.approx(expected)
+
+
+def test_given_a_published_backfill_then_its_days_are_served_but_no_newer_forecast_is_replaced(
+    stack: LocalStack,
+) -> None:
+    _write_demand(stack, _demand())  # 56 days up to 2024-02-29
+    today = _run(stack)  # a regular run at NOW: 3 series x 7 days from 2024-03-01
+    served = {(i["PK"], i["SK"]): i for i in _scan(stack)}
+    before = datetime.now(UTC)
+
+    backfill = run_forecast(
+        curated_bucket=stack.ref("CuratedBucket"),
+        database=stack.ref("LakeDatabase"),
+        forecast_table=stack.ref("ForecastTable"),
+        horizon_days=14,  # 2024-02-20 .. 2024-03-04: 4 days overlap today's run
+        session=stack.session(),
+        as_of=date(2024, 2, 20),
+        publish=True,
+    )
+
+    assert (backfill.items_written, backfill.items_kept_newer) == (3 * 10, 3 * 4)
+    items = {(i["PK"], i["SK"]): i for i in _scan(stack)}
+    assert len(items) == 3 * 14 + 3 * 3  # the backfill's 14 days, today's 3 after them
+    for key, item in items.items():
+        day = date.fromisoformat(key[1].rpartition("#")[2])
+        if day >= date(2024, 3, 1):  # today's run made these for a later moment: they stay
+            assert item == served[key] and item["run_id"] == today.run_id
+            continue
+        assert item["run_id"] == backfill.run_id
+        assert item["generated_at"] == "2024-02-20T00:00:00+00:00"
+        # The TTL counts from when the items were written, not from 2024-02-20.
+        assert int(item["ttl"]) >= int(before.timestamp()) + 90 * 86400
+    assert len(_archive(stack)) == 3 * (10 + 7)  # the backfill archives its days with actuals
+
+
+def test_given_publish_without_as_of_then_the_run_is_refused(stack: LocalStack) -> None:
+    with pytest.raises(ConfigurationError, match="as_of"):
+        run_forecast(
+            curated_bucket=stack.ref("CuratedBucket"),
+            database=stack.ref("LakeDatabase"),
+            forecast_table=stack.ref("ForecastTable"),
+            session=stack.session(),
+            publish=True,
+        )
 
 
 class FlakyDynamoDB:
