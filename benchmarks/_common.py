@@ -19,6 +19,7 @@ import json
 import operator
 import os
 import platform
+import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -105,3 +106,18 @@ def write_json(
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(record, indent=2, default=str) + "\n")
     return record
+
+
+def measure_in_process(script: str, args: list[str], env: dict[str, str], what: str) -> Any:
+    """Run ``script --measure *args`` in a fresh process (its imports and peak RSS are its
+    own) and return the JSON its last output line prints; exit naming ``what`` if it fails."""
+    out = subprocess.run(
+        [sys.executable, script, "--measure", *args],
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"{what} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])

@@ -26,13 +26,11 @@ import os
 import random
 import resource
 import statistics
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from _common import Figure, add_arguments, write_json
+from _common import Figure, add_arguments, measure_in_process, write_json
 
 OBJECT_BYTES = 1 << 20
 
@@ -142,16 +140,8 @@ def _run_side(
     mode: str, raw: str, curated: str, database: str, env: dict[str, str]
 ) -> dict[str, float]:
     """One side in a fresh process (imports count once, peak RSS is its own)."""
-    out = subprocess.run(
-        [sys.executable, __file__, "--measure", mode, raw, curated, database],
-        env=env,
-        check=False,
-        capture_output=True,
-        text=True,
-    )
-    if out.returncode != 0:
-        raise SystemExit(f"{mode} failed:\n{out.stderr[-3000:]}")
-    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    args = [mode, raw, curated, database]
+    result: dict[str, float] = measure_in_process(__file__, args, env, mode)
     return result
 
 

@@ -32,8 +32,6 @@ import json
 import os
 import random
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -41,7 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from _common import Figure, add_arguments, write_json
+from _common import Figure, add_arguments, measure_in_process, write_json
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -167,16 +165,8 @@ def _queue(stack: Any, discovery: str) -> str:
 def _timed_run(
     raw: str, curated: str, database: str, queue: str, env: dict[str, str]
 ) -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, __file__, "--measure", raw, curated, database, queue],
-        env=env,
-        check=False,
-        capture_output=True,
-        text=True,
-    )
-    if out.returncode != 0:
-        raise SystemExit(f"run failed:\n{out.stderr[-3000:]}")
-    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    args = [raw, curated, database, queue]
+    result: dict[str, Any] = measure_in_process(__file__, args, env, "run")
     return result
 
 

@@ -26,14 +26,12 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 import time
 import uuid
 from datetime import date, timedelta
 from pathlib import Path
 
-from _common import Figure, add_arguments, write_json
+from _common import Figure, add_arguments, measure_in_process, write_json
 
 SOURCE_KEY = "imports/history.parquet"
 
@@ -128,16 +126,7 @@ def _measure(mode: str, bucket: str, database: str) -> None:
 
 
 def _run_side(mode: str, bucket: str, database: str, env: dict[str, str]) -> dict[str, float]:
-    out = subprocess.run(
-        [sys.executable, __file__, "--measure", mode, bucket, database],
-        env=env,
-        check=False,
-        capture_output=True,
-        text=True,
-    )
-    if out.returncode != 0:
-        raise SystemExit(f"{mode} failed:\n{out.stderr[-3000:]}")
-    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    result: dict[str, float] = measure_in_process(__file__, [mode, bucket, database], env, mode)
     return result
 
 

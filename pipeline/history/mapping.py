@@ -18,23 +18,15 @@ from typing import TYPE_CHECKING, Any, Final
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.compaction.schema import DEMAND_HISTORY_SCHEMA
 from pipeline.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-#: The typed rows of a history import (before the source column is added).
-HISTORY_ROWS: Final = pa.schema(
-    [
-        ("sku_id", pa.string()),
-        ("location_id", pa.string()),
-        ("date", pa.date32()),
-        ("units_sold", pa.int64()),
-        ("end_of_day_stock", pa.int64()),
-        ("avg_unit_price", pa.float64()),
-        ("promotion", pa.bool_()),
-    ]
-)
+#: The typed rows of a history import: the ``demand_history`` table's columns before the
+#: source column is added.
+HISTORY_ROWS: Final = DEMAND_HISTORY_SCHEMA.remove(DEMAND_HISTORY_SCHEMA.get_field_index("source"))
 DEFAULT_DATE_FORMAT: Final = "%Y-%m-%d"
 #: The identifiers' pattern of the sales event contract (``#`` and ``/`` are key delimiters).
 _ID_PATTERN: Final = r"^[A-Za-z0-9_-]{1,64}$"
