@@ -21,6 +21,8 @@ from pipeline.local.stack import STATE_DIR_VARIABLE, LocalStack
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from pyspark.sql import SparkSession
+
 # Same commit, same result: every run is derandomized (examples follow from each test's
 # source) unless it names a seed or the fuzz profile. Hypothesis' own "ci" profile is only
 # active where a CI variable is set, so a developer's `make test` would otherwise draw
@@ -87,6 +89,17 @@ def emulator_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         os.environ.clear()
         os.environ.update(saved)
         stop_server(pid)
+
+
+@pytest.fixture(scope="session")
+def spark(emulator_url: str) -> Iterator[SparkSession]:
+    """Spark in local mode on 2 cores, its Iceberg catalog on the emulator: one session for
+    every module that uses it, so its Python workers start (and import the jobs) once."""
+    from pipeline.spark.session import spark_session
+
+    session = spark_session("fmcg-tests", cores=2)
+    yield session
+    session.stop()
 
 
 @pytest.fixture

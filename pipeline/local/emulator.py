@@ -10,6 +10,7 @@ would talk to AWS. It binds loopback only and picks a free port.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import signal
@@ -24,6 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
+import botocore.loaders
 import botocore.session
 
 from pipeline.aws_errors import default_config
@@ -77,12 +79,21 @@ class EndpointSession(boto3.session.Session):
         return super().resource(*args, **kwargs)
 
 
+@functools.cache
+def _service_models() -> botocore.loaders.Loader:
+    """One loader of botocore's service models for every session of this process: a new
+    session would parse the same JSON models again (a stack's eight clients took 0.20 s
+    from a new session, 0.04 s with the shared loader)."""
+    return botocore.loaders.create_loader(os.environ.get("AWS_DATA_PATH"))
+
+
 def aws_session(endpoint_url: str | None) -> boto3.session.Session:
     """A boto3 session whose clients all go to ``endpoint_url`` (AWS when ``None``).
 
     Uses botocore's standard retry mode, so throttling and 5xx are retried with backoff.
     """
     core = botocore.session.Session()
+    core.register_component("data_loader", _service_models())
     core.set_default_client_config(default_config(max_attempts=5))
     if endpoint_url is None:
         return boto3.session.Session(botocore_session=core)

@@ -1,7 +1,7 @@
 """The product path on real data: M5 history imported, forecast as of a past day, read back.
 
 A slice of the M5 subset with its prices (18 series: the 6 SKUs the subset has at three
-stores each, every day of theirs) goes
+stores each, every day of theirs from 2015, long enough for the global model) goes
 through ``ImportHistoryJob`` and ``ForecastDemandJob --as_of 2016-04-25 --publish true``,
 both run from their artifacts as Glue runs them, and the forecasts are read through the
 API (the gateway, a Viewer's Cognito token). They must be the backtest's forecasts of the
@@ -31,6 +31,7 @@ import json
 import urllib.parse
 import urllib.request
 import uuid
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,9 @@ M5_CALENDAR = REPO / "benchmarks" / "m5_calendar.yaml"
 
 #: The subset's SKUs at three stores (none is at more): one SKU's trend across locations.
 STORES_PER_SKU = 3
+#: The slice's first day: 480 days before the cutoff are ample for the global model (it
+#: needs about 250), and every day imported is a partition written to the emulator.
+FIRST_DAY = date(2015, 1, 1)
 CUTOFF = "2016-04-24"
 AS_OF = "2016-04-25"
 HORIZON = 28
@@ -65,12 +69,13 @@ TOLERANCE = 1e-4 + 1e-9
 
 
 def m5_slice(stores: int = STORES_PER_SKU) -> pd.DataFrame:
-    """The series of the SKUs sold at ``stores`` stores, every day of theirs, with the day's
-    price: columns id, item_id, store_id, date, sales, sell_price."""
+    """The series of the SKUs sold at ``stores`` stores, every day of theirs from
+    :data:`FIRST_DAY`, with the day's price: columns id, item_id, store_id, date, sales,
+    sell_price."""
     if not (M5.exists() and M5_PRICES.exists()):
         pytest.skip(f"M5 subset with prices not found in {M5_DIR} (it lives in ../shared/data/)")
     columns = ["id", "item_id", "store_id", "date", "sales"]
-    sales = pq.read_table(M5, columns=columns).to_pandas()
+    sales = pq.read_table(M5, columns=columns, filters=[("date", ">=", FIRST_DAY)]).to_pandas()
     at = sales.groupby("item_id")["store_id"].nunique()
     sales = sales.loc[sales["item_id"].isin(at.index[at == stores])]
     prices = pq.read_table(M5_PRICES).to_pandas()
@@ -194,6 +199,7 @@ def test_given_imported_m5_when_forecast_as_of_the_cutoff_then_the_api_serves_th
     keys = data[["item_id", "store_id"]].drop_duplicates().sort_values(["item_id", "store_id"])
     series = len(keys)
     assert report["series"] == series == 18
+    assert report["global_model"]
     assert report["last_actual_date"] == CUTOFF
     assert report["items_written"] == series * HORIZON
     assert report["items_kept_newer"] == 0

@@ -60,6 +60,7 @@ def _date_time(value: object) -> bool:
 #: The published schema through another validator than the pipeline's (the oracle).
 ORACLE = Draft7Validator(load_schema(), format_checker=_FORMATS)
 
+
 def reference(obj: dict[str, Any]) -> tuple[str, Any]:
     try:
         return ("ok", validate_with_schema(obj, now=NOW))
