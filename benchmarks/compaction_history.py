@@ -181,7 +181,7 @@ def after_history(
     s3 = old.session().client("s3")
     raw, curated, database = old.ref("RawBucket"), old.ref("CuratedBucket"), old.ref("LakeDatabase")
     queue = _queue(old, discovery)
-    per_hour = max(1, history // (60 * 24))
+    per_hour = max(1, -(-history // (60 * 24)))  # at least ``history`` objects
     started = time.perf_counter()
 
     def put(hour: int) -> None:
