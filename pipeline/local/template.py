@@ -36,10 +36,15 @@ class Unresolved(Exception):  # noqa: N818 - control flow, not an error the user
         self.logical_id = logical_id
 
 
-# libyaml's parser where PyYAML has it: the template parses in a fifth of the time, and a
-# test run provisions it hundreds of times.
-class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+class _Loader(yaml.SafeLoader):
     """A YAML loader that turns CloudFormation short tags into their long form."""
+
+
+# libyaml's parser where PyYAML has it: the template parses in a tenth of the time, and a
+# test run provisions it hundreds of times. Its errors are worded differently, so a
+# template it refuses is parsed again by PyYAML's own parser for the message.
+class _FastLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """:class:`_Loader` on libyaml."""
 
 
 def _construct(tag: str) -> Any:
@@ -79,6 +84,7 @@ for _tag in (
     "Or",
 ):
     _Loader.add_constructor(f"!{_tag}", _construct(_tag))
+    _FastLoader.add_constructor(f"!{_tag}", _construct(_tag))
 
 
 def load_template(path: Path | str = DEFAULT_TEMPLATE) -> dict[str, Any]:
@@ -103,8 +109,12 @@ _PARSED: dict[tuple[str, int, int], dict[str, Any]] = {}
 
 def _parse(path: Path) -> dict[str, Any]:
     try:
-        with path.open(encoding="utf-8") as f:
-            doc = yaml.load(f, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+        try:
+            with path.open(encoding="utf-8") as f:
+                doc = yaml.load(f, Loader=_FastLoader)  # noqa: S506 - SafeLoader subclass
+        except yaml.YAMLError:
+            with path.open(encoding="utf-8") as f:
+                doc = yaml.load(f, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         problem = " ".join(str(e).split())
         raise ConfigurationError(f"{path} is not a YAML template: {problem}") from e
