@@ -6,7 +6,8 @@ in :mod:`pipeline.history`. ``--source`` is an ``s3://`` object or prefix (local
 ``--date`` and ``--units`` name the source's columns, ``--price``, ``--promotion`` and
 ``--end_of_day_stock`` the optional ones; ``--date_format`` (``strptime`` codes) reads
 dates written as text; ``--format`` (csv or parquet) when the file names do not say.
-``--engine single`` only: the history import has no Spark engine yet.
+``--engine`` ``single`` (one process, PyIceberg) or ``spark`` (the job's Spark session,
+:mod:`pipeline.spark.history`): the same tables, quarantine and report either way.
 """
 
 from __future__ import annotations
@@ -35,27 +36,31 @@ OPTIONAL = (
 
 
 def import_history(options: dict[str, str], progress: Progress) -> dict[str, Any]:
-    """One import of ``--source``; its report."""
-    if engine(options) != "single":
-        raise ConfigurationError(
-            "--engine spark: the history import runs on one process only (--engine single)"
-        )
+    """One import of ``--source``, on the ``--engine`` it names; its report."""
+    chosen = engine(options)
     file_format = options.get("format") or None
     if file_format is not None and file_format not in FORMATS:
         raise ConfigurationError(
             f"--format must be one of {', '.join(FORMATS)}, not {file_format!r}"
         )
     try:
-        report = run_import(
-            options["source"],
-            ColumnMapping.from_options(options),
-            curated_bucket=options["curated_bucket"],
-            database=options["database"],
-            session=boto3.session.Session(),
-            progress=progress,
-            location_defaults=LocationDefaults.from_job_arguments(options),
-            file_format=file_format,  # type: ignore[arg-type]
-        )
+        arguments: dict[str, Any] = {
+            "curated_bucket": options["curated_bucket"],
+            "database": options["database"],
+            "session": boto3.session.Session(),
+            "progress": progress,
+            "location_defaults": LocationDefaults.from_job_arguments(options),
+            "file_format": file_format,
+        }
+        mapping = ColumnMapping.from_options(options)
+        if chosen == "spark":
+            from pipeline.spark.history import run_import_spark
+            from pipeline.spark.session import spark_session
+
+            spark = spark_session("import-history")
+            report = run_import_spark(options["source"], mapping, spark=spark, **arguments)
+        else:
+            report = run_import(options["source"], mapping, **arguments)
     except InvalidInputError as e:
         # The source or the mapping the arguments name cannot be used: a usage error, one
         # line (a missing file, a mapped column the source lacks), not a traceback.

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from pipeline.cli.console import console
-from pipeline.cli.jobs import run_job
+from pipeline.cli.jobs import Engine, run_job
 from pipeline.history.source import FORMATS
 
 JOB = "ImportHistoryJob"
@@ -45,6 +45,7 @@ def import_history(
         str | None,
         typer.Option("--format", help=f"{' or '.join(FORMATS)}, when the file names do not say."),
     ] = None,
+    engine: Engine = None,
 ) -> None:
     """Import daily history into demand_history and daily_demand (the ImportHistoryJob Glue
     job, run from its artifacts): bad rows are quarantined with their reasons, a re-import
@@ -70,6 +71,7 @@ def import_history(
         "--end_of_day_stock": end_of_day_stock,
         "--date_format": date_format,
         "--format": file_format,
+        "--engine": engine,
     }
     report = run_job(JOB, arguments)
     reasons = report.pop("reasons", {})

@@ -1,5 +1,5 @@
-"""``fmcg compact`` and ``fmcg forecast`` share this: a template Glue job run from its
-artifacts, one progress bar per step, and the ``--engine`` option."""
+"""``fmcg compact``, ``fmcg import`` and ``fmcg forecast`` share this: a template Glue job
+run from its artifacts, one progress bar per step, and the ``--engine`` option."""
 
 from __future__ import annotations
 

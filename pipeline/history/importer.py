@@ -206,7 +206,7 @@ def run_import(
         ThreadPoolExecutor(IO_THREADS, thread_name_prefix="import-io") as pool,
     ):
         catalog = iceberg_catalog(session)
-        opened = pool.submit(_open_tables, catalog, store, database, curated_bucket)
+        opened = pool.submit(open_tables, catalog, store, database, curated_bucket)
         locations = pool.submit(load_locations, store, curated_bucket, location_defaults)
         run = _Import(Path(tmp), source, files, store, curated_bucket, report_progress, pool)
         spool = _MonthSpool(run.work)
@@ -242,9 +242,7 @@ def run_import(
     )
 
 
-def _open_tables(
-    catalog: Catalog, store: LakeStore, database: str, bucket: str
-) -> dict[str, Table]:
+def open_tables(catalog: Catalog, store: LakeStore, database: str, bucket: str) -> dict[str, Table]:
     """``demand_history`` and ``daily_demand`` by name, created when missing."""
     history = ensure_table(catalog, database, bucket, DEMAND_HISTORY)
     demand = ensure_table(catalog, database, bucket, DAILY_DEMAND)
@@ -390,7 +388,7 @@ class _Import:
             kept, duplicates = first_of_each_key(day_rows)
             for duplicate in duplicates.to_pylist():
                 uri = self.source.file_uri(self.source.files[duplicate["_file"]])
-                self._refuse(_duplicate(duplicate), uri)
+                self._refuse(duplicate_refusal(duplicate), uri)
             imported = kept.select(HISTORY_ROWS.names).append_column(
                 "source", pa.repeat(pa.scalar(self.source_name, pa.string()), kept.num_rows)
             )
@@ -468,7 +466,7 @@ class _Import:
             self.report_progress("commit tables", n + 1, 2)
 
 
-def _duplicate(row: dict[str, Any]) -> Refused:
+def duplicate_refusal(row: dict[str, Any]) -> Refused:
     """A later row of a pair and day already in the source, refused."""
     record = {
         k: (v.isoformat() if isinstance(v, date) else v)

@@ -28,10 +28,6 @@ def _script() -> Any:
 @pytest.mark.parametrize(
     ("argument", "message"),
     [
-        (
-            ["--engine", "spark"],
-            "--engine spark: the history import runs on one process only (--engine single)",
-        ),
         (["--engine", "gpu"], "--engine must be one of single, spark, got 'gpu'"),
         (["--format", "xlsx"], "--format must be one of csv, parquet, not 'xlsx'"),
     ],

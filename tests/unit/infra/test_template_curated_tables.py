@@ -76,12 +76,14 @@ def test_given_the_import_role_then_it_reads_sales_and_commits_to_the_demand_tab
     }
 
 
-def test_given_the_import_job_then_it_runs_alone_on_one_process(
+def test_given_the_import_job_then_it_runs_alone_on_the_templates_engine(
     cfn_template: dict[str, Any],
 ) -> None:
     job = cfn_template["Resources"]["ImportHistoryJob"]["Properties"]
     assert job["ExecutionProperty"] == {"MaxConcurrentRuns": 1}
-    assert job["DefaultArguments"]["--engine"] == "single"
+    # The same engine choice and Iceberg jars as the other Spark-capable jobs.
+    assert job["DefaultArguments"]["--engine"] == {"Ref": "JobEngine"}
+    assert job["DefaultArguments"]["--datalake-formats"] == "iceberg"
     assert job["Command"]["ScriptLocation"] == {
         "Fn::Sub": "s3://${ArtifactsBucket}/glue/import_history.py"
     }
