@@ -138,31 +138,30 @@ def run_import_spark(
         found = _found(read)
         report_progress("read source", files.size, files.size)
         ranked = _ranked(read).cache()
+        owned = _owned(spark, database, catalog, found.span, locations).cache()
         try:
             run = _Run(spark, database, source, ranked, locations)
-            days = run.days()
-            owned = _owned(spark, database, catalog, days, locations).cache()
-            report_progress("write days", 0, len(days))
-            superseded = run.valid.join(owned, KEYS, "left_semi").count() if days else 0
-            history_days = _changed_days(run.valid, run.existing(DEMAND_HISTORY, days), days)
-            history = run.history_rows(history_days, owned).cache()
+            report_progress("write days", 0, 1)
+            run.compare(owned, found.span)
+            history = run.history_rows(run.history_days, owned).cache()
             demand_days = _changed_days(
-                history, run.existing(DAILY_DEMAND, history_days), history_days
+                history, run.existing(DAILY_DEMAND, run.history_days), run.history_days
             )
-            report_progress("write days", len(days), len(days))
+            report_progress("write days", 1, 1)
             key = quarantine_key(source)
             refused = found.refused + run.duplicates
-            _write_quarantine(store, curated_bucket, key, _quarantine(read, ranked, files))
+            lines = _quarantine(read, ranked, files) if refused else None
+            _write_quarantine(store, curated_bucket, key, lines, refused)
             report_progress("commit tables", 0, 2)
             # daily_demand first: a crash between the two leaves demand_history as it was,
             # so the re-run finds those days changed and writes both again.
             run.replace(DAILY_DEMAND, demand_days, history)
             report_progress("commit tables", 1, 2)
-            run.replace(DEMAND_HISTORY, history_days, run.valid)
+            run.replace(DEMAND_HISTORY, run.history_days, run.valid)
             report_progress("commit tables", 2, 2)
             history.unpersist()
-            owned.unpersist()
         finally:
+            owned.unpersist()
             ranked.unpersist()
     finally:
         read.unpersist()
@@ -175,9 +174,9 @@ def run_import_spark(
         rows_read=found.rows_read,
         rows_quarantined=refused,
         rows_valid=run.rows_valid,
-        rows_superseded_by_stream=superseded,
-        days_in_source=len(days),
-        history_days_written=len(history_days),
+        rows_superseded_by_stream=run.superseded,
+        days_in_source=len(run.days),
+        history_days_written=len(run.history_days),
         demand_days_written=len(demand_days),
         quarantine=f"s3://{curated_bucket}/{key}" if refused else "",
         reasons=dict(sorted(reasons.items())),
@@ -282,6 +281,8 @@ class _Found:
     rows_read: int
     refused: int
     reasons: dict[str, int]
+    #: The first and last day of the good rows (``None``: no good row).
+    span: tuple[date, date] | None
 
 
 def _found(read: DataFrame) -> _Found:
@@ -290,12 +291,13 @@ def _found(read: DataFrame) -> _Found:
     from pyspark.sql import functions as F  # noqa: N812 - Spark's convention
 
     groups = (
-        read.where(F.col("_kind") != GOOD)
-        .groupBy("_kind", "_reason")
+        read.groupBy("_kind", "_reason")
         .agg(
             F.count("*").alias("n"),
             F.sum("_read").alias("read"),
             F.min(F.struct("_file", "_line")).alias("first"),
+            F.min("date").alias("low"),
+            F.max("date").alias("high"),
         )
         .collect()
     )
@@ -309,7 +311,9 @@ def _found(read: DataFrame) -> _Found:
         raise _FAILURES[failure](message)
     reasons = {g["_reason"]: int(g["n"]) for g in groups if g["_kind"] == REFUSED}
     rows_read = sum(int(g["read"] or 0) for g in groups if g["_kind"] == COUNTS)
-    return _Found(rows_read, sum(reasons.values()), reasons)
+    good = [(g["low"], g["high"]) for g in groups if g["_kind"] == GOOD]
+    span = good[0] if good else None
+    return _Found(rows_read, sum(reasons.values()), reasons, span)
 
 
 def _ranked(read: DataFrame) -> DataFrame:
@@ -342,31 +346,56 @@ class _Run:
         self.valid = ranked.where(F.col("_rank") == 1).select(
             *HISTORY_ROWS.names, F.lit(source).alias("source")
         )
+        self.days: list[date] = []
+        self.history_days: list[date] = []
         self.rows_valid = 0
         self.duplicates = 0
+        self.superseded = 0
 
-    def days(self) -> list[date]:
-        """The source's days (and the counts of imported and duplicate rows: one job)."""
+    def compare(self, owned: DataFrame, span: tuple[date, date] | None) -> None:
+        """The source's days and counts, and the days of ``demand_history`` the import
+        changes (one job): per day, the imported rows, the duplicates, the imported rows
+        whose pair the stream owns, and those that the table does not hold exactly (every
+        column, nulls equal)."""
         from pyspark.sql import functions as F  # noqa: N812 - Spark's convention
 
+        if span is None:
+            return
+        rows = self.ranked.withColumn("source", F.lit(self.source))
+        rows = rows.join(owned.withColumn("_owned", F.lit(True)), KEYS, "left")
+        old = self.existing(DEMAND_HISTORY, span).withColumn("_same", F.lit(True))
+        same = reduce(
+            lambda a, b: a & b, (rows[c].eqNullSafe(old[c]) for c in DEMAND_HISTORY_SCHEMA.names)
+        )
+        first = F.col("_rank") == 1
         found = (
-            self.ranked.groupBy("date")
+            rows.join(old, same, "left")
+            .groupBy(rows["date"])
             .agg(
-                F.sum((F.col("_rank") == 1).cast("long")).alias("valid"),
-                F.sum((F.col("_rank") > 1).cast("long")).alias("duplicates"),
+                F.sum(first.cast("long")).alias("valid"),
+                F.sum((~first).cast("long")).alias("duplicates"),
+                F.sum((first & F.col("_owned").isNotNull()).cast("long")).alias("owned"),
+                F.sum((first & F.col("_same").isNull()).cast("long")).alias("changed"),
             )
             .collect()
         )
+        self.days = sorted(r["date"] for r in found)
         self.rows_valid = sum(int(r["valid"]) for r in found)
         self.duplicates = sum(int(r["duplicates"]) for r in found)
-        return sorted(r["date"] for r in found)
+        self.superseded = sum(int(r["owned"]) for r in found)
+        self.history_days = sorted(r["date"] for r in found if r["changed"])
 
-    def existing(self, spec: TableSpec, days: list[date]) -> DataFrame:
-        """The rows of ``days`` of the table, in its spec's columns."""
+    def existing(self, spec: TableSpec, days: list[date] | tuple[date, date]) -> DataFrame:
+        """The rows of ``days`` (or the span from the first to the last) of the table, in
+        its spec's columns."""
         from pyspark.sql import functions as F  # noqa: N812 - Spark's convention
 
         table = self.spark.table(table_name(self.database, spec.name))
-        return table.where(_on_days(days)).select(*(F.col(c) for c in spec.columns.names))
+        if isinstance(days, tuple):
+            on = F.col("date").between(*days)
+        else:
+            on = _on_days(days)
+        return table.where(on).select(*(F.col(c) for c in spec.columns.names))
 
     def history_rows(self, days: list[date], owned: DataFrame) -> DataFrame:
         """``daily_demand`` rows of the imported rows of ``days`` whose pair the stream does
@@ -426,15 +455,19 @@ def _changed_days(new: DataFrame, old: DataFrame, days: list[date]) -> list[date
 
 
 def _owned(
-    spark: SparkSession, database: str, catalog: Any, days: list[date], locations: Locations
+    spark: SparkSession,
+    database: str,
+    catalog: Any,
+    span: tuple[date, date] | None,
+    locations: Locations,
 ) -> DataFrame:
     """The (date, sku_id, location_id) with a streamed event on that local day: the
     ``sales`` rows of the imported range, a day either side for the zones around UTC."""
     empty = spark.createDataFrame([], "date date, sku_id string, location_id string")
-    if not days or load_table(catalog, database, SALES) is None:
+    if span is None or load_table(catalog, database, SALES) is None:
         return empty
-    low = datetime.combine(days[0] - timedelta(days=1), time())
-    high = datetime.combine(days[-1] + timedelta(days=2), time())
+    low = datetime.combine(span[0] - timedelta(days=1), time())
+    high = datetime.combine(span[1] + timedelta(days=2), time())
     sales = spark.table(table_name(database, SALES.name)).where(
         f"event_time >= '{low.isoformat()}' AND event_time < '{high.isoformat()}'"
     )
@@ -518,17 +551,24 @@ def duplicate_lines(uris: list[str], batches: Iterator[pa.RecordBatch]) -> Itera
         )
 
 
-def _write_quarantine(store: LakeStore, bucket: str, key: str, lines: DataFrame) -> None:
-    """The refused rows as one NDJSON object (removed when there are none), streamed from
-    the executors a partition at a time into a local file."""
+#: Up to this many refused rows, the quarantine's lines are collected in one job; beyond,
+#: they stream to the driver a partition at a time (a job each).
+COLLECT_LINES: Final = 65536
+
+
+def _write_quarantine(
+    store: LakeStore, bucket: str, key: str, lines: DataFrame | None, count: int
+) -> None:
+    """The refused rows as one NDJSON object (removed when there are none), written to a
+    local file first."""
+    if lines is None:
+        store.delete(bucket, key)
+        return
+    texts = lines.select("_line")
+    rows = texts.collect() if count <= COLLECT_LINES else texts.toLocalIterator()
     with tempfile.TemporaryDirectory(prefix="history-import-") as tmp:
         path = Path(tmp) / "quarantine.ndjson"
-        written = 0
         with path.open("w", encoding="utf-8") as out:
-            for row in lines.select("_line").toLocalIterator():
+            for row in rows:
                 out.write(row["_line"] + "\n")
-                written += 1
-        if written:
-            store.upload(path, bucket, key)
-        else:
-            store.delete(bucket, key)
+        store.upload(path, bucket, key)

@@ -4,6 +4,7 @@ and report on the same source; a re-import changes nothing; a crash converges.""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +12,7 @@ import pytest
 
 from pipeline.compaction import run_compaction
 from pipeline.errors import InvalidInputError
-from pipeline.history import quarantine_key, run_import
+from pipeline.history import ImportReport, quarantine_key, run_import
 from pipeline.lake.tables import (
     DAILY_DEMAND,
     DEMAND_HISTORY,
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
     import boto3
     from pyspark.sql import SparkSession
 
-    from pipeline.history import ImportReport
     from pipeline.local.stack import LocalStack
 
 __all__ = ["lake", "session", "shared_stack"]
@@ -112,20 +112,66 @@ def _quarantine(session: boto3.session.Session, lake: Lake, source: str) -> list
     return body["Body"].read().decode().splitlines()
 
 
-def test_given_the_same_history_when_imported_on_spark_then_rows_quarantine_and_counts_equal_the_single_engines(  # noqa: E501
-    shared_stack: LocalStack, spark: SparkSession, tmp_path: Path
-) -> None:
+@dataclass
+class Imported:
+    """Two lakes with the same streamed sale and the same two imports, one lake's on one
+    process, the other's on Spark (whose first import crashed between its commits and was
+    run again), and what each step left."""
+
+    session: boto3.session.Session
+    single: Lake
+    distributed: Lake
+    second: str
+    expected: ImportReport
+    got: ImportReport
+    crashed: list[int | None]
+    after_first: tuple[dict[str, Any], dict[str, Any]]
+
+
+@pytest.fixture(scope="module")
+def imported(
+    shared_stack: LocalStack, spark: SparkSession, tmp_path_factory: pytest.TempPathFactory
+) -> Imported:
+    tmp = tmp_path_factory.mktemp("history")
     session = shared_stack.session()
     single, distributed = fresh_lake(shared_stack, session), fresh_lake(shared_stack, session)
-    first = _write(tmp_path / "first.csv", GOOD)
-    second = _write(tmp_path / "second.csv", SECOND)
+    first, second = _write(tmp / "first.csv", GOOD), _write(tmp / "second.csv", SECOND)
     for each in (single, distributed):
         _streamed(session, each)
     _single(session, single, first)
+    crasher = Crasher("commit tables", 0.5)
+    with pytest.raises(Crash):
+        _on_spark(spark, session, distributed, first, progress=crasher)
+    crashed = _snapshots(session, distributed)
     _on_spark(spark, session, distributed, first)
+    after_first = (_tables(session, distributed), _tables(session, single))
+    return Imported(
+        session,
+        single,
+        distributed,
+        second,
+        _single(session, single, second),
+        _on_spark(spark, session, distributed, second),
+        crashed,
+        after_first,
+    )
 
-    expected = _single(session, single, second)
-    got = _on_spark(spark, session, distributed, second)
+
+def test_given_a_crash_between_the_spark_commits_when_run_again_then_it_converges(
+    imported: Imported,
+) -> None:
+    # Between the commits: daily_demand has the import, demand_history no snapshot yet.
+    assert imported.crashed[0] is None
+    assert imported.crashed[1] is not None
+    spark_rows, single_rows = imported.after_first
+    assert spark_rows == single_rows
+
+
+def test_given_the_same_history_when_imported_on_spark_then_rows_quarantine_and_counts_equal_the_single_engines(  # noqa: E501
+    imported: Imported,
+) -> None:
+    session, single, distributed = imported.session, imported.single, imported.distributed
+    second, got, expected = imported.second, imported.got, imported.expected
 
     assert _tables(session, distributed) == _tables(session, single)
     assert _quarantine(session, distributed, second) == _quarantine(session, single, second)
@@ -148,33 +194,19 @@ def test_given_the_same_history_when_imported_on_spark_then_rows_quarantine_and_
 
 
 def test_given_a_spark_import_when_the_same_file_is_imported_again_then_nothing_changes(
-    lake: Lake, session: boto3.session.Session, spark: SparkSession, tmp_path: Path
+    imported: Imported, spark: SparkSession
 ) -> None:
-    source = _write(tmp_path / "history.csv", GOOD + BAD)
-    _on_spark(spark, session, lake, source)
+    session, lake = imported.session, imported.distributed
     before = (_snapshots(session, lake), _tables(session, lake))
 
-    again = _on_spark(spark, session, lake, source)
+    again = _on_spark(spark, session, lake, imported.second)
 
     assert (again.history_days_written, again.demand_days_written) == (0, 0)
-    assert (again.rows_valid, again.rows_quarantined) == (4, 4)
+    assert again.as_dict() == imported.got.as_dict() | {
+        "history_days_written": 0,
+        "demand_days_written": 0,
+    }
     assert (_snapshots(session, lake), _tables(session, lake)) == before
-
-
-def test_given_a_crash_between_the_spark_commits_when_run_again_then_it_converges(
-    lake: Lake, session: boto3.session.Session, spark: SparkSession, tmp_path: Path
-) -> None:
-    source = _write(tmp_path / "history.csv", GOOD)
-    crasher = Crasher("commit tables", 0.5)
-
-    with pytest.raises(Crash):
-        _on_spark(spark, session, lake, source, progress=crasher)
-
-    # daily_demand has the import, demand_history not yet (no table snapshot at all).
-    assert _snapshots(session, lake)[0] is None
-    again = _on_spark(spark, session, lake, source)
-    assert (again.history_days_written, again.demand_days_written) == (2, 0)
-    assert len(_tables(session, lake)[DEMAND_HISTORY.name]) == 4
 
 
 def test_given_a_source_without_a_mapped_column_when_imported_on_spark_then_the_single_engines_error_is_raised(  # noqa: E501
