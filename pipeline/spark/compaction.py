@@ -73,7 +73,7 @@ from pipeline.lake.tables import (
     with_partition_columns,
 )
 from pipeline.spark.arrow import collect_arrow, from_bytes, to_bytes
-from pipeline.spark.session import executor_store, slices, table_name
+from pipeline.spark.session import executor_store, settled_worker, slices, table_name
 from pipeline.spark.tables import UNSHUFFLED, committing, days_condition, ipc_frame
 
 if TYPE_CHECKING:
@@ -276,6 +276,7 @@ def parse_objects(
 
     schema = to_arrow_schema(out)
     store = executor_store()
+    settled_worker()
     for batch in batches:
         for index, key in zip(
             batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True
@@ -410,6 +411,7 @@ def reduce_days(plan: DemandPlan, batches: Iterator[pa.RecordBatch]) -> Iterator
     Rows are taken in ``event_id`` order, whatever order the scan gave them in, so a sum's
     order (and its last bit) does not depend on the files' layout.
     """
+    settled_worker()
     tables = [pa.Table.from_batches([b]) for b in batches if b.num_rows]
     if not tables:
         return

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Final
 from pipeline.errors import TransientError
 from pipeline.lake.tables import partition_values
 from pipeline.spark.arrow import from_bytes
+from pipeline.spark.session import settled_worker
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -35,6 +36,7 @@ def decode_ipc(schema: Any, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Re
     from pyspark.sql.pandas.types import to_arrow_schema
 
     arrow = to_arrow_schema(schema)
+    settled_worker()
     for batch in batches:
         for value in batch.column(0).to_pylist():
             yield from from_bytes(value).select(arrow.names).cast(arrow).to_batches()
