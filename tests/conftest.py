@@ -58,6 +58,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        # One worker runs every test that uses the in-process Spark session (with
+        # `--dist loadgroup`, as `make test` runs): one JVM starts and warms up, not one a
+        # worker.
+        if "spark" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("spark"))
     if FUZZ_SCALE == 1:
         return
     for item in items:

@@ -3,7 +3,8 @@
 moto is built for short tests; under a soak (1,000 events/s for 30 minutes) two of its
 internals made the emulator grow by ~880 MB/min and slow down as it grew. A third made draining
 a queue's backlog quadratic (SQS attributes rebuilt per message received), and a fourth
-filling one (the message counts rebuilt per message sent). Each patch changes
+filling one (the message counts rebuilt per message sent); a fifth saves the CPU that every
+new Cognito user pool spent importing moto's one signing key. Each patch changes
 only what moto keeps or copies internally, never what an AWS client sees;
 ``tests/functional/local/test_emulator_patches.py`` checks the AWS behaviour through the
 patched server. ``FMCG_EMULATOR_PATCHES=0`` serves plain moto, to measure against.
@@ -12,6 +13,7 @@ patched server. ``FMCG_EMULATOR_PATCHES=0`` serves plain moto, to measure agains
 from __future__ import annotations
 
 import copy
+import json
 import os
 import threading
 import weakref
@@ -283,6 +285,43 @@ def apply() -> None:
     model_data_skips_failing_attributes()
     sqs_attributes_once()
     sqs_send_without_counting()
+    cognito_signing_key_once()
+
+
+class _SigningKeyOnce:
+    """Stands in for ``joserfc.jwk`` in moto's Cognito models: ``RSAKey.import_key`` of the
+    same key returns the key imported the first time."""
+
+    def __init__(self, jwk: Any) -> None:
+        self._jwk = jwk
+        self._keys: dict[str, Any] = {}
+        self.RSAKey = self  # noqa: N815 - the attribute moto reads
+
+    def import_key(self, value: Any, *args: Any, **kwargs: Any) -> Any:
+        if args or kwargs:
+            return self._jwk.RSAKey.import_key(value, *args, **kwargs)
+        text = json.dumps(value, sort_keys=True)
+        if text not in self._keys:
+            self._keys[text] = self._jwk.RSAKey.import_key(value)
+        return self._keys[text]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._jwk, name)
+
+
+def cognito_signing_key_once() -> None:
+    """Make a new Cognito user pool reuse the signing key moto gives every pool.
+
+    moto signs every pool's tokens with one fixed key (its ``jwks-private.json``), but
+    imports it again for each new pool, and importing an RSA private key checks it: ~0.1 s
+    of CPU a pool, about a sixth of provisioning the template on the emulator. The key is
+    the same, so it is imported once; the pools and their tokens are as moto makes them.
+    """
+    from moto.cognitoidp import models
+
+    jwk = getattr(models, "jwk")  # noqa: B009 - moto imports it, does not export it
+    if not isinstance(jwk, _SigningKeyOnce):
+        setattr(models, "jwk", _SigningKeyOnce(jwk))  # noqa: B010
 
 
 def model_data_skips_failing_attributes() -> None:
@@ -293,7 +332,6 @@ def model_data_skips_failing_attributes() -> None:
     bucket up in another account's backend and raises ``MissingBucket``, so one Iceberg
     table in the emulator made the whole dump a 500.
     """
-    import json
 
     from moto.moto_api._internal.responses import MotoAPIResponse
 

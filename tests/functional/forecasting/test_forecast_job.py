@@ -14,6 +14,8 @@ from botocore.exceptions import ClientError
 
 from pipeline.errors import ConfigurationError
 from pipeline.forecasting.dynamo import BatchWriter, ForecastRow, forecast_item, write_forecasts
+from pipeline.forecasting.forecaster import ForecasterConfig
+from pipeline.forecasting.global_model import GlobalModelConfig
 from pipeline.forecasting.job import run_forecast
 from pipeline.lake.tables import DAILY_DEMAND, ensure_table, iceberg_catalog, with_partition_columns
 from tests.support.compaction_lake import curated_rows
@@ -76,7 +78,12 @@ def _scan(stack: LocalStack) -> list[dict[str, Any]]:
     return list(table.scan()["Items"])
 
 
-def _run(stack: LocalStack, now: datetime = NOW, horizon: int = 7):  # type: ignore[no-untyped-def]
+def _run(  # type: ignore[no-untyped-def]
+    stack: LocalStack,
+    now: datetime = NOW,
+    horizon: int = 7,
+    config: ForecasterConfig | None = None,
+):
     return run_forecast(
         curated_bucket=stack.ref("CuratedBucket"),
         database=stack.ref("LakeDatabase"),
@@ -84,6 +91,7 @@ def _run(stack: LocalStack, now: datetime = NOW, horizon: int = 7):  # type: ign
         horizon_days=horizon,
         session=stack.session(),
         now=now,
+        **({"config": config} if config else {}),
     )
 
 
@@ -375,7 +383,13 @@ def test_given_a_non_throttling_error_when_writing_then_it_is_terminal(
         writer.write([forecast_item(row, now=NOW, run_id="run-1")])
 
 
-def _priced_demand(days: int = 400, skus: int = 40) -> pd.DataFrame:
+#: The job's forecaster with a global model that trains in a fraction of the default's
+#: time (fewer rounds): what the promotion test checks is that the planned price reaches
+#: the model, not how well the default settings fit.
+QUICK_GLOBAL = ForecasterConfig(horizon=7, global_model=GlobalModelConfig(rounds=60))
+
+
+def _priced_demand(days: int = 280, skus: int = 40) -> pd.DataFrame:
     """Daily demand with a regular price of 2.00 and promotion weeks at 1.50 that double
     the units sold: enough history for the global model (about 200 days at horizon 7)."""
     rng = np.random.default_rng(3)
@@ -405,7 +419,7 @@ def test_given_a_declared_closure_and_a_planned_promotion_when_job_runs_then_bot
         Key="reference/calendar/store.yaml",
         Body=b"closures:\n  - annual: ['03-03']\n    locations: [STORE-1]\n",
     )
-    _run(stack)
+    assert _run(stack, config=QUICK_GLOBAL).global_model
     before = {(i["PK"], i["SK"]): i for i in _scan(stack)}
     s3.put_object(
         Bucket=bucket,
@@ -413,7 +427,7 @@ def test_given_a_declared_closure_and_a_planned_promotion_when_job_runs_then_bot
         Body=b"sku_id,location_id,start_date,end_date,unit_price\n"
         b"SKU-0,STORE-1,2024-03-05,2024-03-06,1.50\n",
     )
-    _run(stack)
+    _run(stack, config=QUICK_GLOBAL)
     after = {(i["PK"], i["SK"]): i for i in _scan(stack)}
 
     # The store is closed on 3 March: no demand, no doubt, for each of its SKUs.
