@@ -184,6 +184,8 @@ def window(  # noqa: PLR0914 (one window's every model and figure)
         **ratios,
         "coverage_by_third_of_mean_sales": coverage,
         "forecaster_fit_seconds": result.summary["fit_seconds"],
+        # The price costs a second booster: the same backtest without it, for the ratio.
+        "forecaster_without_prices_fit_seconds": unpriced and unpriced.summary["fit_seconds"],
         "backtest_seconds_incl_scoring": round(backtest_seconds, 2),
         **timing,
         "chosen_models": result.summary["chosen_models"],

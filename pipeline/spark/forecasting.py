@@ -355,8 +355,8 @@ def run_forecast_spark(
             model = global_model.train([r for _, _, r in rows], rows[0][1], model_config)
             del rows
             if model is not None:
-                # A booster crosses to the executors as its text, which rebuilds it exactly.
-                booster = sc.broadcast(model.model_to_string())
+                # The model crosses to the executors as its text, which rebuilds it exactly.
+                booster = sc.broadcast(model.to_text())
                 weigh_in = partial(_blend, shared, trends, booster, priced)
         if weigh_in is not None:
             unblended, fitted = fitted, fitted.map(weigh_in).cache()
@@ -537,8 +537,6 @@ def _blend(
     shared: Any, trends: Any, booster: Any, priced: bool, item: tuple[int, _Chunk]
 ) -> tuple[int, _Chunk]:
     """The chunk's fit with the global model weighed in (see :func:`blend`)."""
-    import lightgbm
-
     index, chunk = item
     s: _Shared = shared.value
     plan = s.context.plan
@@ -548,7 +546,7 @@ def _blend(
     chunk.fit = blend(
         chunk.fit,
         context.inputs(y, chunk.fit, trends.value),
-        lightgbm.Booster(model_str=booster.value),
+        global_model.Model.from_text(booster.value),
         plan,
         sample=s.sample(index),
         closed=context.closed(y.shape[1], s.config.horizon),

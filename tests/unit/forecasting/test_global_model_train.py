@@ -27,4 +27,4 @@ def test_given_two_training_rows_when_trained_then_a_model() -> None:
 
     assert model is not None
     # Too few rows to split (min_data_in_leaf): LightGBM stops at one constant tree.
-    assert model.num_trees() == 1
+    assert model.base.num_trees() == 1
