@@ -80,7 +80,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 test: lint typecheck $(TOOLS_STAMP) $(SAM_STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=15
+	$(BIN)/python -m pytest -n 2 --dist worksteal --durations=15
 
 # Property suites with fresh random seeds and FUZZ_SCALE x the examples, round after round
 # for FUZZ_MINUTES (make test is derandomized: same commit, same result).
