@@ -383,7 +383,8 @@ class Model:
         # Predicting takes the threads it was trained with (LightGBM would take them all).
         threads = self.base.params.get("num_threads", 0)
         columns = list(self.price_columns)
-        out = self.base.predict(np.delete(x, columns, axis=1), num_threads=threads)
+        plain = np.delete(x, columns, axis=1) if columns else x
+        out = self.base.predict(plain, num_threads=threads)
         departs = departing(x, self.price_columns) if self.price is not None else None
         if departs is not None and departs.any():
             # Only where a price departs: elsewhere the correction is 0 by construction.

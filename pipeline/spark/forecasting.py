@@ -356,8 +356,8 @@ def run_forecast_spark(
             del rows
             if model is not None:
                 # The model crosses to the executors as its text, which rebuilds it exactly.
-                booster = sc.broadcast(model.to_text())
-                weigh_in = partial(_blend, shared, trends, booster, priced)
+                model_text = sc.broadcast(model.to_text())
+                weigh_in = partial(_blend, shared, trends, model_text, priced)
         if weigh_in is not None:
             unblended, fitted = fitted, fitted.map(weigh_in).cache()
         else:
@@ -534,7 +534,7 @@ def _training_rows(
 
 
 def _blend(
-    shared: Any, trends: Any, booster: Any, priced: bool, item: tuple[int, _Chunk]
+    shared: Any, trends: Any, model_text: Any, priced: bool, item: tuple[int, _Chunk]
 ) -> tuple[int, _Chunk]:
     """The chunk's fit with the global model weighed in (see :func:`blend`)."""
     index, chunk = item
@@ -546,7 +546,7 @@ def _blend(
     chunk.fit = blend(
         chunk.fit,
         context.inputs(y, chunk.fit, trends.value),
-        global_model.Model.from_text(booster.value),
+        global_model.Model.from_text(model_text.value),
         plan,
         sample=s.sample(index),
         closed=context.closed(y.shape[1], s.config.horizon),
