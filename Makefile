@@ -18,7 +18,8 @@ define locked_venv
 	$(1)/bin/python $(LOCKED_INSTALL) --no-build-isolation -r $(2)
 endef
 
-$(STAMP): pyproject.toml locks/build.txt locks/dev.txt locks/kcl-jars.txt locks/iceberg-jars.txt
+$(STAMP): pyproject.toml locks/build.txt locks/dev.txt locks/kcl-jars.txt locks/iceberg-jars.txt \
+		infra/glue/lock-5.1.txt infra/glue/python-modules-5.1.txt
 	$(call locked_venv,$(VENV),locks/dev.txt)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	$(BIN)/python -m pip check
@@ -28,6 +29,9 @@ $(STAMP): pyproject.toml locks/build.txt locks/dev.txt locks/kcl-jars.txt locks/
 	# Iceberg's Spark runtime and AWS bundle for local Spark (Glue 5.1 ships the same version),
 	# downloaded from Maven Central and checked against locks/iceberg-jars.txt.
 	$(BIN)/python -m pipeline.spark.jars --install
+	# Glue 5.1's image for the jobs run from their artifacts (its modules and Spark from the
+	# hash lock infra/glue/lock-5.1.txt, ~1 GB, cached in build/local/glue by its digest).
+	$(BIN)/python -m pipeline.local.glue_environment
 	touch $(STAMP)
 
 # checkov pins its own boto3 and friends: it gets a virtualenv of its own.

@@ -159,7 +159,8 @@ def job_environment(definition: GlueJobDefinition, s3: Any, cache: Path = CACHE)
 
 def glue_image(definition: GlueJobDefinition, cache: Path = CACHE) -> Path:
     """A virtualenv holding what the job's Glue version's image has installed (its provided
-    modules and Spark, every line hash-locked), built once per digest of those lines."""
+    modules and Spark, every line hash-locked), built once per digest of those lines
+    (``make install`` builds the template's: :func:`main`)."""
     provided = _locked_lines(definition, _requirement_lines(definition.provided_modules()))
     image = cache / f"image-{definition.glue_version}-{_digest(*provided)}"
     with file_lock(cache / f"{image.name}.lock"):
@@ -275,3 +276,30 @@ def install_own_wheels(
                 (target / ".complete").write_text(digest)
         targets.append(target)
     return targets
+
+
+def template_images(cache: Path = CACHE) -> list[Path]:
+    """The image of each Glue version the template's jobs name (see :func:`glue_image`)."""
+    from pipeline.local.glue_runtime import GlueJobDefinition
+    from pipeline.local.template import DEFAULT_TEMPLATE, load_template
+
+    versions: dict[str, str] = {}
+    for logical_id, spec in load_template(DEFAULT_TEMPLATE)["Resources"].items():
+        if spec["Type"] == "AWS::Glue::Job":
+            versions.setdefault(str(spec["Properties"].get("GlueVersion", "")), logical_id)
+    return [
+        glue_image(GlueJobDefinition(logical_id, logical_id, version, "", {}), cache)
+        for version, logical_id in sorted(versions.items())
+    ]
+
+
+def main() -> int:
+    """``make install``: build the Glue images the template's jobs run on, as a machine that
+    runs Glue's container pulls its image once, rather than in the first job's run."""
+    for image in template_images():
+        print(f"glue-image: {image.relative_to(ROOT)} ready")  # noqa: T201 - install step
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
