@@ -7,9 +7,11 @@ each path, with chunks and a calibration sample small enough that several chunks
 sampled calibration are exercised: the DynamoDB items and the archived forecasts must be
 identical (the archive read through the ``forecasts`` table), and ForecastBias equal.
 
-Two generated draws are all the budget allows (each example is four forecast runs), so
-pinned examples reach the cases by name, and each asserts that it did (the run's report
-says how many chunks ran and how many series calibrated the intervals): several chunks
+One generated draw is all the budget allows (each example is four forecast runs, two of
+them on Spark: ~50 s of CPU; CI's derandomized draw is a simple case, one chunk with
+every series calibrating, in LA and Tokyo in the evening), so pinned examples reach the
+cases by name, and each asserts that it did (the run's report says how many chunks ran
+and how many series calibrated the intervals): several chunks
 with a sampled calibration in Los Angeles and Tokyo in the evening (30 June over only in
 Tokyo), several chunks in the morning (30 June still in progress in Los Angeles), and an
 evening at UTC. ``--hypothesis-show-statistics`` counts the examples that reached each case.
@@ -170,7 +172,7 @@ SEVERAL_CHUNKS, SAMPLED = "several chunks", "sampled calibration"
 
 
 @settings(
-    max_examples=2,
+    max_examples=1,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
