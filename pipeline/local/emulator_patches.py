@@ -4,8 +4,8 @@ moto is built for short tests; under a soak (1,000 events/s for 30 minutes) two 
 internals made the emulator grow by ~880 MB/min and slow down as it grew. A third made draining
 a queue's backlog quadratic (SQS attributes rebuilt per message received), and a fourth
 filling one (the message counts rebuilt per message sent); a fifth saves the CPU that every
-new Cognito user pool spent importing moto's one signing key, and a sixth the listing of moto's
-package directory that every request made. Each patch changes
+new Cognito user pool spent importing moto's one signing key, and a sixth the backend lookup (a
+listing of moto's package directory) that every request made. Each patch changes
 only what moto keeps or copies internally, never what an AWS client sees;
 ``tests/functional/local/test_emulator_patches.py`` checks the AWS behaviour through the
 patched server. ``FMCG_EMULATOR_PATCHES=0`` serves plain moto, to measure against.
@@ -288,16 +288,17 @@ def apply() -> None:
     sqs_attributes_once()
     sqs_send_without_counting()
     cognito_signing_key_once()
-    backend_names_once()
+    backends_found_once()
 
 
-def backend_names_once() -> None:
-    """List moto's backends once, not at every request.
+def backends_found_once() -> None:
+    """Find the backend of a host name once, not at every request.
 
     moto's server finds the service of a request by asking whether its host names a backend,
     and answers that by listing moto's package directory (``os.listdir``, then ``isdir`` on
     each of ~170 entries) at every request: 15 % of the emulator's samples in a compaction
-    test (py-spy). The package does not change while the server runs.
+    test (py-spy). The package does not change while the server runs, so it is listed once,
+    and each host name's answer is kept.
     """
     from moto import backends
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication

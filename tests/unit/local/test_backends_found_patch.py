@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from moto import backends
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
-from pipeline.local.emulator_patches import backend_names_once
+from pipeline.local.emulator_patches import backends_found_once
 
 if TYPE_CHECKING:
     import pytest
@@ -35,7 +35,7 @@ def test_given_the_patch_then_the_same_backends_and_no_directory_listing_per_req
     ]
     plain = DomainDispatcherApplication(create_app=lambda service: service)
     expected = [plain.get_backend_for_host(h) for h in hosts]
-    backend_names_once()
+    backends_found_once()
     listed: list[str] = []
     original = os.listdir
 
