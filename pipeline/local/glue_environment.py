@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -26,7 +27,14 @@ from pipeline.errors import ConfigurationError
 from pipeline.packaging.glue_artifacts import ROOT
 from pipeline.packaging.locks import SPARK_OF_GLUE, glue_lock, normalise, read_pins
 from pipeline.packaging.requirements import pip_install
-from pipeline.packaging.wheelhouse import unlocked
+from pipeline.packaging.wheelhouse import (
+    MODULES_ARGUMENT,
+    LockedWheel,
+    declared_wheels,
+    download_wheelhouse,
+    job_modules,
+    unlocked,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -35,6 +43,8 @@ if TYPE_CHECKING:
 
 CACHE: Final = ROOT / "build" / "local" / "glue"
 MODULE_LISTS: Final = ROOT / "infra" / "glue"
+#: Where the Glue artifacts build puts the wheelhouse (:mod:`pipeline.packaging.glue_artifacts`).
+WHEELHOUSE: Final = ROOT / "build" / "glue" / "wheelhouse"
 #: The Python each Glue version runs (AWS Glue release notes).
 PYTHON_OF_GLUE: Final = {"5.0": (3, 11), "5.1": (3, 11)}
 #: The digest segment of a content-addressed key (``glue/wheels/<sha256>/<file>``).
@@ -109,12 +119,22 @@ def job_environment(definition: GlueJobDefinition, s3: Any, cache: Path = CACHE)
     wheel digests, installer options) holding only the job's wheels, which shadow the image's
     modules of the same name as ``--additional-python-modules`` do.
     """
+    for url, _ in definition.wheelhouse:
+        _require(s3, definition, url)
+    return _environment(definition, lambda url, _, into: fetch_object(s3, url, into), cache)
+
+
+#: Where a wheelhouse wheel comes from: (its URL, the wheel, a directory to put it in).
+WheelSource = Callable[[str, LockedWheel, Path], Path]
+
+
+def _environment(definition: GlueJobDefinition, source: WheelSource, cache: Path) -> Path:
+    """The job's virtualenv over its image (see :func:`job_environment`), built once per
+    digest with each wheel from ``source``; pip checks every file against its digest."""
     wheels = definition.wheelhouse
     problems = unlocked([w for _, w in wheels], glue_lock(definition.glue_version))
     if problems:
         raise ConfigurationError(f"{definition.logical_id}: " + "; ".join(problems))
-    for url, _ in wheels:
-        _require(s3, definition, url)
     image = glue_image(definition, cache)
     key = _digest(
         str(image), "--", *(w.key for _, w in wheels), "--", *definition.installer_options
@@ -132,7 +152,7 @@ def job_environment(definition: GlueJobDefinition, s3: Any, cache: Path = CACHE)
         # The job's modules, as Glue installs them: the fetched files, no index.
         downloads = env / "wheelhouse"
         lines = [
-            f"{fetch_object(s3, url, downloads / wheel.sha256)} --hash=sha256:{wheel.sha256}"
+            f"{source(url, wheel, downloads / wheel.sha256)} --hash=sha256:{wheel.sha256}"
             for url, wheel in wheels
         ]
         (env / "wheelhouse.txt").write_text("".join(f"{line}\n" for line in lines))
@@ -280,24 +300,45 @@ def install_own_wheels(
 
 def template_images(cache: Path = CACHE) -> list[Path]:
     """The image of each Glue version the template's jobs name (see :func:`glue_image`)."""
-    from pipeline.local.glue_runtime import GlueJobDefinition
+    return sorted({glue_image(d, cache) for d in _template_jobs()})
+
+
+def template_environments(cache: Path = CACHE, wheelhouse: Path = WHEELHOUSE) -> list[Path]:
+    """The environment of each Glue job of the template (see :func:`job_environment`), its
+    wheels from the local wheelhouse the artifacts build downloads (the same files, checked
+    against the same digests, as the bucket's objects): the digest a run computes finds it
+    built. A run still looks each wheel up in the bucket."""
     from pipeline.local.template import DEFAULT_TEMPLATE, load_template
 
-    versions: dict[str, str] = {}
-    for logical_id, spec in load_template(DEFAULT_TEMPLATE)["Resources"].items():
-        if spec["Type"] == "AWS::Glue::Job":
-            versions.setdefault(str(spec["Properties"].get("GlueVersion", "")), logical_id)
-    return [
-        glue_image(GlueJobDefinition(logical_id, logical_id, version, "", {}), cache)
-        for version, logical_id in sorted(versions.items())
-    ]
+    download_wheelhouse(declared_wheels(load_template(DEFAULT_TEMPLATE)), wheelhouse)
+    local: WheelSource = lambda _, wheel, __: wheelhouse / wheel.sha256 / wheel.filename  # noqa: E731
+    return [_environment(d, local, cache) for d in _template_jobs()]
+
+
+def _template_jobs() -> list[GlueJobDefinition]:
+    """The template's Glue jobs as far as their runtime goes (version, wheelhouse, installer
+    options), read without a stack: the wheelhouse keys do not depend on one."""
+    from pipeline.local.glue_runtime import INSTALLER_ARGUMENT, GlueJobDefinition
+    from pipeline.local.template import DEFAULT_TEMPLATE, load_template
+
+    template = load_template(DEFAULT_TEMPLATE)
+    jobs = []
+    for logical_id, modules in sorted(job_modules(template).items()):
+        spec = template["Resources"][logical_id]["Properties"]
+        options = spec.get("DefaultArguments", {}).get(INSTALLER_ARGUMENT, "")
+        arguments = {MODULES_ARGUMENT: ",".join(modules), INSTALLER_ARGUMENT: str(options)}
+        version = str(spec.get("GlueVersion", ""))
+        jobs.append(GlueJobDefinition(logical_id, logical_id, version, "", arguments))
+    return jobs
 
 
 def main() -> int:
-    """``make install``: build the Glue images the template's jobs run on, as a machine that
-    runs Glue's container pulls its image once, rather than in the first job's run."""
-    for image in template_images():
-        print(f"glue-image: {image.relative_to(ROOT)} ready")  # noqa: T201 - install step
+    """``make install``: build the Glue images the template's jobs run on and each job's
+    environment over it, as a machine that runs Glue's container pulls its image once,
+    rather than in the first job's run."""
+    pythons = template_environments()
+    for path in [*template_images(), *sorted({p.parents[1] for p in pythons})]:
+        print(f"glue-runtime: {path.relative_to(ROOT)} ready")  # noqa: T201 - install step
     return 0
 
 

@@ -132,6 +132,8 @@ def spark_session(
             # Local mode runs the executors in the driver's JVM: the default 1 GiB heap
             # holds the cached chunks of a 2,000-series forecast only just.
             .config("spark.driver.memory", LOCAL_DRIVER_MEMORY)
+            # Its Python workers re-read no unchanged zip archive before each task.
+            .config("spark.python.daemon.module", "pipeline.spark.python_daemon")
         )
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from pipeline.errors import ConfigurationError
-from pipeline.local.glue_environment import WheelMissing, job_environment
+from pipeline.local.glue_environment import WheelMissing, job_environment, template_environments
 from pipeline.local.glue_runtime import (
     GlueJobDefinition,
     JobImportError,
@@ -165,12 +165,15 @@ def test_given_a_jobs_wheelhouse_when_its_environment_is_built_then_pyiceberg_im
     emulator_url: str, job: str
 ) -> None:
     # job_environment runs pip check on the --no-deps install: a dependency of PyIceberg
-    # that neither Glue 5.1 nor the job provides fails the build, naming it.
+    # that neither Glue 5.1 nor the job provides fails the build, naming it. `make install`
+    # builds the same environment (template_environments) from the local wheelhouse: a run
+    # finds it by its digest.
     stack = LocalStack.create(emulator_url, stack_name=f"g{uuid.uuid4().hex[:8]}")
     deployed = publish_artifacts(stack)
     definition = GlueJobDefinition.from_stack(stack, job, deployed)
     python = job_environment(definition, stack.session().client("s3"))
 
+    assert python == template_environments()[JOBS.index(job)]
     done = subprocess.run(
         [str(python), "-c", PYICEBERG_IMPORTS], capture_output=True, text=True, check=False
     )
