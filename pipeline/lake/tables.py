@@ -47,6 +47,7 @@ from pipeline.compaction.schema import (
     SALES_TABLE,
 )
 from pipeline.errors import TerminalError, TransientError
+from pipeline.lake.fileio import FILE_IO
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -116,14 +117,15 @@ DEMAND_HISTORY: Final = TableSpec(DEMAND_HISTORY_TABLE, DEMAND_HISTORY_SCHEMA, "
 
 
 def iceberg_catalog(session: boto3.session.Session) -> Catalog:
-    """The Glue catalog with the session's Glue client; files through pyarrow's S3.
+    """The Glue catalog with the session's Glue client; files through pyarrow's S3
+    (:mod:`.fileio`: a small file is one PutObject).
 
     Away from AWS (an ``AWS_ENDPOINT_URL`` on the session, the local emulator) the file IO
     gets the same endpoint and the session's credentials; on AWS it uses the default
     credential chain, which refreshes the role's credentials during a long job.
     """
     glue = session.client("glue")
-    properties: dict[str, str] = {"s3.region": session.region_name or "us-east-1"}
+    properties: dict[str, str] = {"s3.region": session.region_name or "us-east-1", **FILE_IO}
     endpoint = session.client("s3").meta.endpoint_url
     host = urlparse(endpoint).hostname or ""
     if not host.endswith("amazonaws.com"):
