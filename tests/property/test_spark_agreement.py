@@ -112,7 +112,7 @@ def _curated(s3: Any, session: Any, lake: Lake) -> dict[str, Any]:
 
 @pytest.mark.parametrize("zones", ZONES, ids=["utc", "west-and-east", "utc+14"])
 @settings(
-    max_examples=3,
+    max_examples=2,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
