@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from pipeline.errors import ConfigurationError
+from pipeline.local.template import load_template
 from pipeline.packaging.glue_artifacts import ROOT
 from pipeline.packaging.locks import SPARK_OF_GLUE, glue_lock, normalise, read_pins
 from pipeline.packaging.requirements import pip_install
@@ -300,7 +301,7 @@ def install_own_wheels(
 
 def template_images(cache: Path = CACHE) -> list[Path]:
     """The image of each Glue version the template's jobs name (see :func:`glue_image`)."""
-    return sorted({glue_image(d, cache) for d in _template_jobs()})
+    return sorted({glue_image(d, cache) for d in _template_jobs(load_template())})
 
 
 def template_environments(cache: Path = CACHE, wheelhouse: Path = WHEELHOUSE) -> list[Path]:
@@ -308,20 +309,17 @@ def template_environments(cache: Path = CACHE, wheelhouse: Path = WHEELHOUSE) ->
     wheels from the local wheelhouse the artifacts build downloads (the same files, checked
     against the same digests, as the bucket's objects): the digest a run computes finds it
     built. A run still looks each wheel up in the bucket."""
-    from pipeline.local.template import DEFAULT_TEMPLATE, load_template
-
-    download_wheelhouse(declared_wheels(load_template(DEFAULT_TEMPLATE)), wheelhouse)
+    template = load_template()
+    download_wheelhouse(declared_wheels(template), wheelhouse)
     local: WheelSource = lambda _, wheel, __: wheelhouse / wheel.sha256 / wheel.filename  # noqa: E731
-    return [_environment(d, local, cache) for d in _template_jobs()]
+    return [_environment(d, local, cache) for d in _template_jobs(template)]
 
 
-def _template_jobs() -> list[GlueJobDefinition]:
+def _template_jobs(template: dict[str, Any]) -> list[GlueJobDefinition]:
     """The template's Glue jobs as far as their runtime goes (version, wheelhouse, installer
     options), read without a stack: the wheelhouse keys do not depend on one."""
     from pipeline.local.glue_runtime import INSTALLER_ARGUMENT, GlueJobDefinition
-    from pipeline.local.template import DEFAULT_TEMPLATE, load_template
 
-    template = load_template(DEFAULT_TEMPLATE)
     jobs = []
     for logical_id, modules in sorted(job_modules(template).items()):
         spec = template["Resources"][logical_id]["Properties"]
