@@ -26,6 +26,8 @@ from tests.support.compaction_helpers import event, put_raw, raw_key
 if TYPE_CHECKING:
     import boto3
 
+pytestmark = pytest.mark.slow
+
 DAYS = 42
 BACKFILL_DAYS = 14
 

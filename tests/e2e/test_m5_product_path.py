@@ -48,6 +48,8 @@ from pipeline.local.invoke import load_handler
 from pipeline.local.stack import LocalStack
 from pipeline.local.users import create_user, id_token
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[2]
 M5_DIR = (REPO / "../shared/data/m5_subset").resolve()
 M5 = M5_DIR / "m5_subset_944.parquet"

@@ -26,6 +26,8 @@ from pipeline.local.users import create_user, id_token
 from pipeline.query import run_query
 from pipeline.synth import SynthConfig, generate_events
 
+pytestmark = pytest.mark.slow
+
 NINETY_DAYS_S = 90 * 24 * 3600
 
 

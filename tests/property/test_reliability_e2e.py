@@ -49,6 +49,8 @@ if TYPE_CHECKING:
     from pipeline.local.stack import LocalStack
     from tests.support.reliability_world import Resources
 
+pytestmark = pytest.mark.slow
+
 #: Fault schedules over the stream path (producer, Kinesis, event source mapping, ingest
 #: handler, inventory): cheap, so the most schedules run here.
 EXAMPLES = int(os.environ.get("FMCG_RELIABILITY_EXAMPLES", "90"))

@@ -9,12 +9,15 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
 
 if TYPE_CHECKING:
     from tests.support.api_stack import Api
+
+pytestmark = pytest.mark.slow
 
 EXAMPLES_PER_OPERATION_AND_MODE = 45
 

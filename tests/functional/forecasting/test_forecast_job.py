@@ -408,6 +408,7 @@ def _priced_demand(days: int = 280, skus: int = 40) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+@pytest.mark.slow
 def test_given_a_declared_closure_and_a_planned_promotion_when_job_runs_then_both_shape_it(
     stack: LocalStack,
 ) -> None:

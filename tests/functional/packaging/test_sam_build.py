@@ -12,8 +12,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from pipeline.local.template import DEFAULT_TEMPLATE
 from pipeline.packaging import build_lambda_artifacts
+
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[3]
 SAM = ROOT / ".venv-sam" / "bin" / "sam"

@@ -209,6 +209,7 @@ def test_given_glue_arguments_when_parsing_then_unknown_glue_flags_are_ignored(
     assert capsys.readouterr().err == "missing job arguments: --database, --forecast_table\n"
 
 
+@pytest.mark.slow
 def test_given_the_m5_subset_when_backtesting_then_it_beats_seasonal_naive_and_is_calibrated() -> (
     None
 ):

@@ -39,6 +39,7 @@ KCL_KEYS = {
     "taskBackoffTimeMillis",
     "leaseAssignmentIntervalMillis",
     "gracefulLeaseHandoffTimeoutMillis",
+    "workerMetricsReporterFreqInMillis",
     "maxRecords",
     "workerId",
     "kinesisEndpoint",
