@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -46,7 +46,13 @@ Provisioned = tuple[str, dict[str, str]]
 class Clients:
     """One client per service for a whole provisioning: a new boto3 client costs ~18 ms of
     CPU (its event hooks copied, its endpoint resolved), and the template's resources asked
-    for 28 of them, 0.5 s of every stack a test provisions (cProfile)."""
+    for 28 of them, 0.5 s of every stack a test provisions (cProfile).
+
+    Against the emulator the clients are also kept across provisionings (same endpoint and
+    region): every stack asked for the same 8 again, 0.12 s of each stack's 0.26 s of CPU.
+    They never leave this module, so nothing registers a handler on them."""
+
+    _kept: ClassVar[dict[tuple[str, str, str], Any]] = {}
 
     def __init__(self, session: boto3.session.Session) -> None:
         self._session = session
@@ -54,7 +60,14 @@ class Clients:
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
-            self._clients[service] = self._session.client(service)  # type: ignore[call-overload]
+            endpoint: str | None = getattr(self._session, "endpoint_url", None)
+            key = (endpoint or "", self._session.region_name, service)
+            found = self._kept.get(key) if endpoint else None
+            if found is None:
+                found = self._session.client(service)  # type: ignore[call-overload]
+                if endpoint:
+                    self._kept[key] = found
+            self._clients[service] = found
         return self._clients[service]
 
 

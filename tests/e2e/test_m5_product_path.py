@@ -58,9 +58,11 @@ M5_CALENDAR = REPO / "benchmarks" / "m5_calendar.yaml"
 
 #: The subset's SKUs at three stores (none is at more): one SKU's trend across locations.
 STORES_PER_SKU = 3
-#: The slice's first day: 480 days before the cutoff are ample for the global model (it
-#: needs about 250), and every day imported is a partition written to the emulator.
-FIRST_DAY = date(2015, 1, 1)
+#: The slice's first day: 298 days before the cutoff, enough for the global model (it needs
+#: about 250; the test asserts it ran). Every day imported is a partition of two tables
+#: written to the emulator, so more history costs the suite time and proves nothing more
+#: (from 2015-01-01, 480 days, the import took 14.2 s alone; from here 9.5 s).
+FIRST_DAY = date(2015, 7, 1)
 CUTOFF = "2016-04-24"
 AS_OF = "2016-04-25"
 HORIZON = 28
