@@ -72,26 +72,46 @@ def pytest_configure(config: pytest.Config) -> None:
         settings.load_profile("seeded")
 
 
-def _order_for_two_workers(items: list[pytest.Item]) -> None:
-    """Where each test runs under ``-n 2 --dist worksteal``, never what it asserts.
+def _shares(total: int, workers: int) -> list[int]:
+    """How many tests worksteal first hands each worker: a contiguous share of the order,
+    ``len(pending) // workers_left`` each, front to back (xdist's ``check_schedule``)."""
+    sizes = []
+    for left in range(workers, 0, -1):
+        sizes.append((total - sum(sizes)) // left)
+    return sizes
 
-    worksteal hands each worker a contiguous half of this order and, when one runs dry, moves
-    the tail of the other's queue to it. So the tests on the shared Spark session go first
-    (one worker runs them all: one JVM pays Spark's warm-up, where two JVMs each spent ~20 s
-    of CPU on it), the ``slow`` ones start the other half, and both queues end in short
-    tests, which balance to within seconds instead of a lone 30-70 s test at the end.
+
+def _order_for_workers(items: list[pytest.Item], workers: int) -> None:
+    """Where each test runs under ``--dist worksteal``, never what it asserts.
+
+    worksteal hands each worker a contiguous share of this order and, when one runs dry, moves
+    the tail of another's queue to it. So the tests on the shared Spark session head the
+    first share (one worker runs them all: one JVM pays Spark's warm-up, where two JVMs each
+    spent ~20 s of CPU on it), the ``slow`` modules head the other shares, and every queue
+    ends in short tests, which balance to within seconds instead of a lone 30-70 s test at the
+    end. A module's slow tests stay together, so its module fixtures run once.
     """
+    if workers < 2:  # noqa: PLR2004 - one worker: the collection order as it is
+        return
     spark = [item for item in items if "spark" in getattr(item, "fixturenames", ())]
     placed = {id(item) for item in spark}
-    slow = [item for item in items if id(item) not in placed and item.get_closest_marker("slow")]
-    placed |= {id(item) for item in slow}
-    rest = [item for item in items if id(item) not in placed]
-    first_half = max(0, len(items) // 2 - len(spark))
-    items[:] = spark + rest[:first_half] + slow + rest[first_half:]
+    slow: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        if id(item) not in placed and item.get_closest_marker("slow"):
+            slow.setdefault(item.nodeid.partition("::")[0], []).append(item)
+            placed.add(id(item))
+    queues: list[list[pytest.Item]] = [spark] + [[] for _ in range(workers - 1)]
+    for i, module in enumerate(slow.values()):
+        queues[1 + i % (workers - 1)].extend(module)
+    rest = iter([item for item in items if id(item) not in placed])
+    for queue, size in zip(queues, _shares(len(items), workers), strict=True):
+        queue.extend(item for _, item in zip(range(size - len(queue)), rest, strict=False))
+    queues[-1].extend(rest)
+    items[:] = [item for queue in queues for item in queue]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    _order_for_two_workers(items)
+    _order_for_workers(items, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
     if FUZZ_SCALE == 1:
         return
     for item in items:
