@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from itertools import islice
 from typing import TYPE_CHECKING
 
 # Two test workers share two cores, and LightGBM's OpenMP threads spin while they wait
@@ -91,7 +92,7 @@ def _order_for_workers(items: list[pytest.Item], workers: int) -> None:
     ends in short tests, which balance to within seconds instead of a lone 30-70 s test at the
     end. A module's slow tests stay together, so its module fixtures run once.
     """
-    if workers < 2:  # noqa: PLR2004 - one worker: the collection order as it is
+    if workers < 2:  # one worker: the collection order as it is
         return
     spark = [item for item in items if "spark" in getattr(item, "fixturenames", ())]
     placed = {id(item) for item in spark}
@@ -105,7 +106,7 @@ def _order_for_workers(items: list[pytest.Item], workers: int) -> None:
         queues[1 + i % (workers - 1)].extend(module)
     rest = iter([item for item in items if id(item) not in placed])
     for queue, size in zip(queues, _shares(len(items), workers), strict=True):
-        queue.extend(item for _, item in zip(range(size - len(queue)), rest, strict=False))
+        queue.extend(islice(rest, max(0, size - len(queue))))
     queues[-1].extend(rest)
     items[:] = [item for queue in queues for item in queue]
 
